@@ -1,0 +1,85 @@
+//! The reference WaaS server: the REST API of `waas-api` and the server's side of every protocol of
+//! `waas-mpc`, persisted in an embedded SQLite database by default.
+//!
+//! [`run`] is the whole server; [`app`] builds the router alone, for tests that call it in-process.
+
+mod api;
+mod config;
+mod error;
+mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+pub use api::app;
+pub use config::Config;
+pub use error::{ApiError, ServerError};
+pub use store::{DEFAULT_POOL, PoolRecord, Store};
+
+/// Opens the database, binds the listener, serves until `shutdown` resolves, then closes the
+/// database cleanly.
+///
+/// Prints one line to stdout once it accepts connections: `waas-server listening on http://ADDR`,
+/// with the address actually bound (so `--listen 127.0.0.1:0` tells its caller the port).
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let store = Store::open(&config.database).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr: SocketAddr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    if let Some(dir) = &config.static_dir {
+        tracing::info!(dir = %dir.display(), "serving the web app");
+    }
+    let router = app(store.clone(), config.static_dir.as_deref());
+    println!("waas-server listening on http://{addr}");
+
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM, so in-flight requests finish before the server exits.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,27 @@
+//! `waas-server`: the reference WaaS server. See `waas-server --help` for flags.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use waas_server::{Config, shutdown_signal};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WAAS_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = Config::parse();
+    match waas_server::run(config, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "waas-server failed");
+            eprintln!("waas-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

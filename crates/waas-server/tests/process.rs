@@ -1,0 +1,108 @@
+//! The `waas-server` binary as an operator runs it: flags, the printed URL, SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn start(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_waas-server"))
+        .args(args)
+        .env("WAAS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("waas-server listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+fn get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn starts_serves_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("data/waas.db");
+    let (mut child, addr) = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        database.to_str().unwrap(),
+    ]);
+
+    let response = get(&addr, "/healthz");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        database.exists(),
+        "the database file is created with its folder"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[test]
+fn refuses_a_database_it_cannot_serve() {
+    let output = Command::new(env!("CARGO_BIN_EXE_waas-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            "mysql://localhost/waas",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unsupported database"), "{stderr}");
+}
+
+#[test]
+fn flags_come_from_the_environment_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("env.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_waas-server"))
+        .env("WAAS_LISTEN", "127.0.0.1:0")
+        .env("WAAS_DATABASE", &database)
+        .env("WAAS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("waas-server listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(database.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
