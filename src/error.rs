@@ -15,6 +15,10 @@ pub enum SdkError {
 }
 
 impl SdkError {
+    /// Every code the Rust side can produce. The JS side adds `NOT_INITIALIZED` and `INIT_FAILED`
+    /// (npm/loader.js); `npm/index.d.ts` lists all of them, and a test keeps the two in step.
+    pub const CODES: &[&str] = &["INVALID_NAME"];
+
     /// The stable code, the `code` property of the thrown `WaasError`. Codes are never reused or
     /// renamed; `pkg/index.d.ts` lists them as a union type.
     pub fn code(&self) -> &'static str {
@@ -44,10 +48,35 @@ impl From<SdkError> for JsValue {
 mod tests {
     use super::*;
 
+    /// The codes of the `WaasErrorCode` union in the package's hand-written types.
+    fn typescript_codes() -> Vec<String> {
+        let types = include_str!("../npm/index.d.ts");
+        let union = types
+            .split("export type WaasErrorCode =")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .unwrap();
+        union
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("| '"))
+            .filter_map(|rest| rest.split('\'').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn typescript_lists_exactly_the_codes_there_are() {
+        let mut expected: Vec<&str> = SdkError::CODES.to_vec();
+        expected.extend(["NOT_INITIALIZED", "INIT_FAILED"]);
+        expected.sort_unstable();
+        assert_eq!(typescript_codes(), expected);
+    }
+
     #[test]
     fn codes_are_stable() {
         let error = SdkError::from(waas_api::NameError::UnknownKind);
         assert_eq!(error.code(), "INVALID_NAME");
+        assert!(SdkError::CODES.contains(&error.code()));
         assert!(error.to_string().starts_with("invalid resource name: "));
     }
 }

@@ -4,6 +4,12 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::SdkError;
 
+#[wasm_bindgen(typescript_custom_section)]
+const RESOURCE_KIND_TYPE: &str = r#"
+/** The kinds of resource name, as `ResourceName.kind` reports them. */
+export type ResourceKind = "pool" | "deviceGroup" | "mpcKey" | "mpcWallet" | "device" | "operation";
+"#;
+
 /// A parsed, valid resource name of any kind.
 #[wasm_bindgen]
 #[derive(Debug)]
@@ -21,7 +27,7 @@ impl ResourceName {
     }
 
     /// `pool`, `deviceGroup`, `mpcKey`, `mpcWallet`, `device` or `operation`.
-    #[wasm_bindgen(getter)]
+    #[wasm_bindgen(getter, unchecked_return_type = "ResourceKind")]
     pub fn kind(&self) -> String {
         self.inner.kind().to_owned()
     }
