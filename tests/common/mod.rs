@@ -1,8 +1,8 @@
 //! Checks shared by the Node and the Chromium wasm-bindgen-test suites: the same SDK calls must
 //! behave the same in both.
 
-use wasm_bindgen::{JsCast, JsValue};
 use waas_sdk::{ResourceName, SdkError};
+use wasm_bindgen::{JsCast, JsValue};
 
 /// `version()` is the crate version.
 pub(crate) fn version_is_the_crate_version() {
@@ -16,7 +16,10 @@ pub(crate) fn names_parse_into_their_parts() {
     assert_eq!(name.id(), "k");
     assert_eq!(name.pool().as_deref(), Some("default"));
     assert_eq!(name.device_group().as_deref(), Some("g-1"));
-    assert_eq!(name.to_js_string(), "pools/default/deviceGroups/g-1/mpcKeys/k");
+    assert_eq!(
+        name.to_js_string(),
+        "pools/default/deviceGroups/g-1/mpcKeys/k"
+    );
 }
 
 /// A bad name is thrown to JS as a `WaasError` (an `Error`) with code `INVALID_NAME`.

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `npm test`: set-up, then every suite. Prints each suite's output as it runs, then a summary with a
+# count per suite. Fails if any suite fails, or if a suite that runs tests ran none.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+bash scripts/setup.sh || { echo "setup failed" >&2; exit 1; }
+
+export CARGO_TERM_COLOR=never
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+export CHROMEDRIVER=/usr/bin/chromedriver
+# wasm-bindgen-test-runner would otherwise wait up to 20 s for the browser suite by default.
+export WASM_BINDGEN_TEST_TIMEOUT=120
+
+logs=target/test-logs
+mkdir -p "$logs"
+summary=()
+total_passed=0
+total_failed=0
+failed_suites=0
+
+# run_suite NAME COUNTER COMMAND...
+#   COUNTER is how tests are counted in the output: cargo (libtest and wasm-bindgen-test lines
+#   "test result: ... N passed; M failed"), node (node:test "pass N" / "fail N"), or check (a
+#   lint or build step with no test count, judged by its exit status alone).
+run_suite() {
+  local name=$1 counter=$2
+  shift 2
+  step "suite: $name"
+  local log="$logs/$name.log" start=$SECONDS status passed=0 failed=0
+  "$@" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  case $counter in
+    cargo)
+      passed=$(grep -oE '^test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{ s += $4 } END { print s + 0 }')
+      failed=$(grep -E '^test result:' "$log" | grep -oE '[0-9]+ failed' | awk '{ s += $1 } END { print s + 0 }')
+      ;;
+    node)
+      passed=$(grep -oE '^. pass [0-9]+$' "$log" | awk '{ s += $3 } END { print s + 0 }')
+      failed=$(grep -oE '^. fail [0-9]+$' "$log" | awk '{ s += $3 } END { print s + 0 }')
+      ;;
+  esac
+  local verdict=ok
+  if [ "$status" -ne 0 ]; then
+    verdict="FAILED (exit $status)"
+  elif [ "$counter" != check ] && [ "$passed" -eq 0 ]; then
+    verdict="FAILED (ran no test)"
+  fi
+  [ "$verdict" = ok ] || failed_suites=$((failed_suites + 1))
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  local counts="-"
+  [ "$counter" = check ] || counts="$passed passed, $failed failed"
+  summary+=("$(printf '%-22s %-22s %-26s %4ss' "$name" "$verdict" "$counts" $((SECONDS - start)))")
+}
+
+run_suite rustfmt check cargo fmt --all --check
+run_suite clippy-native check cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The SDK with its wasm test suites; the core crates as the SDK links them (their native-only
+# dev-dependencies, such as proptest, do not build for wasm32).
+run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk --all-targets --target wasm32-unknown-unknown \
+  --quiet -- -D warnings && cargo clippy -p waas-mpc -p waas-api --lib --target wasm32-unknown-unknown \
+  --quiet -- -D warnings'
+run_suite native-tests cargo cargo test --workspace
+run_suite build check bash scripts/build.sh
+run_suite wasm-node cargo cargo test --target wasm32-unknown-unknown --test sdk_node
+run_suite wasm-chromium cargo cargo test --target wasm32-unknown-unknown --test sdk_browser
+run_suite typescript check bash -c 'node_modules/.bin/tsc -p www && node_modules/.bin/tsc -p tsconfig.json'
+run_suite e2e-playwright node bash -c 'cargo build --quiet -p waas-server &&
+  node --test --test-reporter=spec --test-concurrency=1 tests/e2e/*.test.mjs'
+
+step "summary (logs in $logs/)"
+printf '%-22s %-22s %-26s %5s\n' suite result tests time
+printf '%s\n' "${summary[@]}"
+echo
+echo "total: $total_passed passed, $total_failed failed"
+if [ "$failed_suites" -ne 0 ]; then
+  echo "npm test: $failed_suites suite(s) failed" >&2
+  exit 1
+fi
