@@ -5,7 +5,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+setup_start=$SECONDS
 bash scripts/setup.sh || { echo "setup failed" >&2; exit 1; }
+setup_seconds=$((SECONDS - setup_start))
 
 export CARGO_TERM_COLOR=never
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
@@ -72,6 +74,7 @@ run_suite e2e-playwright node bash -c 'cargo build --quiet -p waas-server &&
 
 step "summary (logs in $logs/)"
 printf '%-22s %-22s %-26s %5s\n' suite result tests time
+printf '%-22s %-22s %-26s %4ss\n' setup ok - "$setup_seconds"
 printf '%s\n' "${summary[@]}"
 echo
 echo "total: $total_passed passed, $total_failed failed"

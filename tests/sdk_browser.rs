@@ -2,28 +2,14 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-wasm_bindgen_test_configure!(run_in_browser);
+sdk_tests!();
 
-#[wasm_bindgen_test]
-fn version_is_the_crate_version() {
-    common::version_is_the_crate_version();
-}
-
-#[wasm_bindgen_test]
-fn names_parse_into_their_parts() {
-    common::names_parse_into_their_parts();
-}
-
-#[wasm_bindgen_test]
-fn bad_names_become_waas_errors_with_a_code() {
-    common::bad_names_become_waas_errors_with_a_code();
-}
-
-/// The page is what wallets run in: a secure context with WebCrypto, which later key storage needs.
+/// The page is what wallets run in: a secure context with WebCrypto, which key storage needs.
 #[wasm_bindgen_test]
 fn runs_in_a_secure_browser_context() {
     let global = js_sys::global();

@@ -1,14 +1,17 @@
 //! The `waas-server` binary as an operator runs it: flags, the printed URL, SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn start(args: &[&str]) -> (Child, String) {
+/// Starts the binary with `args` and `envs`; returns it and the address from its first line.
+fn start(args: &[&str], envs: &[(&str, &OsStr)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_waas-server"))
         .args(args)
+        .envs(envs.iter().copied())
         .env("WAAS_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -18,12 +21,12 @@ fn start(args: &[&str]) -> (Child, String) {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let url = line
+    let addr = line
         .trim()
         .strip_prefix("waas-server listening on http://")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    (child, url)
+    (child, addr)
 }
 
 fn get(addr: &str, path: &str) -> String {
@@ -45,12 +48,15 @@ fn get(addr: &str, path: &str) -> String {
 fn starts_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("data/waas.db");
-    let (mut child, addr) = start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--database",
-        database.to_str().unwrap(),
-    ]);
+    let (mut child, addr) = start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            database.to_str().unwrap(),
+        ],
+        &[],
+    );
 
     let response = get(&addr, "/healthz");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -88,21 +94,14 @@ fn refuses_a_database_it_cannot_serve() {
 fn flags_come_from_the_environment_too() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("env.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_waas-server"))
-        .env("WAAS_LISTEN", "127.0.0.1:0")
-        .env("WAAS_DATABASE", &database)
-        .env("WAAS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("waas-server listening on http://127.0.0.1:"),
-        "{line}"
+    let (mut child, addr) = start(
+        &[],
+        &[
+            ("WAAS_LISTEN", OsStr::new("127.0.0.1:0")),
+            ("WAAS_DATABASE", database.as_os_str()),
+        ],
     );
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     assert!(database.exists());
     child.kill().unwrap();
     child.wait().unwrap();
