@@ -2,12 +2,28 @@
 //! secp256k1 key and run key generation, signing, archive, backup and recovery together.
 //!
 //! The core is sans-I/O: a party is a state machine that takes messages and returns messages or a
-//! result. It has no network, storage or clock, so the same code runs in the browser (wasm) and on
-//! the server (native), and tests can drive both parties, drop messages or tamper with them.
+//! result ([`Step`]). It has no network, storage or clock, so the same code runs in the browser
+//! (wasm) and on the server (native), and tests can drive both parties, drop messages or tamper
+//! with them. The two-party ECDSA itself is DKLs23 from the `dkls23-core` crate, hidden behind
+//! this crate's own types and wire format ([`Envelope`]).
 //!
-//! The protocols themselves arrive with their specifications in `docs/protocol/`; this crate starts
-//! with the vocabulary every one of them shares.
+//! Each protocol has a specification in `docs/protocol/` that names every check and its reason.
 
+mod engine;
+mod envelope;
+mod error;
+mod keygen;
+mod pairing;
 mod role;
+mod session;
+mod sign;
+mod state;
 
+pub use envelope::{Envelope, MAX_MESSAGE_BYTES, Protocol, WIRE_VERSION};
+pub use error::{DecodeError, MpcError};
+pub use keygen::Keygen;
+pub use pairing::{Pairing, PairingPublic};
 pub use role::{Role, RoleError};
+pub use session::SessionId;
+pub use sign::{Signature, Signing, SigningRequest};
+pub use state::Step;

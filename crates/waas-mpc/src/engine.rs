@@ -1,0 +1,96 @@
+//! The seam to the DKLs23 engine (`dkls23-core`): type aliases, party indices, checks of the
+//! routing fields of received engine messages, and the mapping of engine aborts to our errors.
+//! Nothing outside this crate sees an engine type.
+
+use dkls23_core::protocols::{
+    Abort, AbortKind, AbortReason, Parameters, PartiesMessage, PartyIndex,
+};
+use k256::elliptic_curve::CurveAffine;
+
+use crate::Role;
+use crate::error::{DecodeError, MpcError};
+
+pub(crate) type Curve = k256::Secp256k1;
+pub(crate) type Scalar = k256::Scalar;
+pub(crate) type Point = k256::AffinePoint;
+pub(crate) type Party = dkls23_core::protocols::Party<Curve>;
+
+/// The engine's 1-based party index of a role: the device is 1, the server 2 (the role's wire byte).
+pub(crate) fn index(role: Role) -> Result<PartyIndex, MpcError> {
+    PartyIndex::new(role.to_wire()).map_err(|_| MpcError::InvalidState("party index 0".into()))
+}
+
+/// 2-of-2.
+pub(crate) fn parameters() -> Result<Parameters, MpcError> {
+    Parameters::new(2, 2).map_err(|_| MpcError::InvalidState("2-of-2 parameters".into()))
+}
+
+/// The engine derives an address string for every key; we derive addresses ourselves.
+pub(crate) fn no_address(_: &Point) -> String {
+    String::new()
+}
+
+/// Checks a received engine message's self-declared sender and receiver. The engine trusts these
+/// fields (and panics on some mismatches), so they are checked before it sees the message.
+pub(crate) fn check_route(
+    parties: &PartiesMessage,
+    me: Role,
+    field: &'static str,
+) -> Result<(), MpcError> {
+    if parties.sender == index(me.peer())? && parties.receiver == index(me)? {
+        Ok(())
+    } else {
+        Err(DecodeError::WrongParty(field).into())
+    }
+}
+
+/// Checks that a received engine index names the peer.
+pub(crate) fn check_sender(
+    sender: PartyIndex,
+    me: Role,
+    field: &'static str,
+) -> Result<(), MpcError> {
+    if sender == index(me.peer())? {
+        Ok(())
+    } else {
+        Err(DecodeError::WrongParty(field).into())
+    }
+}
+
+/// Rejects the identity where a point must be a real point.
+pub(crate) fn check_point(point: &Point, field: &'static str) -> Result<(), MpcError> {
+    if bool::from(point.is_identity()) {
+        Err(DecodeError::InvalidPoint(field).into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Takes the single element a 2-party engine call returns for the peer.
+pub(crate) fn only<T>(items: Vec<T>, what: &'static str) -> Result<T, MpcError> {
+    let mut items = items.into_iter();
+    match (items.next(), items.next()) {
+        (Some(item), None) => Ok(item),
+        _ => Err(MpcError::InvalidState(format!(
+            "expected one {what} for the peer"
+        ))),
+    }
+}
+
+/// Maps an engine abort. Bans (failed OT / multiplication consistency checks) and a final
+/// signature that does not verify are terminal; everything else only ends the session.
+pub(crate) fn abort(error: Abort) -> MpcError {
+    match (&error.kind, &error.reason) {
+        (AbortKind::BanCounterparty(_), _) | (_, AbortReason::SignatureVerificationFailed) => {
+            MpcError::CounterpartyCheated(error.description())
+        }
+        _ => MpcError::Rejected(error.description()),
+    }
+}
+
+/// Fresh randomness from the OS (WebCrypto in browsers).
+pub(crate) fn random_bytes() -> Result<[u8; 32], MpcError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|error| MpcError::Randomness(error.to_string()))?;
+    Ok(bytes)
+}
