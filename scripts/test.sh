@@ -59,14 +59,15 @@ run_suite() {
 
 run_suite rustfmt check cargo fmt --all --check
 run_suite clippy-native check cargo clippy --workspace --all-targets --quiet -- -D warnings
-# The SDK with its wasm test suites; the core crates as the SDK links them (their native-only
-# dev-dependencies, such as proptest, do not build for wasm32).
-run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk --all-targets --target wasm32-unknown-unknown \
-  --quiet -- -D warnings && cargo clippy -p waas-mpc -p waas-api --lib --target wasm32-unknown-unknown \
-  --quiet -- -D warnings'
+# The SDK and the protocol core with their wasm test suites; waas-api as the SDK links it (its
+# native-only dev-dependencies, such as proptest, do not build for wasm32).
+run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk -p waas-mpc --all-targets \
+  --target wasm32-unknown-unknown --quiet -- -D warnings &&
+  cargo clippy -p waas-api --lib --target wasm32-unknown-unknown --quiet -- -D warnings'
 run_suite native-tests cargo cargo test --workspace
 run_suite build check bash scripts/build.sh
-run_suite wasm-node cargo cargo test --target wasm32-unknown-unknown --test sdk_node
+run_suite wasm-node cargo cargo test --target wasm32-unknown-unknown -p waas-sdk -p waas-mpc \
+  --test sdk_node --test wasm_node
 run_suite wasm-chromium cargo cargo test --target wasm32-unknown-unknown --test sdk_browser
 run_suite typescript check bash -c 'node_modules/.bin/tsc -p www && node_modules/.bin/tsc -p tsconfig.json'
 run_suite e2e-playwright node bash -c 'cargo build --quiet -p waas-server &&

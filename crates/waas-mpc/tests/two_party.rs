@@ -1,55 +1,13 @@
-//! Both parties driven in one process: key generation, then signing, each message passed on as
-//! bytes exactly as the network would carry it.
+//! Key generation and signing between both parties, natively.
+#![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
 
 use k256::ecdsa::VerifyingKey;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
-use waas_mpc::{Keygen, Pairing, Role, SessionId, Signing, SigningRequest};
-
-fn keygen(name: &str) -> (Pairing, Pairing) {
-    let context = SessionId::derive("keygen", &[name.as_bytes()]);
-    let (mut device, round1) = Keygen::start_device(context).unwrap();
-    let mut server = Keygen::new_server(context);
-
-    let round2 = server.handle(&round1).unwrap().reply.unwrap();
-    // The server is stored between requests: round-trip it through bytes as the server does.
-    let mut server = Keygen::from_bytes(&server.to_bytes().unwrap()).unwrap();
-    let round3 = device.handle(&round2).unwrap().reply.unwrap();
-    let step = server.handle(&round3).unwrap();
-    let server_pairing = step.output.unwrap();
-    let device_pairing = device.handle(&step.reply.unwrap()).unwrap().output.unwrap();
-    (device_pairing, server_pairing)
-}
-
-fn sign(device: &Pairing, server: &Pairing, path: &[u32], digest: [u8; 32]) -> waas_mpc::Signature {
-    let request = SigningRequest {
-        operation: "operations/sign-1",
-        path,
-        digest,
-    };
-    let (mut device_session, round1) = Signing::start_device(device, &request).unwrap();
-    let mut server_session = Signing::new_server(server, &request).unwrap();
-    let round2 = server_session
-        .handle(server, &round1)
-        .unwrap()
-        .reply
-        .unwrap();
-    let mut server_session = Signing::from_bytes(&server_session.to_bytes().unwrap()).unwrap();
-    let round3 = device_session
-        .handle(device, &round2)
-        .unwrap()
-        .reply
-        .unwrap();
-    let step = server_session.handle(server, &round3).unwrap();
-    let server_signature = step.output.unwrap();
-    let device_signature = device_session
-        .handle(device, &step.reply.unwrap())
-        .unwrap()
-        .output
-        .unwrap();
-    assert_eq!(device_signature, server_signature);
-    device_signature
-}
+use support::{keygen, sign};
+use waas_mpc::Role;
 
 #[test]
 fn keygen_then_sign_at_the_root() {
