@@ -16,5 +16,8 @@ fn keygen_and_sign_in_wasm() {
     let signature = support::sign(&device, &server, &[0, 1], digest);
     assert!(signature.recovery_id <= 1);
     let root = VerifyingKey::from_sec1_bytes(&device.public().root_public_key).unwrap();
-    assert!(signature.verify(&root, &digest).is_err(), "signed by the child, not the root");
+    assert!(
+        signature.verify(&root, &digest).is_err(),
+        "signed by the child, not the root"
+    );
 }

@@ -21,7 +21,12 @@ pub(crate) fn keygen(name: &str) -> (Pairing, Pairing) {
 }
 
 /// A complete signing session; both parties must produce the same signature.
-pub(crate) fn sign(device: &Pairing, server: &Pairing, path: &[u32], digest: [u8; 32]) -> Signature {
+pub(crate) fn sign(
+    device: &Pairing,
+    server: &Pairing,
+    path: &[u32],
+    digest: [u8; 32],
+) -> Signature {
     let request = SigningRequest {
         operation: "operations/sign-1",
         path,
@@ -29,9 +34,17 @@ pub(crate) fn sign(device: &Pairing, server: &Pairing, path: &[u32], digest: [u8
     };
     let (mut device_session, round1) = Signing::start_device(device, &request).unwrap();
     let mut server_session = Signing::new_server(server, &request).unwrap();
-    let round2 = server_session.handle(server, &round1).unwrap().reply.unwrap();
+    let round2 = server_session
+        .handle(server, &round1)
+        .unwrap()
+        .reply
+        .unwrap();
     let mut server_session = Signing::from_bytes(&server_session.to_bytes().unwrap()).unwrap();
-    let round3 = device_session.handle(device, &round2).unwrap().reply.unwrap();
+    let round3 = device_session
+        .handle(device, &round2)
+        .unwrap()
+        .reply
+        .unwrap();
     let step = server_session.handle(server, &round3).unwrap();
     let server_signature = step.output.unwrap();
     let device_signature = device_session
