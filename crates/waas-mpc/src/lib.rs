@@ -14,6 +14,7 @@ mod envelope;
 mod error;
 mod keygen;
 mod pairing;
+mod pairing_format;
 mod role;
 mod session;
 mod sign;

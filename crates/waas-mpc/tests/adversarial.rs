@@ -350,7 +350,12 @@ fn tampered_ot_data_from_the_device_is_terminal() {
     let mut server = Signing::new_server(&server_pairing, &request).unwrap();
     let error = server.handle(&server_pairing, &round1).unwrap_err();
     assert!(error.is_terminal(), "got {error:?}");
-    assert!(error.to_string().contains("multiplication verification failed"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("multiplication verification failed"),
+        "{error}"
+    );
     assert!(matches!(
         server.handle(&server_pairing, &round1),
         Err(MpcError::SessionOver)
@@ -373,7 +378,12 @@ fn tampered_ot_data_from_the_server_is_terminal() {
     round2[at] ^= 0x01;
     let error = device.handle(&device_pairing, &round2).unwrap_err();
     assert!(error.is_terminal(), "got {error:?}");
-    assert!(error.to_string().contains("multiplication verification failed"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("multiplication verification failed"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -402,5 +412,8 @@ fn a_final_signature_that_does_not_verify_is_terminal() {
     round4[last] ^= 0x01;
     let error = device.handle(&device_pairing, &round4).unwrap_err();
     assert!(error.is_terminal(), "got {error:?}");
-    assert!(error.to_string().contains("signature verification failed"), "{error}");
+    assert!(
+        error.to_string().contains("signature verification failed"),
+        "{error}"
+    );
 }

@@ -34,3 +34,55 @@ fn signs_under_a_child_path() {
     // Not valid under the root: the child key signed.
     assert!(signature.verify(&root, &[9u8; 32]).is_err());
 }
+
+#[test]
+fn stored_pairings_round_trip_and_still_sign() {
+    let (device, server) = keygen("operations/keygen-stored");
+    let device_bytes = device.to_bytes().unwrap();
+    let server_bytes = server.to_bytes().unwrap();
+    let device2 = waas_mpc::Pairing::from_bytes(&device_bytes).unwrap();
+    let server2 = waas_mpc::Pairing::from_bytes(&server_bytes).unwrap();
+    assert_eq!(*device2.to_bytes().unwrap(), *device_bytes);
+    assert_eq!(*server2.to_bytes().unwrap(), *server_bytes);
+    assert_eq!(device2.public(), device.public());
+    assert_eq!(server2.role(), Role::Server);
+    // Restored pairings sign, and under the same child key as the originals.
+    let child_key = |signature: waas_mpc::Signature| {
+        let signature_k256 =
+            k256::ecdsa::Signature::from_scalars(signature.r, signature.s).unwrap();
+        let id = k256::ecdsa::RecoveryId::from_byte(signature.recovery_id).unwrap();
+        VerifyingKey::recover_from_prehash(&[5u8; 32], &signature_k256, id).unwrap()
+    };
+    let restored = child_key(sign(&device2, &server2, &[0, 1], [5u8; 32]));
+    assert_eq!(
+        restored,
+        child_key(sign(&device, &server, &[0, 1], [5u8; 32]))
+    );
+}
+
+#[test]
+fn stored_pairings_are_checked_when_read() {
+    let (device, server) = keygen("operations/keygen-checked");
+    let bytes = device.to_bytes().unwrap();
+    let read = |bytes: &[u8]| {
+        waas_mpc::Pairing::from_bytes(bytes)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+
+    let mut version = bytes.to_vec();
+    version[0] = 2;
+    assert!(read(&version).contains("unknown format version"));
+    assert!(read(&bytes[..bytes.len() - 1]).contains("truncated"));
+    assert!(read(&[&bytes[..], &[0]].concat()).contains("trailing bytes"));
+    // The share sits after version, role, epoch, the public facts and the session id.
+    let share_at = 1 + 1 + 8 + 32 + 33 + 32 + 33 + 33 + 2 + 32;
+    let mut share = bytes.to_vec();
+    share[share_at + 31] ^= 1;
+    assert!(read(&share).contains("does not match its public share"));
+    // A server share under the device's role.
+    let mut swapped = server.to_bytes().unwrap().to_vec();
+    swapped[1] = Role::Device.to_wire();
+    assert!(read(&swapped).contains("does not match its public share"));
+}
