@@ -97,7 +97,7 @@ pub enum MpcError {
     Randomness(String),
     /// A derivation path or BIP32 step failed.
     #[error("key derivation failed: {0}")]
-    Derivation(String),
+    Derivation(#[from] crate::derive::DerivationError),
 }
 
 impl MpcError {

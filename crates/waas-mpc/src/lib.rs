@@ -9,6 +9,7 @@
 //!
 //! Each protocol has a specification in `docs/protocol/` that names every check and its reason.
 
+mod derive;
 mod engine;
 mod envelope;
 mod error;
@@ -20,6 +21,7 @@ mod session;
 mod sign;
 mod state;
 
+pub use derive::{DerivationError, ExtendedPrivateKey, ExtendedPublicKey, HARDENED, parse_path};
 pub use envelope::{Envelope, MAX_MESSAGE_BYTES, Protocol, WIRE_VERSION};
 pub use error::{DecodeError, MpcError};
 pub use keygen::Keygen;

@@ -7,6 +7,7 @@ use dkls23_core::protocols::PublicKeyPackage;
 use k256::elliptic_curve::group::GroupEncoding;
 
 use crate::Role;
+use crate::derive::ExtendedPublicKey;
 use crate::engine::{self, Curve, Party, Point, Scalar};
 use crate::error::MpcError;
 use crate::session::hash_parts;
@@ -49,6 +50,12 @@ impl Pairing {
     /// The public facts.
     pub fn public(&self) -> &PairingPublic {
         &self.public
+    }
+
+    /// The wallet's extended public key: the root key X with the joint chain code. Addresses are
+    /// its non-hardened children.
+    pub fn xpub(&self) -> ExtendedPublicKey {
+        ExtendedPublicKey::root(self.public.root_public_key, self.public.chain_code)
     }
 
     /// Builds the pairing at the end of key generation, after checking what the engine does not:

@@ -26,10 +26,11 @@ use std::collections::BTreeMap;
 use zeroize::Zeroizing;
 
 use crate::Role;
+use crate::derive::{DerivationError, HARDENED};
 use crate::engine::{self, Curve, Party};
 use crate::envelope::{Envelope, Protocol};
 use crate::error::MpcError;
-use crate::pairing::Pairing;
+use crate::pairing::{Pairing, compressed};
 use crate::session::SessionId;
 use crate::state::{self, Step};
 
@@ -331,21 +332,31 @@ impl Signing {
         })
     }
 
-    /// The party's share tweaked down the path; the engine signs with the child share.
+    /// The party's share tweaked down the path; the engine signs with the child share. The child
+    /// key must be the one BIP32 (our CKDpub of the pairing's xpub) names, or the wallet would
+    /// show one address and sign for another.
     fn derived_party(&self, pairing: &Pairing) -> Result<Party, MpcError> {
         if self.session.path.is_empty() {
             return Ok(pairing.party.clone());
         }
+        let expected = pairing.xpub().derive(&self.session.path)?;
         let path: String = self
             .session
             .path
             .iter()
             .map(|index| format!("/{index}"))
             .collect();
-        pairing
+        let last = self.session.path.last().copied().unwrap_or_default();
+        let party = pairing
             .party
             .derive_from_path(&format!("m{path}"), engine::no_address)
-            .map_err(|error| MpcError::Derivation(error.description))
+            .map_err(|_| DerivationError::InvalidChild(last))?;
+        if compressed(&party.pk) != expected.public_key {
+            return Err(MpcError::InvalidState(
+                "the engine's child key differs from BIP32's".into(),
+            ));
+        }
+        Ok(party)
     }
 
     fn finish(
@@ -374,11 +385,9 @@ impl Signing {
 
 /// Rejects hardened indices: hardened derivation needs the private key inside MPC.
 fn check_path(path: &[u32]) -> Result<(), MpcError> {
-    match path.iter().find(|index| **index >= 1 << 31) {
-        Some(index) => Err(MpcError::Derivation(format!(
-            "hardened index {index} is not supported"
-        ))),
-        None if path.len() > 255 => Err(MpcError::Derivation("path deeper than 255".into())),
+    match path.iter().find(|index| **index >= HARDENED) {
+        Some(index) => Err(DerivationError::Hardened(*index).into()),
+        None if path.len() > 255 => Err(DerivationError::TooDeep.into()),
         None => Ok(()),
     }
 }

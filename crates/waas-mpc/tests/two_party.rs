@@ -31,8 +31,11 @@ fn signs_under_a_child_path() {
     let (device, server) = keygen("operations/keygen-2");
     let signature = sign(&device, &server, &[0, 3], [9u8; 32]);
     let root = VerifyingKey::from_sec1_bytes(&device.public().root_public_key).unwrap();
-    // Not valid under the root: the child key signed.
+    // Not valid under the root: the child key that BIP32 names for 0/3 signed.
     assert!(signature.verify(&root, &[9u8; 32]).is_err());
+    let child = device.xpub().derive(&[0, 3]).unwrap();
+    let child_key = VerifyingKey::from_sec1_bytes(&child.public_key).unwrap();
+    signature.verify(&child_key, &[9u8; 32]).unwrap();
 }
 
 #[test]
