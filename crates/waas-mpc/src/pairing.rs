@@ -1,7 +1,13 @@
 //! A pairing: what one party keeps between operations. The device and the server each hold one
 //! pairing per device; together their shares make the wallet's key, and neither alone can sign.
 
+use std::collections::BTreeMap;
 use std::fmt;
+
+use dkls23_core::protocols::derivation::DerivData;
+use dkls23_core::utilities::zero_shares::ZeroShare;
+use k256::elliptic_curve::PrimeField;
+use zeroize::Zeroizing;
 
 use dkls23_core::protocols::PublicKeyPackage;
 use k256::elliptic_curve::group::GroupEncoding;
@@ -112,6 +118,137 @@ impl Pairing {
             public,
         })
     }
+}
+
+impl Pairing {
+    /// The pairing of the next epoch, from the engine party a complete refresh produced: same key,
+    /// same id, new shares (so new public shares) and new MPC state.
+    pub(crate) fn refreshed(&self, party: Party) -> Result<Self, MpcError> {
+        if party.pk != self.party.pk {
+            return Err(MpcError::Rejected("the refresh changed the key".into()));
+        }
+        let epoch = self
+            .epoch
+            .checked_add(1)
+            .ok_or_else(|| MpcError::InvalidState("epoch overflow".into()))?;
+        let public = public_with_share(self.role, &party.poly_point, &self.public)?;
+        Ok(Self {
+            role: self.role,
+            epoch,
+            party,
+            public,
+        })
+    }
+
+    /// This party's additive share (x_d for the device, s_d for the server; x_d + s_d = x),
+    /// big-endian. Archive, backup and recovery move this value; never log or send it in clear.
+    pub fn additive_share(&self) -> Zeroizing<[u8; 32]> {
+        let share = Zeroizing::new(self.party.poly_point * lagrange(self.role));
+        Zeroizing::new(share.to_repr().into())
+    }
+
+    /// Whether the pairing can sign: false for a pairing restored from a bare share until a
+    /// complete refresh has given it MPC (OT) state.
+    pub fn can_sign(&self) -> bool {
+        let peer = engine::index(self.role.peer()).ok();
+        peer.is_some_and(|peer| {
+            self.party.mul_senders.contains_key(&peer)
+                && self.party.mul_receivers.contains_key(&peer)
+                && !self.party.zero_share.seeds.is_empty()
+        })
+    }
+
+    /// Rebuilds a party from a bare additive share (as recovery will have it) and the pairing's
+    /// public facts: no MPC state, so it cannot sign until a complete refresh with the other party
+    /// ([`crate::Refresh`]). `engine_session` is the pairing's current engine session id, which
+    /// the refresh binds to. The share must match its public share.
+    pub fn restore(
+        role: Role,
+        additive_share: &[u8; 32],
+        public: PairingPublic,
+        epoch: u64,
+        engine_session: Vec<u8>,
+    ) -> Result<Self, MpcError> {
+        let share: Option<Scalar> = Scalar::from_repr((*additive_share).into()).into();
+        let share =
+            Zeroizing::new(share.ok_or_else(|| MpcError::Rejected("share out of range".into()))?);
+        let inverse: Option<Scalar> = lagrange(role).invert().into();
+        let inverse =
+            inverse.ok_or_else(|| MpcError::InvalidState("Lagrange coefficient".into()))?;
+        let poly_point = *share * inverse;
+        let checked = public_with_share(role, &poly_point, &public)?;
+        if checked != public {
+            return Err(MpcError::Rejected(
+                "the share does not match its public share".into(),
+            ));
+        }
+        let key: Option<Point> = Point::from_bytes(&public.root_public_key.into()).into();
+        let key = key.ok_or_else(|| MpcError::Rejected("bad root key".into()))?;
+        let party = Party {
+            parameters: engine::parameters()?,
+            party_index: engine::index(role)?,
+            session_id: engine_session,
+            poly_point,
+            pk: key,
+            zero_share: ZeroShare { seeds: Vec::new() },
+            mul_senders: BTreeMap::new(),
+            mul_receivers: BTreeMap::new(),
+            derivation_data: DerivData {
+                depth: 0,
+                child_number: 0,
+                parent_fingerprint: [0; 4],
+                poly_point,
+                pk: key,
+                chain_code: public.chain_code,
+            },
+            address: String::new(),
+        };
+        Ok(Self {
+            role,
+            epoch,
+            party,
+            public,
+        })
+    }
+
+    /// The engine session id the pairing's MPC state is bound to (public): what a restored
+    /// party needs to refresh with this one.
+    pub fn engine_session(&self) -> &[u8] {
+        &self.party.session_id
+    }
+}
+
+/// λ of a role in x = λ_d·p_d + λ_s·p_s: 2 for the device (index 1), -1 for the server (index 2).
+pub(crate) fn lagrange(role: Role) -> Scalar {
+    match role {
+        Role::Device => Scalar::from(2u64),
+        Role::Server => -Scalar::ONE,
+    }
+}
+
+/// `public` with this role's public share recomputed from `poly_point`, and the other role's as
+/// X minus it.
+fn public_with_share(
+    role: Role,
+    poly_point: &Scalar,
+    public: &PairingPublic,
+) -> Result<PairingPublic, MpcError> {
+    let key: Option<Point> = Point::from_bytes(&public.root_public_key.into()).into();
+    let key = key.ok_or_else(|| MpcError::Rejected("bad root key".into()))?;
+    let own = k256::ProjectivePoint::GENERATOR * (*poly_point * lagrange(role));
+    let other = k256::ProjectivePoint::from(key) - own;
+    let (own, other) = (own.to_affine(), other.to_affine());
+    engine::check_point(&own, "own public share")?;
+    engine::check_point(&other, "peer public share")?;
+    let (device, server) = match role {
+        Role::Device => (own, other),
+        Role::Server => (other, own),
+    };
+    Ok(PairingPublic {
+        device_public_share: compressed(&device),
+        server_public_share: compressed(&server),
+        ..public.clone()
+    })
 }
 
 impl fmt::Debug for Pairing {

@@ -37,7 +37,7 @@ use zeroize::Zeroizing;
 use crate::Role;
 use crate::engine::{self, Curve, Party, Point, Scalar};
 use crate::error::MpcError;
-use crate::pairing::{Pairing, PairingPublic, compressed};
+use crate::pairing::{Pairing, PairingPublic, compressed, lagrange};
 
 const FORMAT_VERSION: u8 = 1;
 
@@ -185,11 +185,11 @@ impl Pairing {
 
 /// The share must be the one behind the stored public share of its role.
 fn check_share(role: Role, share: &Scalar, public: &PairingPublic) -> Result<(), MpcError> {
-    let (lagrange, expected) = match role {
-        Role::Device => (Scalar::from(2u64), &public.device_public_share),
-        Role::Server => (-Scalar::ONE, &public.server_public_share),
+    let expected = match role {
+        Role::Device => &public.device_public_share,
+        Role::Server => &public.server_public_share,
     };
-    let actual = (k256::ProjectivePoint::GENERATOR * (*share * lagrange)).to_affine();
+    let actual = (k256::ProjectivePoint::GENERATOR * (*share * lagrange(role))).to_affine();
     if &compressed(&actual) == expected {
         Ok(())
     } else {

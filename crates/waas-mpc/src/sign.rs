@@ -178,6 +178,12 @@ impl Signing {
                 "a {role:?} session needs a {role:?} pairing"
             )));
         }
+        if !pairing.can_sign() {
+            return Err(MpcError::InvalidState(
+                "the pairing has no MPC state (restored from a bare share): refresh it first"
+                    .into(),
+            ));
+        }
         check_path(request.path)?;
         let path_bytes: Vec<u8> = request
             .path

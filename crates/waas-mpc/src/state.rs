@@ -52,6 +52,7 @@ const STATE_VERSION: u8 = 1;
 pub(crate) enum Kind {
     Keygen = 1,
     Sign = 2,
+    Refresh = 3,
 }
 
 pub(crate) fn encode<S: Serialize>(
