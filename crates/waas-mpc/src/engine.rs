@@ -2,10 +2,14 @@
 //! routing fields of received engine messages, and the mapping of engine aborts to our errors.
 //! Nothing outside this crate sees an engine type.
 
+use std::collections::BTreeMap;
+
+use dkls23_core::protocols::dkg::{KeepInitMulPhase3to4, KeepInitZeroSharePhase3to4};
 use dkls23_core::protocols::{
     Abort, AbortKind, AbortReason, Parameters, PartiesMessage, PartyIndex,
 };
 use k256::elliptic_curve::CurveAffine;
+use zeroize::Zeroize;
 
 use crate::Role;
 use crate::error::{DecodeError, MpcError};
@@ -93,4 +97,22 @@ pub(crate) fn random_bytes() -> Result<[u8; 32], MpcError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| MpcError::Randomness(error.to_string()))?;
     Ok(bytes)
+}
+
+/// Wipes the secrets the engine's key-generation and refresh phases leave for their last phase.
+/// The engine does not zeroize these types itself, so the structs holding them do it on drop.
+pub(crate) fn wipe_phase3_secrets(
+    zero_kept: &mut BTreeMap<PartyIndex, KeepInitZeroSharePhase3to4>,
+    mul_kept: &mut BTreeMap<PartyIndex, KeepInitMulPhase3to4<Curve>>,
+) {
+    for kept in zero_kept.values_mut() {
+        kept.seed.zeroize();
+    }
+    for kept in mul_kept.values_mut() {
+        kept.ot_sender.s.zeroize();
+        kept.nonce.zeroize();
+        kept.ot_receiver.seed.zeroize();
+        kept.correlation.zeroize();
+        kept.vec_r.zeroize();
+    }
 }

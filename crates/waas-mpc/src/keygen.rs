@@ -25,7 +25,7 @@ use dkls23_core::utilities::hashes::HashOutput;
 use dkls23_core::utilities::proofs::DLogProof;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::Role;
 use crate::engine::{self, Curve, Scalar};
@@ -81,13 +81,20 @@ struct Phase3Kept {
     own_chain_code: BroadcastDerivationPhase3to4,
 }
 
+impl Drop for Phase3Kept {
+    fn drop(&mut self) {
+        self.poly_point.zeroize();
+        engine::wipe_phase3_secrets(&mut self.zero_kept, &mut self.mul_kept);
+    }
+}
+
 // One per session, moved rarely and never held in collections: variant sizes do not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize)]
 enum State {
     DeviceAwaitingRound2 {
         device_nonce: [u8; 32],
-        fragments: Vec<Scalar>,
+        fragments: Zeroizing<Vec<Scalar>>,
         round1_hash: [u8; 32],
     },
     DeviceAwaitingRound4 {
@@ -123,7 +130,7 @@ impl Keygen {
         let device_nonce = engine::random_bytes()?;
         let data = session_data(Role::Device, &[0; 32])?;
         // The polynomial does not depend on the session id, so round 1 can go before it is known.
-        let fragments = dkg::phase1::<Curve>(&data);
+        let fragments = Zeroizing::new(dkg::phase1::<Curve>(&data));
         let for_server = *fragments
             .get(usize::from(Role::Server.to_wire() - 1))
             .ok_or_else(|| MpcError::InvalidState("no fragment for the server".into()))?;
@@ -265,7 +272,7 @@ impl Keygen {
         let server_nonce = engine::random_bytes()?;
         let session_id = engine_session_id(&self.context, &round1.device_nonce, &server_nonce);
         let data = session_data(Role::Server, &session_id)?;
-        let fragments = dkg::phase1::<Curve>(&data);
+        let fragments = Zeroizing::new(dkg::phase1::<Curve>(&data));
         let (for_device, mine) = match fragments.as_slice() {
             [for_device, mine] => (*for_device, *mine),
             _ => {
@@ -303,7 +310,7 @@ impl Keygen {
     fn device_round2(
         &self,
         device_nonce: [u8; 32],
-        fragments: Vec<Scalar>,
+        fragments: Zeroizing<Vec<Scalar>>,
         round1_hash: [u8; 32],
         round2_hash: [u8; 32],
         round2: Round2,

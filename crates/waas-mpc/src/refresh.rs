@@ -29,7 +29,7 @@ use dkls23_core::utilities::proofs::DLogProof;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::Role;
 use crate::engine::{self, Curve, Scalar};
@@ -79,13 +79,20 @@ struct Kept {
     mul_kept: BTreeMap<PartyIndex, KeepInitMulPhase3to4<Curve>>,
 }
 
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.correction.zeroize();
+        engine::wipe_phase3_secrets(&mut self.zero_kept, &mut self.mul_kept);
+    }
+}
+
 // One per session, moved rarely and never held in collections: variant sizes do not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize)]
 enum State {
     DeviceAwaitingRound2 {
         device_nonce: [u8; 32],
-        own_fragment: Scalar,
+        own_fragment: Zeroizing<Scalar>,
         round1_hash: [u8; 32],
     },
     DeviceAwaitingRound4 {
@@ -128,7 +135,7 @@ impl Refresh {
     ) -> Result<(Self, Vec<u8>), MpcError> {
         let mut refresh = Self::new(Role::Device, pairing, context)?;
         let device_nonce = engine::random_bytes()?;
-        let fragments = pairing.party.refresh_complete_phase1();
+        let fragments = Zeroizing::new(pairing.party.refresh_complete_phase1());
         let [own_fragment, for_server] = fragments.as_slice() else {
             return Err(MpcError::InvalidState(
                 "expected two polynomial points".into(),
@@ -143,7 +150,7 @@ impl Refresh {
         )?;
         refresh.session.state = State::DeviceAwaitingRound2 {
             device_nonce,
-            own_fragment: *own_fragment,
+            own_fragment: Zeroizing::new(*own_fragment),
             round1_hash: hash_parts("refresh message", &[&message]),
         };
         Ok((refresh, message))
@@ -198,7 +205,7 @@ impl Refresh {
             (State::ServerAwaitingRound1, Decoded::Round1(round1)) => {
                 let server_nonce = engine::random_bytes()?;
                 let refresh_id = self.refresh_id(&round1.device_nonce, &server_nonce);
-                let fragments = pairing.party.refresh_complete_phase1();
+                let fragments = Zeroizing::new(pairing.party.refresh_complete_phase1());
                 let [for_device, own_fragment] = fragments.as_slice() else {
                     return Err(MpcError::InvalidState(
                         "expected two polynomial points".into(),
@@ -240,7 +247,7 @@ impl Refresh {
                 )?;
                 let refresh_id = self.refresh_id(&device_nonce, &round2.server_nonce);
                 let (kept, zero_seed_commitment, zero_seed, ot_setup) =
-                    phases_2_and_3(pairing, refresh_id, &[own_fragment, round2.fragment])?;
+                    phases_2_and_3(pairing, refresh_id, &[*own_fragment, round2.fragment])?;
                 let reply = self.seal(
                     3,
                     &Round3 {
