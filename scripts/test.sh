@@ -59,9 +59,9 @@ run_suite() {
 
 run_suite rustfmt check cargo fmt --all --check
 run_suite clippy-native check cargo clippy --workspace --all-targets --quiet -- -D warnings
-# The SDK and the protocol core with their wasm test suites; waas-api as the SDK links it (its
-# native-only dev-dependencies, such as proptest, do not build for wasm32).
-run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk -p waas-mpc --all-targets \
+# The SDK and the protocol core with their wasm test suites (benchmarks are native only); waas-api
+# as the SDK links it (its native-only dev-dependencies, such as proptest, do not build for wasm32).
+run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk -p waas-mpc --lib --tests \
   --target wasm32-unknown-unknown --quiet -- -D warnings &&
   cargo clippy -p waas-api --lib --target wasm32-unknown-unknown --quiet -- -D warnings'
 run_suite native-tests cargo cargo test --workspace
