@@ -161,8 +161,8 @@ impl FromStr for ExtendedPublicKey {
 }
 
 /// An extended private key (BIP32 `xprv`): only ever built for export. Zeroized on drop; `Debug`
-/// prints `<redacted>`.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+/// prints `<redacted>`; not `Clone`, so no stray copies.
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct ExtendedPrivateKey {
     depth: u8,
     parent_fingerprint: [u8; 4],
@@ -204,9 +204,8 @@ impl ExtendedPrivateKey {
     }
 
     /// The key at `path` (non-hardened indices) below this one.
-    pub fn derive(&self, path: &[u32]) -> Result<Self, DerivationError> {
-        path.iter()
-            .try_fold(self.clone(), |key, index| key.child(*index))
+    pub fn derive(self, path: &[u32]) -> Result<Self, DerivationError> {
+        path.iter().try_fold(self, |key, index| key.child(*index))
     }
 
     /// The secret scalar, big-endian: what wallets import as a raw private key.

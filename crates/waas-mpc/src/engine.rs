@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use dkls23_core::protocols::dkg::{KeepInitMulPhase3to4, KeepInitZeroSharePhase3to4};
-use dkls23_core::protocols::{
-    Abort, AbortKind, AbortReason, Parameters, PartiesMessage, PartyIndex,
+use dkls23_core::protocols::dkg::{
+    KeepInitMulPhase3to4, KeepInitZeroSharePhase2to3, KeepInitZeroSharePhase3to4,
 };
+use dkls23_core::protocols::{Abort, AbortKind, Parameters, PartiesMessage, PartyIndex};
 use k256::elliptic_curve::CurveAffine;
 use zeroize::Zeroize;
 
@@ -81,15 +81,21 @@ pub(crate) fn only<T>(items: Vec<T>, what: &'static str) -> Result<T, MpcError> 
     }
 }
 
-/// Maps an engine abort. Bans (failed OT / multiplication consistency checks) and a final
-/// signature that does not verify are terminal; everything else only ends the session.
+/// Maps an engine abort. Bans (failed OT / multiplication consistency checks) are terminal;
+/// everything else only ends the session. Signing's last step has its own rule
+/// ([`final_step_abort`]).
 pub(crate) fn abort(error: Abort) -> MpcError {
-    match (&error.kind, &error.reason) {
-        (AbortKind::BanCounterparty(_), _) | (_, AbortReason::SignatureVerificationFailed) => {
-            MpcError::CounterpartyCheated(error.description())
-        }
-        _ => MpcError::Rejected(error.description()),
+    match error.kind {
+        AbortKind::BanCounterparty(_) => MpcError::CounterpartyCheated(error.description()),
+        AbortKind::Recoverable => MpcError::Rejected(error.description()),
     }
+}
+
+/// In signing's last step every failure (a signature that does not verify, a zero denominator)
+/// means the peer's broadcast was wrong, which an honest peer over an authenticated channel never
+/// sends: terminal, as design §4 decides, so a peer cannot probe the final check repeatedly.
+pub(crate) fn final_step_abort(error: Abort) -> MpcError {
+    MpcError::CounterpartyCheated(error.description())
 }
 
 /// Fresh randomness from the OS (WebCrypto in browsers).
@@ -97,6 +103,16 @@ pub(crate) fn random_bytes() -> Result<[u8; 32], MpcError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| MpcError::Randomness(error.to_string()))?;
     Ok(bytes)
+}
+
+/// Wipes the zero-share seeds the engine's phase 2 keeps for phase 3.
+pub(crate) fn wipe_phase2_secrets(
+    zero_kept: &mut BTreeMap<PartyIndex, KeepInitZeroSharePhase2to3>,
+) {
+    for kept in zero_kept.values_mut() {
+        kept.seed.zeroize();
+        kept.salt.zeroize();
+    }
 }
 
 /// Wipes the secrets the engine's key-generation and refresh phases leave for their last phase.

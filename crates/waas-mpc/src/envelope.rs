@@ -45,8 +45,9 @@ impl Protocol {
     }
 }
 
-/// A decoded message whose payload has not been looked at yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A decoded message whose payload has not been looked at yet. `Debug` shows the payload's length
+/// only: payloads carry polynomial points and seeds that must not reach logs.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// Which protocol the message is for.
     pub protocol: Protocol,
@@ -60,6 +61,18 @@ pub struct Envelope {
     pub payload: Vec<u8>,
 }
 
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("protocol", &self.protocol)
+            .field("session", &self.session)
+            .field("round", &self.round)
+            .field("sender", &self.sender)
+            .field("payload", &format_args!("<{} bytes>", self.payload.len()))
+            .finish()
+    }
+}
+
 impl Envelope {
     /// Seals `message` for the wire.
     pub(crate) fn seal<T: Serialize>(
@@ -69,8 +82,7 @@ impl Envelope {
         sender: Role,
         message: &T,
     ) -> Result<Vec<u8>, MpcError> {
-        let payload = postcard::to_allocvec(message)
-            .map_err(|error| MpcError::InvalidState(format!("cannot encode a message: {error}")))?;
+        let payload = crate::state::to_exact_vec(message)?;
         Ok(Self {
             protocol,
             session,

@@ -172,7 +172,7 @@ impl Keygen {
     /// Takes the peer's next message. A message that is malformed, or for another session, round
     /// or sender, is rejected and leaves the session as it was; a failed check ends the session.
     pub fn handle(&mut self, message: &[u8]) -> Result<Step<Pairing>, MpcError> {
-        // Decode before taking the state, so a bad message changes nothing.
+        // Decode and check before taking the state, so a bad message changes nothing.
         let step = match &self.state {
             State::ServerAwaitingRound1 => Decoded::Round1(self.open(message, 1)?),
             State::DeviceAwaitingRound2 { .. } => Decoded::Round2(self.open(message, 2)?),
@@ -180,6 +180,7 @@ impl Keygen {
             State::DeviceAwaitingRound4 { .. } => Decoded::Round4(Box::new(self.open(message, 4)?)),
             State::Over => return Err(MpcError::SessionOver),
         };
+        step.check(self.role)?;
         let message_hash = hash_parts("keygen message", &[message]);
         let state = std::mem::replace(&mut self.state, State::Over);
         let (next, step) = match (state, step) {
@@ -315,16 +316,6 @@ impl Keygen {
         round2_hash: [u8; 32],
         round2: Round2,
     ) -> Result<(State, Step<Pairing>), MpcError> {
-        engine::check_route(
-            &round2.zero_seed_commitment.parties,
-            Role::Device,
-            "zero seed commitment",
-        )?;
-        engine::check_sender(
-            round2.chain_code_commitment.sender_index,
-            Role::Device,
-            "chain code commitment",
-        )?;
         let session_id = engine_session_id(&self.context, &device_nonce, &round2.server_nonce);
         let data = session_data(Role::Device, &session_id)?;
         let mine = *fragments
@@ -383,6 +374,52 @@ enum Decoded {
     Round4(Box<Round4>),
 }
 
+impl Decoded {
+    /// The engine trusts its messages' sender and receiver fields (it does not bind commitments or
+    /// proofs to them, and panics on some mismatches): each must name the peer as sender and us as
+    /// receiver. Checked before the session's state is touched.
+    fn check(&self, me: Role) -> Result<(), MpcError> {
+        match self {
+            Self::Round1(_) => Ok(()),
+            Self::Round2(round) => {
+                engine::check_route(
+                    &round.zero_seed_commitment.parties,
+                    me,
+                    "zero seed commitment",
+                )?;
+                engine::check_sender(
+                    round.chain_code_commitment.sender_index,
+                    me,
+                    "chain code commitment",
+                )
+            }
+            Self::Round3(round) => {
+                engine::check_sender(round.proof.index, me, "proof")?;
+                engine::check_point(&round.proof.proof.point, "proof")?;
+                engine::check_route(
+                    &round.zero_seed_commitment.parties,
+                    me,
+                    "zero seed commitment",
+                )?;
+                engine::check_route(&round.zero_seed.parties, me, "zero seed")?;
+                engine::check_route(&round.ot_setup.parties, me, "OT setup")?;
+                engine::check_sender(
+                    round.chain_code_commitment.sender_index,
+                    me,
+                    "chain code commitment",
+                )?;
+                engine::check_sender(round.chain_code.sender_index, me, "chain code")
+            }
+            Self::Round4(round) => {
+                engine::check_point(&round.proof.point, "proof")?;
+                engine::check_route(&round.zero_seed.parties, me, "zero seed")?;
+                engine::check_route(&round.ot_setup.parties, me, "OT setup")?;
+                engine::check_sender(round.chain_code.sender_index, me, "chain code")
+            }
+        }
+    }
+}
+
 fn session_data(role: Role, session_id: &[u8; 32]) -> Result<SessionData, MpcError> {
     Ok(SessionData {
         parameters: engine::parameters()?,
@@ -419,13 +456,14 @@ fn phases_2_and_3(
     let (
         poly_point,
         own_proof,
-        zero_kept2,
+        mut zero_kept2,
         zero_transmit2,
         chain_code_kept,
         own_chain_code_commitment,
     ) = dkg::phase2::<Curve>(&data, fragments);
     let (zero_kept, zero_transmit3, mul_kept, mul_transmit, own_chain_code) =
         dkg::phase3::<Curve>(&data, &zero_kept2, &chain_code_kept);
+    engine::wipe_phase2_secrets(&mut zero_kept2);
     let kept = Phase3Kept {
         data,
         poly_point,
@@ -456,22 +494,7 @@ fn phase4(
     peer_chain_code_commitment: BroadcastDerivationPhase2to4,
     peer_chain_code: BroadcastDerivationPhase3to4,
 ) -> Result<Pairing, MpcError> {
-    engine::check_sender(peer_proof.index, me, "proof")?;
-    engine::check_route(
-        &peer_zero_seed_commitment.parties,
-        me,
-        "zero seed commitment",
-    )?;
-    engine::check_route(&peer_zero_seed.parties, me, "zero seed")?;
-    engine::check_route(&peer_ot_setup.parties, me, "OT setup")?;
-    engine::check_sender(
-        peer_chain_code_commitment.sender_index,
-        me,
-        "chain code commitment",
-    )?;
-    engine::check_sender(peer_chain_code.sender_index, me, "chain code")?;
-    engine::check_point(&peer_proof.proof.point, "proof")?;
-
+    // The routing fields and points were checked with the message (`Decoded::check`).
     let mine = engine::index(me)?;
     let peer = engine::index(me.peer())?;
     let chain_code_commitments = BTreeMap::from([

@@ -16,12 +16,15 @@
 //! OT receivers: count u8, each { counterparty u8, gadget: count u16 + scalars,
 //!                                seeds0: count u16 + [32]s, seeds1: count u16 + [32]s }
 //! derivation: depth u8 | child number u32 | parent fingerprint [4]
+//! checksum [32] = H("pairing record", everything before it)
 //! ```
 //!
-//! What follows from other fields is not stored but rebuilt and checked: the engine parameters
-//! (2-of-2), the party index (the role), the engine's copies of the key, share and chain code. On
-//! reading, the share must match the stored public share, so a corrupted or mismatched record is
-//! rejected rather than signing with garbage.
+//! What follows from other fields is not stored but rebuilt: the engine parameters (2-of-2), the
+//! party index (the role), the engine's copies of the key, share and chain code. On reading, the
+//! checksum catches corruption anywhere in the record (the OT state included: a flipped seed would
+//! otherwise surface later as the *peer* failing a consistency check, a terminal error blaming the
+//! wrong party), and the structure is checked: the share matches its public share, X_d + S_d = X,
+//! the MPC state names the peer and is complete or absent, and the root has no parent.
 
 use std::collections::BTreeMap;
 
@@ -32,12 +35,14 @@ use dkls23_core::utilities::zero_shares::{SeedPair, ZeroShare};
 use k256::elliptic_curve::PrimeField;
 use k256::elliptic_curve::group::GroupEncoding;
 use serde::Serialize;
-use zeroize::Zeroizing;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::Role;
 use crate::engine::{self, Curve, Party, Point, Scalar};
 use crate::error::MpcError;
 use crate::pairing::{Pairing, PairingPublic, compressed, lagrange};
+use crate::session::hash_parts;
 
 const FORMAT_VERSION: u8 = 1;
 
@@ -91,12 +96,12 @@ impl Pairing {
         out.u8(derivation.depth);
         out.bytes(&derivation.child_number.to_be_bytes());
         out.bytes(&derivation.parent_fingerprint);
-        Ok(out.0)
+        Ok(seal(out.0))
     }
 
     /// Reads a pairing stored with [`Pairing::to_bytes`], checking it on the way.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, MpcError> {
-        let mut input = Reader(bytes);
+        let mut input = Reader(unseal(bytes)?);
         if input.u8()? != FORMAT_VERSION {
             return Err(invalid("unknown format version"));
         }
@@ -110,6 +115,11 @@ impl Pairing {
             server_public_share: input.array()?,
         };
         let key = point(&public.root_public_key)?;
+        let shares = k256::ProjectivePoint::from(point(&public.device_public_share)?)
+            + point(&public.server_public_share)?;
+        if shares.to_affine() != key {
+            return Err(invalid("the public shares do not sum to the key"));
+        }
         let session_id_len = usize::from(input.u16()?);
         let session_id = input.take(session_id_len)?.to_vec();
         let share = input.scalar()?;
@@ -137,7 +147,9 @@ impl Pairing {
                     seeds: input.seeds()?,
                 },
             })?;
-            mul_senders.insert(counterparty, sender);
+            if mul_senders.insert(counterparty, sender).is_some() {
+                return Err(invalid("duplicate OT sender state"));
+            }
         }
         let mut mul_receivers = BTreeMap::new();
         for _ in 0..input.u8()? {
@@ -149,12 +161,23 @@ impl Pairing {
                     seeds1: input.seeds()?,
                 },
             })?;
-            mul_receivers.insert(counterparty, receiver);
+            if mul_receivers.insert(counterparty, receiver).is_some() {
+                return Err(invalid("duplicate OT receiver state"));
+            }
+        }
+        check_mpc_state(role, &seeds, &mul_senders, &mul_receivers)?;
+        let (depth, child_number, parent_fingerprint) = (
+            input.u8()?,
+            u32::from_be_bytes(input.array()?),
+            input.array()?,
+        );
+        if (depth, child_number, parent_fingerprint) != (0, 0, [0; 4]) {
+            return Err(invalid("a pairing is a root key"));
         }
         let derivation_data = DerivData {
-            depth: input.u8()?,
-            child_number: u32::from_be_bytes(input.array()?),
-            parent_fingerprint: input.array()?,
+            depth,
+            child_number,
+            parent_fingerprint,
             poly_point: share,
             pk: key,
             chain_code: public.chain_code,
@@ -183,6 +206,59 @@ impl Pairing {
     }
 }
 
+fn seal(mut body: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
+    let checksum = hash_parts("pairing record", &[&body]);
+    body.extend_from_slice(&checksum);
+    body
+}
+
+fn unseal(bytes: &[u8]) -> Result<&[u8], MpcError> {
+    let body_len = bytes
+        .len()
+        .checked_sub(32)
+        .ok_or_else(|| invalid("truncated"))?;
+    let (body, checksum) = bytes.split_at(body_len);
+    if bool::from(hash_parts("pairing record", &[body]).ct_eq(checksum)) {
+        Ok(body)
+    } else {
+        Err(invalid("checksum mismatch: the record is corrupted"))
+    }
+}
+
+/// The MPC state is all there (one entry, for the peer) or all absent (a restored pairing).
+fn check_mpc_state(
+    role: Role,
+    seeds: &[SeedPair],
+    senders: &BTreeMap<PartyIndex, MulSender<Curve>>,
+    receivers: &BTreeMap<PartyIndex, MulReceiver<Curve>>,
+) -> Result<(), MpcError> {
+    let peer = engine::index(role.peer())?;
+    match (seeds, senders.len(), receivers.len()) {
+        ([], 0, 0) => Ok(()),
+        ([seed], 1, 1) => {
+            let sender = senders
+                .get(&peer)
+                .ok_or_else(|| invalid("OT sender state for another party"))?;
+            let receiver = receivers
+                .get(&peer)
+                .ok_or_else(|| invalid("OT receiver state for another party"))?;
+            let consistent = seed.index_counterparty == peer
+                && seed.lowest_index == (role == Role::Device)
+                && !sender.public_gadget.is_empty()
+                && sender.public_gadget.len() == receiver.public_gadget.len()
+                && sender.ote_sender.correlation.len() == sender.ote_sender.seeds.len()
+                && receiver.ote_receiver.seeds0.len() == receiver.ote_receiver.seeds1.len()
+                && sender.ote_sender.seeds.len() == receiver.ote_receiver.seeds0.len();
+            if consistent {
+                Ok(())
+            } else {
+                Err(invalid("inconsistent MPC state"))
+            }
+        }
+        _ => Err(invalid("incomplete MPC state")),
+    }
+}
+
 /// The share must be the one behind the stored public share of its role.
 fn check_share(role: Role, share: &Scalar, public: &PairingPublic) -> Result<(), MpcError> {
     let expected = match role {
@@ -205,23 +281,24 @@ fn point(bytes: &[u8; 33]) -> Result<Point, MpcError> {
 }
 
 // The engine's OT state types have a private marker field, so they are built through their serde
-// shape: these mirrors serialize exactly as the engine's types deserialize.
-#[derive(Serialize)]
+// shape: these mirrors serialize exactly as the engine's types deserialize. They hold OT secrets,
+// so they are wiped when dropped.
+#[derive(Serialize, Zeroize, ZeroizeOnDrop)]
 struct SenderShape {
     public_gadget: Vec<Scalar>,
     ote_sender: OteSenderShape,
 }
-#[derive(Serialize)]
+#[derive(Serialize, Zeroize, ZeroizeOnDrop)]
 struct OteSenderShape {
     correlation: Vec<bool>,
     seeds: Vec<[u8; 32]>,
 }
-#[derive(Serialize)]
+#[derive(Serialize, Zeroize, ZeroizeOnDrop)]
 struct ReceiverShape {
     public_gadget: Vec<Scalar>,
     ote_receiver: OteReceiverShape,
 }
-#[derive(Serialize)]
+#[derive(Serialize, Zeroize, ZeroizeOnDrop)]
 struct OteReceiverShape {
     seeds0: Vec<[u8; 32]>,
     seeds1: Vec<[u8; 32]>,
@@ -229,7 +306,7 @@ struct OteReceiverShape {
 
 fn engine_shaped<T: serde::de::DeserializeOwned>(shape: &impl Serialize) -> Result<T, MpcError> {
     let bytes = Zeroizing::new(
-        postcard::to_allocvec(shape).map_err(|_| invalid("cannot re-encode OT state"))?,
+        crate::state::to_exact_vec(shape).map_err(|_| invalid("cannot re-encode OT state"))?,
     );
     postcard::from_bytes(&bytes).map_err(|_| invalid("OT state does not fit the engine"))
 }
@@ -320,5 +397,65 @@ impl<'a> Reader<'a> {
     }
     fn seeds(&mut self) -> Result<Vec<[u8; 32]>, MpcError> {
         (0..self.u16()?).map(|_| self.array()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Keygen, SessionId};
+
+    fn pairings() -> (Pairing, Pairing) {
+        let context = SessionId::derive("keygen", &[b"pairing-format"]);
+        let (mut device, round1) = Keygen::start_device(context).unwrap();
+        let mut server = Keygen::new_server(context);
+        let round2 = server.handle(&round1).unwrap().reply.unwrap();
+        let round3 = device.handle(&round2).unwrap().reply.unwrap();
+        let step = server.handle(&round3).unwrap();
+        let device_pairing = device.handle(&step.reply.unwrap()).unwrap().output.unwrap();
+        (device_pairing, step.output.unwrap())
+    }
+
+    /// Edits a record's body and seals it again, as a writer with a bug (or an attacker who can
+    /// recompute the checksum) would: the structural checks must still refuse it.
+    fn edited(pairing: &Pairing, edit: impl FnOnce(&mut Vec<u8>)) -> String {
+        let bytes = pairing.to_bytes().unwrap();
+        let mut body = Zeroizing::new(unseal(&bytes).unwrap().to_vec());
+        edit(&mut body);
+        Pairing::from_bytes(&seal(body))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn structure_is_checked_behind_the_checksum() {
+        let (device, server) = pairings();
+        let role_at = 1;
+        let share_at = 1 + 1 + 8 + 32 + 33 + 32 + 33 + 33 + 2 + device.party.session_id.len();
+        let public_share_at = 1 + 1 + 8 + 32 + 33 + 32;
+        assert!(edited(&device, |b| b[0] = 2).contains("unknown format version"));
+        assert!(
+            edited(&device, |b| b[share_at + 31] ^= 1).contains("does not match its public share")
+        );
+        assert!(
+            edited(&server, |b| b[role_at] = Role::Device.to_wire())
+                .contains("does not match its public share")
+        );
+        assert!(
+            edited(&device, |b| b[public_share_at + 32] ^= 1).contains("public shares do not sum")
+        );
+        assert!(
+            edited(&device, |b| {
+                let last = b.len() - 1;
+                b[last] = 1;
+            })
+            .contains("a pairing is a root key")
+        );
+        assert!(edited(&device, |b| b.push(0)).contains("trailing bytes"));
+        assert!(edited(&device, |b| b.truncate(b.len() - 1)).contains("truncated"));
+        // Both intact records still load.
+        Pairing::from_bytes(&device.to_bytes().unwrap()).unwrap();
+        Pairing::from_bytes(&server.to_bytes().unwrap()).unwrap();
     }
 }

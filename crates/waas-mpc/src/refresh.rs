@@ -197,6 +197,7 @@ impl Refresh {
             State::DeviceAwaitingRound4 { .. } => Decoded::Round4(Box::new(self.open(message, 4)?)),
             State::Over => return Err(MpcError::SessionOver),
         };
+        decoded.check(self.role)?;
         let message_hash = hash_parts("refresh message", &[message]);
         match (
             std::mem::replace(&mut self.session.state, State::Over),
@@ -240,11 +241,6 @@ impl Refresh {
                 },
                 Decoded::Round2(round2),
             ) => {
-                engine::check_route(
-                    &round2.zero_seed_commitment.parties,
-                    Role::Device,
-                    "zero seed commitment",
-                )?;
                 let refresh_id = self.refresh_id(&device_nonce, &round2.server_nonce);
                 let (kept, zero_seed_commitment, zero_seed, ot_setup) =
                     phases_2_and_3(pairing, refresh_id, &[*own_fragment, round2.fragment])?;
@@ -395,6 +391,37 @@ enum Decoded {
     Round4(Box<Round4>),
 }
 
+impl Decoded {
+    /// As in key generation: the engine's routing fields must name peer → us, before the session's
+    /// state is touched.
+    fn check(&self, me: Role) -> Result<(), MpcError> {
+        match self {
+            Self::Round1(_) => Ok(()),
+            Self::Round2(round) => engine::check_route(
+                &round.zero_seed_commitment.parties,
+                me,
+                "zero seed commitment",
+            ),
+            Self::Round3(round) => {
+                engine::check_sender(round.proof.index, me, "proof")?;
+                engine::check_point(&round.proof.proof.point, "proof")?;
+                engine::check_route(
+                    &round.zero_seed_commitment.parties,
+                    me,
+                    "zero seed commitment",
+                )?;
+                engine::check_route(&round.zero_seed.parties, me, "zero seed")?;
+                engine::check_route(&round.ot_setup.parties, me, "OT setup")
+            }
+            Self::Round4(round) => {
+                engine::check_point(&round.proof.point, "proof")?;
+                engine::check_route(&round.zero_seed.parties, me, "zero seed")?;
+                engine::check_route(&round.ot_setup.parties, me, "OT setup")
+            }
+        }
+    }
+}
+
 #[allow(clippy::type_complexity)]
 fn phases_2_and_3(
     pairing: &Pairing,
@@ -410,10 +437,11 @@ fn phases_2_and_3(
     MpcError,
 > {
     let party = &pairing.party;
-    let (correction, own_proof, zero_kept2, zero_transmit2) =
+    let (correction, own_proof, mut zero_kept2, zero_transmit2) =
         party.refresh_complete_phase2(&refresh_id, fragments);
     let (zero_kept, zero_transmit3, mul_kept, mul_transmit) =
         party.refresh_complete_phase3(&refresh_id, &zero_kept2);
+    engine::wipe_phase2_secrets(&mut zero_kept2);
     let kept = Kept {
         refresh_id,
         correction,
@@ -437,15 +465,7 @@ fn phase4(
     peer_zero_seed: TransmitInitZeroSharePhase3to4,
     peer_ot_setup: TransmitInitMulPhase3to4<Curve>,
 ) -> Result<Pairing, MpcError> {
-    let me = pairing.role;
-    engine::check_sender(peer_proof.index, me, "proof")?;
-    engine::check_route(
-        &peer_zero_seed_commitment.parties,
-        me,
-        "zero seed commitment",
-    )?;
-    engine::check_route(&peer_zero_seed.parties, me, "zero seed")?;
-    engine::check_route(&peer_ot_setup.parties, me, "OT setup")?;
+    // The routing fields and points were checked with the message (`Decoded::check`).
     let party = pairing
         .party
         .refresh_complete_phase4(
@@ -482,8 +502,13 @@ impl EpochSet {
         }
     }
 
-    /// Adds what a refresh of the confirmed epoch produced, replacing any earlier orphan.
+    /// Adds what a refresh produced. A refresh of the confirmed epoch replaces any earlier orphan;
+    /// a refresh of the pending epoch proves the device holds it, so the pending epoch becomes the
+    /// confirmed one first.
     pub fn add_refreshed(&mut self, next: Pairing) -> Result<(), MpcError> {
+        if let Some(base_epoch) = next.epoch.checked_sub(1) {
+            self.used(base_epoch);
+        }
         let base = &self.confirmed;
         if next.public.id != base.public.id
             || next.role != base.role

@@ -375,7 +375,7 @@ impl Signing {
     ) -> Result<Signature, MpcError> {
         let (s_hex, recovery_id) = party
             .sign_phase4(data, x_coordinate, &[own, peer], true)
-            .map_err(engine::abort)?;
+            .map_err(engine::final_step_abort)?;
         let signature = Signature {
             r: hex32(x_coordinate)?,
             s: hex32(&s_hex)?,

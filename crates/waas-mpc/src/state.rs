@@ -12,13 +12,28 @@ use crate::error::MpcError;
 use crate::session::SessionId;
 
 /// The result of handing a party one message: a reply to send, the session's output, or both.
-#[derive(Debug)]
+/// `Debug` shows the reply's length only.
 #[must_use]
 pub struct Step<T> {
     /// The message to send to the peer, if any.
     pub reply: Option<Vec<u8>>,
     /// The session's result, once it has finished.
     pub output: Option<T>,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Step<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field(
+                "reply",
+                &self
+                    .reply
+                    .as_ref()
+                    .map(|reply| format!("<{} bytes>", reply.len())),
+            )
+            .field("output", &self.output)
+            .finish()
+    }
 }
 
 impl<T> Step<T> {
@@ -61,10 +76,7 @@ pub(crate) fn encode<S: Serialize>(
     context: &SessionId,
     state: &S,
 ) -> Result<Zeroizing<Vec<u8>>, MpcError> {
-    let body = Zeroizing::new(
-        postcard::to_allocvec(state)
-            .map_err(|error| MpcError::InvalidState(format!("cannot encode: {error}")))?,
-    );
+    let body = Zeroizing::new(to_exact_vec(state)?);
     let mut bytes = Zeroizing::new(Vec::with_capacity(3 + 32 + body.len()));
     bytes.extend_from_slice(&[STATE_VERSION, kind as u8, role.to_wire()]);
     bytes.extend_from_slice(context.as_bytes());
@@ -97,4 +109,14 @@ pub(crate) fn decode<S: DeserializeOwned>(
         return Err(invalid("trailing bytes"));
     }
     Ok((role, SessionId::from_bytes(context), state))
+}
+
+/// Postcard bytes in a buffer allocated once at their exact size, so no reallocation leaves copies
+/// of secrets behind in freed memory.
+pub(crate) fn to_exact_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, MpcError> {
+    let encode_error =
+        |error: postcard::Error| MpcError::InvalidState(format!("cannot encode: {error}"));
+    let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .map_err(encode_error)?;
+    postcard::to_extend(value, Vec::with_capacity(size)).map_err(encode_error)
 }

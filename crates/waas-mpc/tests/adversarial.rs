@@ -9,8 +9,8 @@
 mod support;
 
 use waas_mpc::{
-    DecodeError, Envelope, Keygen, MAX_MESSAGE_BYTES, MpcError, Pairing, Protocol, SessionId,
-    Signing, SigningRequest, WIRE_VERSION,
+    DecodeError, DerivationError, Envelope, Keygen, MAX_MESSAGE_BYTES, MpcError, Pairing, Protocol,
+    Refresh, SessionId, Signing, SigningRequest, WIRE_VERSION,
 };
 
 /// Header layout: version, protocol, session (32 bytes), round, sender, then the payload.
@@ -416,4 +416,168 @@ fn a_final_signature_that_does_not_verify_is_terminal() {
         error.to_string().contains("signature verification failed"),
         "{error}"
     );
+}
+
+#[test]
+fn keygen_refuses_a_result_when_the_server_saw_another_transcript() {
+    let context = SessionId::derive("keygen", &[b"operations/transcript"]);
+    let (mut device, round1) = Keygen::start_device(context).unwrap();
+    let mut server = Keygen::new_server(context);
+    let round2 = server.handle(&round1).unwrap().reply.unwrap();
+    let round3 = device.handle(&round2).unwrap().reply.unwrap();
+    let mut round4 = server.handle(&round3).unwrap().reply.unwrap();
+    // The transcript hash is round 4's last field.
+    let last = round4.len() - 1;
+    round4[last] ^= 1;
+    let error = device.handle(&round4).unwrap_err();
+    assert!(
+        error.to_string().contains("different transcript"),
+        "{error}"
+    );
+    assert!(!error.is_terminal());
+}
+
+#[test]
+fn refresh_rejects_every_corruption_and_then_completes() {
+    let (device_pairing, server_pairing) = pairings();
+    let context = SessionId::derive("refresh", &[b"operations/refresh-adversarial"]);
+    let (device, round1) = Refresh::start_device(&device_pairing, context).unwrap();
+    let device = std::cell::RefCell::new(device);
+    let server = std::cell::RefCell::new(Refresh::new_server(&server_pairing, context).unwrap());
+    let server_state = || server.borrow().to_bytes().unwrap().to_vec();
+    let device_state = || device.borrow().to_bytes().unwrap().to_vec();
+
+    reject_all_corruptions(
+        &round1,
+        &mut |m| server.borrow_mut().handle(&server_pairing, m).map(drop),
+        &server_state,
+    );
+    let round2 = server
+        .borrow_mut()
+        .handle(&server_pairing, &round1)
+        .unwrap()
+        .reply
+        .unwrap();
+    reject_all_corruptions(
+        &round2,
+        &mut |m| device.borrow_mut().handle(&device_pairing, m).map(drop),
+        &device_state,
+    );
+    let round3 = device
+        .borrow_mut()
+        .handle(&device_pairing, &round2)
+        .unwrap()
+        .reply
+        .unwrap();
+    reject_all_corruptions(
+        &round3,
+        &mut |m| server.borrow_mut().handle(&server_pairing, m).map(drop),
+        &server_state,
+    );
+    let step = server
+        .borrow_mut()
+        .handle(&server_pairing, &round3)
+        .unwrap();
+    let round4 = step.reply.unwrap();
+    reject_all_corruptions(
+        &round4,
+        &mut |m| device.borrow_mut().handle(&device_pairing, m).map(drop),
+        &device_state,
+    );
+    let next = device
+        .borrow_mut()
+        .handle(&device_pairing, &round4)
+        .unwrap()
+        .output
+        .unwrap();
+    assert_eq!(next.public(), step.output.unwrap().public());
+    assert_eq!(next.epoch(), 1);
+}
+
+/// Copies of `genuine` with one payload byte that holds a party index (1 or 2) swapped for the
+/// other index: this is how a misrouted engine message looks.
+fn party_byte_swaps(genuine: &[u8]) -> Vec<Vec<u8>> {
+    let envelope = Envelope::decode(genuine).unwrap();
+    (0..envelope.payload.len())
+        .filter(|at| matches!(envelope.payload[*at], 1 | 2))
+        .map(|at| {
+            let mut copy = envelope.clone();
+            copy.payload[at] = 3 - copy.payload[at];
+            copy.encode()
+        })
+        .collect()
+}
+
+/// Every misrouting (and anything else malformed) found by swapping party bytes in the small
+/// round-2 messages is rejected before the session's state changes: the same session then takes
+/// the genuine message.
+#[test]
+fn misrouted_engine_messages_leave_the_session_usable() {
+    let (device_pairing, server_pairing) = pairings();
+    let mut misrouted = 0;
+
+    let context = SessionId::derive("keygen", &[b"operations/misrouted"]);
+    let (device, round1) = Keygen::start_device(context).unwrap();
+    let round2 = Keygen::new_server(context)
+        .handle(&round1)
+        .unwrap()
+        .reply
+        .unwrap();
+    let stored = device.to_bytes().unwrap();
+    for bad in party_byte_swaps(&round2) {
+        let mut device = Keygen::from_bytes(&stored).unwrap();
+        if let Err(error) = device.handle(&bad)
+            && matches!(error, MpcError::Malformed(_))
+        {
+            misrouted += usize::from(matches!(
+                error,
+                MpcError::Malformed(DecodeError::WrongParty(_))
+            ));
+            device.handle(&round2).unwrap().reply.unwrap();
+        }
+    }
+
+    let context = SessionId::derive("refresh", &[b"operations/misrouted"]);
+    let (device, round1) = Refresh::start_device(&device_pairing, context).unwrap();
+    let mut server = Refresh::new_server(&server_pairing, context).unwrap();
+    let round2 = server
+        .handle(&server_pairing, &round1)
+        .unwrap()
+        .reply
+        .unwrap();
+    let stored = device.to_bytes().unwrap();
+    for bad in party_byte_swaps(&round2) {
+        let mut device = Refresh::from_bytes(&stored).unwrap();
+        if let Err(error) = device.handle(&device_pairing, &bad)
+            && matches!(error, MpcError::Malformed(_))
+        {
+            misrouted += usize::from(matches!(
+                error,
+                MpcError::Malformed(DecodeError::WrongParty(_))
+            ));
+            device
+                .handle(&device_pairing, &round2)
+                .unwrap()
+                .reply
+                .unwrap();
+        }
+    }
+    assert!(
+        misrouted >= 3,
+        "the routing fields were exercised ({misrouted} misroutings)"
+    );
+}
+
+#[test]
+fn signing_refuses_paths_deeper_than_bip32_allows() {
+    let (device_pairing, _) = pairings();
+    let deep = vec![0u32; 256];
+    let request = SigningRequest {
+        path: &deep,
+        ..request([9; 32])
+    };
+    assert!(matches!(
+        Signing::start_device(&device_pairing, &request),
+        Err(MpcError::Derivation(DerivationError::TooDeep))
+    ));
 }

@@ -227,3 +227,26 @@ fn an_orphaned_epoch_is_replaced_by_the_next_refresh() {
     let (_, stale) = keygen("operations/other-wallet");
     assert!(server_epochs.add_refreshed(stale).is_err());
 }
+
+#[test]
+fn a_refresh_of_the_pending_epoch_confirms_it() {
+    let (device0, server0) = keygen("operations/pending-keygen");
+    let mut server_epochs = EpochSet::new(server0);
+    let (device1, server1) = refresh(
+        &device0,
+        server_epochs.get(0).unwrap(),
+        "operations/pending-1",
+    );
+    server_epochs.add_refreshed(server1).unwrap();
+    // The device refreshes again before it ever signs with epoch 1: that proves it holds epoch 1.
+    let (device2, server2) = refresh(
+        &device1,
+        server_epochs.get(1).unwrap(),
+        "operations/pending-2",
+    );
+    server_epochs.add_refreshed(server2).unwrap();
+    assert_eq!(server_epochs.epochs(), vec![1, 2]);
+    sign(&device2, server_epochs.get(2).unwrap(), &[], [4u8; 32]);
+    server_epochs.used(2);
+    assert_eq!(server_epochs.epochs(), vec![2]);
+}
