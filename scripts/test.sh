@@ -70,7 +70,9 @@ run_suite wasm-node cargo cargo test --target wasm32-unknown-unknown -p waas-sdk
   --test sdk_node --test wasm_node
 run_suite wasm-chromium cargo cargo test --target wasm32-unknown-unknown --test sdk_browser
 run_suite typescript check bash -c 'node_modules/.bin/tsc -p www && node_modules/.bin/tsc -p tsconfig.json'
-run_suite e2e-playwright node bash -c 'cargo build --quiet -p waas-server &&
+# The server binary from the native suite's build (a separate `cargo build -p waas-server` would
+# resolve features differently and recompile its dependencies).
+run_suite e2e-playwright node bash -c '{ [ -x target/debug/waas-server ] || cargo build --quiet -p waas-server; } &&
   node --test --test-reporter=spec --test-concurrency=1 tests/e2e/*.test.mjs'
 
 step "summary (logs in $logs/)"

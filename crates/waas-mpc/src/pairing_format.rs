@@ -442,8 +442,14 @@ mod tests {
             edited(&server, |b| b[role_at] = Role::Device.to_wire())
                 .contains("does not match its public share")
         );
+        // A valid point that is not the device's share: the server's share in its place.
+        let server_share_at = public_share_at + 33;
         assert!(
-            edited(&device, |b| b[public_share_at + 32] ^= 1).contains("public shares do not sum")
+            edited(&device, |b| {
+                let server_share = b[server_share_at..server_share_at + 33].to_vec();
+                b[public_share_at..public_share_at + 33].copy_from_slice(&server_share);
+            })
+            .contains("public shares do not sum")
         );
         assert!(
             edited(&device, |b| {
