@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use dkls23_core::protocols::PartyIndex;
 use dkls23_core::protocols::derivation::DerivData;
-use dkls23_core::utilities::zero_shares::ZeroShare;
+use dkls23_core::utilities::multiplication::{MulReceiver, MulSender};
+use dkls23_core::utilities::zero_shares::{SeedPair, ZeroShare};
 use k256::elliptic_curve::PrimeField;
 use zeroize::Zeroizing;
 
@@ -182,17 +184,38 @@ impl Pairing {
                 "the share does not match its public share".into(),
             ));
         }
+        Self::from_parts(
+            role,
+            epoch,
+            public,
+            engine_session,
+            poly_point,
+            MpcState::default(),
+        )
+    }
+
+    /// Assembles a pairing from its parts; the engine's copies of the key, share and chain code,
+    /// its parameters and index, and the root's derivation data follow from them.
+    pub(crate) fn from_parts(
+        role: Role,
+        epoch: u64,
+        public: PairingPublic,
+        engine_session: Vec<u8>,
+        poly_point: Scalar,
+        mpc: MpcState,
+    ) -> Result<Self, MpcError> {
         let key: Option<Point> = Point::from_bytes(&public.root_public_key.into()).into();
-        let key = key.ok_or_else(|| MpcError::Rejected("bad root key".into()))?;
+        let key = key.ok_or_else(|| MpcError::InvalidState("bad root key".into()))?;
+        engine::check_point(&key, "root public key")?;
         let party = Party {
             parameters: engine::parameters()?,
             party_index: engine::index(role)?,
             session_id: engine_session,
             poly_point,
             pk: key,
-            zero_share: ZeroShare { seeds: Vec::new() },
-            mul_senders: BTreeMap::new(),
-            mul_receivers: BTreeMap::new(),
+            zero_share: ZeroShare { seeds: mpc.seeds },
+            mul_senders: mpc.senders,
+            mul_receivers: mpc.receivers,
             derivation_data: DerivData {
                 depth: 0,
                 child_number: 0,
@@ -211,11 +234,31 @@ impl Pairing {
         })
     }
 
+    /// Refuses a pairing other than the one (role, id, epoch) a session started with.
+    pub(crate) fn ensure_is(&self, role: Role, id: &[u8; 32], epoch: u64) -> Result<(), MpcError> {
+        if self.role == role && &self.public.id == id && self.epoch == epoch {
+            Ok(())
+        } else {
+            Err(MpcError::InvalidState(
+                "the session belongs to another pairing or epoch".into(),
+            ))
+        }
+    }
+
     /// The engine session id the pairing's MPC state is bound to (public): what a restored
     /// party needs to refresh with this one.
     pub fn engine_session(&self) -> &[u8] {
         &self.party.session_id
     }
+}
+
+/// A pairing's MPC state: zero-share seeds and OT state for the peer; empty for a pairing restored
+/// from a bare share.
+#[derive(Default)]
+pub(crate) struct MpcState {
+    pub(crate) seeds: Vec<SeedPair>,
+    pub(crate) senders: BTreeMap<PartyIndex, MulSender<Curve>>,
+    pub(crate) receivers: BTreeMap<PartyIndex, MulReceiver<Curve>>,
 }
 
 /// λ of a role in x = λ_d·p_d + λ_s·p_s: 2 for the device (index 1), -1 for the server (index 2).

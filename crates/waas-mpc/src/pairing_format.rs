@@ -29,9 +29,8 @@
 use std::collections::BTreeMap;
 
 use dkls23_core::protocols::PartyIndex;
-use dkls23_core::protocols::derivation::DerivData;
 use dkls23_core::utilities::multiplication::{MulReceiver, MulSender};
-use dkls23_core::utilities::zero_shares::{SeedPair, ZeroShare};
+use dkls23_core::utilities::zero_shares::SeedPair;
 use k256::elliptic_curve::PrimeField;
 use k256::elliptic_curve::group::GroupEncoding;
 use serde::Serialize;
@@ -39,9 +38,9 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::Role;
-use crate::engine::{self, Curve, Party, Point, Scalar};
+use crate::engine::{self, Curve, Point, Scalar};
 use crate::error::MpcError;
-use crate::pairing::{Pairing, PairingPublic, compressed, lagrange};
+use crate::pairing::{MpcState, Pairing, PairingPublic, compressed, lagrange};
 use crate::session::hash_parts;
 
 const FORMAT_VERSION: u8 = 1;
@@ -174,35 +173,15 @@ impl Pairing {
         if (depth, child_number, parent_fingerprint) != (0, 0, [0; 4]) {
             return Err(invalid("a pairing is a root key"));
         }
-        let derivation_data = DerivData {
-            depth,
-            child_number,
-            parent_fingerprint,
-            poly_point: share,
-            pk: key,
-            chain_code: public.chain_code,
-        };
         if !input.0.is_empty() {
             return Err(invalid("trailing bytes"));
         }
-        let party = Party {
-            parameters: engine::parameters()?,
-            party_index: engine::index(role)?,
-            session_id,
-            poly_point: share,
-            pk: key,
-            zero_share: ZeroShare { seeds },
-            mul_senders,
-            mul_receivers,
-            derivation_data,
-            address: String::new(),
+        let mpc = MpcState {
+            seeds,
+            senders: mul_senders,
+            receivers: mul_receivers,
         };
-        Ok(Self {
-            role,
-            epoch,
-            party,
-            public,
-        })
+        Self::from_parts(role, epoch, public, session_id, share, mpc)
     }
 }
 

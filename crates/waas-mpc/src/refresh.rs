@@ -182,14 +182,7 @@ impl Refresh {
     /// are rejected without changing the session; a failed check ends it (the old pairing stays
     /// valid); a finished refresh yields the pairing of the next epoch.
     pub fn handle(&mut self, pairing: &Pairing, message: &[u8]) -> Result<Step<Pairing>, MpcError> {
-        if pairing.role != self.role
-            || pairing.public.id != self.session.pairing_id
-            || pairing.epoch != self.session.epoch
-        {
-            return Err(MpcError::InvalidState(
-                "the session belongs to another pairing or epoch".into(),
-            ));
-        }
+        pairing.ensure_is(self.role, &self.session.pairing_id, self.session.epoch)?;
         let decoded = match &self.session.state {
             State::ServerAwaitingRound1 => Decoded::Round1(self.open(message, 1)?),
             State::DeviceAwaitingRound2 { .. } => Decoded::Round2(self.open(message, 2)?),

@@ -222,14 +222,7 @@ impl Signing {
         pairing: &Pairing,
         message: &[u8],
     ) -> Result<Step<Signature>, MpcError> {
-        if pairing.role != self.role
-            || pairing.public.id != self.session.pairing_id
-            || pairing.epoch != self.session.epoch
-        {
-            return Err(MpcError::InvalidState(
-                "the session belongs to another pairing or epoch".into(),
-            ));
-        }
+        pairing.ensure_is(self.role, &self.session.pairing_id, self.session.epoch)?;
         // Decode and check before taking the state, so a bad message changes nothing.
         let decoded = match &self.session.state {
             State::ServerAwaitingRound1 => Decoded::Round1(self.open(message, 1)?),
