@@ -10,7 +10,7 @@ mod support;
 
 use waas_mpc::{
     DecodeError, DerivationError, Envelope, Keygen, MAX_MESSAGE_BYTES, MpcError, Pairing, Protocol,
-    Refresh, SessionId, Signing, SigningRequest, WIRE_VERSION,
+    Refresh, SessionId, Signing, SigningRequest, Step, WIRE_VERSION,
 };
 
 /// Header layout: version, protocol, session (32 bytes), round, sender, then the payload.
@@ -115,65 +115,104 @@ fn corruptions() -> Vec<Corruption> {
     ]
 }
 
-/// Delivers every corruption of `genuine` to a party, expecting each to be rejected with its
-/// error and to leave the party's stored state byte for byte as it was.
-fn reject_all_corruptions(
-    genuine: &[u8],
-    deliver: &mut dyn FnMut(&[u8]) -> Result<(), MpcError>,
-    state: &dyn Fn() -> Vec<u8>,
-) {
-    let before = state();
-    for corruption in corruptions() {
-        let bad = (corruption.apply)(genuine);
-        let error = deliver(&bad).expect_err(corruption.name);
-        assert!(
-            (corruption.expect)(&error),
-            "{}: got {error:?}",
-            corruption.name
-        );
-        assert!(!error.is_terminal(), "{}", corruption.name);
-        assert_eq!(state(), before, "{} changed the session", corruption.name);
+/// One side of a session under test: takes a message, returning its reply and, once finished,
+/// a value both sides must agree on; and shows its stored state.
+trait UnderTest {
+    type Output: PartialEq + std::fmt::Debug;
+    fn handle(&mut self, message: &[u8]) -> Result<Step<Self::Output>, MpcError>;
+    fn state(&self) -> Vec<u8>;
+}
+
+impl UnderTest for Keygen {
+    type Output = waas_mpc::PairingPublic;
+    fn handle(&mut self, message: &[u8]) -> Result<Step<Self::Output>, MpcError> {
+        let step = Keygen::handle(self, message)?;
+        Ok(Step {
+            reply: step.reply,
+            output: step.output.map(|pairing| pairing.public().clone()),
+        })
     }
+    fn state(&self) -> Vec<u8> {
+        self.to_bytes().unwrap().to_vec()
+    }
+}
+
+impl UnderTest for (Signing, &Pairing) {
+    type Output = waas_mpc::Signature;
+    fn handle(&mut self, message: &[u8]) -> Result<Step<Self::Output>, MpcError> {
+        self.0.handle(self.1, message)
+    }
+    fn state(&self) -> Vec<u8> {
+        self.0.to_bytes().unwrap().to_vec()
+    }
+}
+
+impl UnderTest for (Refresh, &Pairing) {
+    type Output = (u64, waas_mpc::PairingPublic);
+    fn handle(&mut self, message: &[u8]) -> Result<Step<Self::Output>, MpcError> {
+        let step = self.0.handle(self.1, message)?;
+        Ok(Step {
+            reply: step.reply,
+            output: step
+                .output
+                .map(|pairing| (pairing.epoch(), pairing.public().clone())),
+        })
+    }
+    fn state(&self) -> Vec<u8> {
+        self.0.to_bytes().unwrap().to_vec()
+    }
+}
+
+/// Runs a session from the device's round-1 message to its end. Before each genuine message, its
+/// receiver is offered every corruption of it: each must be rejected with its own error, never a
+/// terminal one, and leave the receiver's stored state byte for byte as it was. Returns what both
+/// sides finished with.
+fn run_through_corruptions<T: UnderTest>(
+    round1: Vec<u8>,
+    device: &mut T,
+    server: &mut T,
+) -> T::Output {
+    let (mut device_output, mut server_output) = (None, None);
+    let mut message = Some(round1);
+    let mut to_server = true;
+    while let Some(genuine) = message.take() {
+        let (receiver, output) = if to_server {
+            (&mut *server, &mut server_output)
+        } else {
+            (&mut *device, &mut device_output)
+        };
+        let before = receiver.state();
+        for corruption in corruptions() {
+            let error = receiver
+                .handle(&(corruption.apply)(&genuine))
+                .expect_err(corruption.name);
+            assert!(
+                (corruption.expect)(&error),
+                "{}: got {error:?}",
+                corruption.name
+            );
+            assert!(!error.is_terminal(), "{}", corruption.name);
+            assert_eq!(
+                receiver.state(),
+                before,
+                "{} changed the session",
+                corruption.name
+            );
+        }
+        let step = receiver.handle(&genuine).unwrap();
+        *output = step.output.or(output.take());
+        message = step.reply;
+        to_server = !to_server;
+    }
+    assert_eq!(device_output, server_output);
+    device_output.unwrap()
 }
 
 #[test]
 fn keygen_rejects_every_corruption_and_then_completes() {
     let context = SessionId::derive("keygen", &[b"operations/adversarial"]);
-    let (device, round1) = Keygen::start_device(context).unwrap();
-    let device = std::cell::RefCell::new(device);
-    let server = std::cell::RefCell::new(Keygen::new_server(context));
-
-    let server_state = || server.borrow().to_bytes().unwrap().to_vec();
-    let device_state = || device.borrow().to_bytes().unwrap().to_vec();
-    reject_all_corruptions(
-        &round1,
-        &mut |m| server.borrow_mut().handle(m).map(drop),
-        &server_state,
-    );
-    let round2 = server.borrow_mut().handle(&round1).unwrap().reply.unwrap();
-
-    reject_all_corruptions(
-        &round2,
-        &mut |m| device.borrow_mut().handle(m).map(drop),
-        &device_state,
-    );
-    let round3 = device.borrow_mut().handle(&round2).unwrap().reply.unwrap();
-
-    reject_all_corruptions(
-        &round3,
-        &mut |m| server.borrow_mut().handle(m).map(drop),
-        &server_state,
-    );
-    let step = server.borrow_mut().handle(&round3).unwrap();
-    let round4 = step.reply.unwrap();
-
-    reject_all_corruptions(
-        &round4,
-        &mut |m| device.borrow_mut().handle(m).map(drop),
-        &device_state,
-    );
-    let pairing = device.borrow_mut().handle(&round4).unwrap().output.unwrap();
-    assert_eq!(pairing.public(), step.output.unwrap().public());
+    let (mut device, round1) = Keygen::start_device(context).unwrap();
+    run_through_corruptions(round1, &mut device, &mut Keygen::new_server(context));
 }
 
 #[test]
@@ -254,55 +293,12 @@ fn signing_rejects_every_corruption_and_then_completes() {
     let (device_pairing, server_pairing) = pairings();
     let request = request([3; 32]);
     let (device, round1) = Signing::start_device(&device_pairing, &request).unwrap();
-    let device = std::cell::RefCell::new(device);
-    let server = std::cell::RefCell::new(Signing::new_server(&server_pairing, &request).unwrap());
-    let server_state = || server.borrow().to_bytes().unwrap().to_vec();
-    let device_state = || device.borrow().to_bytes().unwrap().to_vec();
-
-    reject_all_corruptions(
-        &round1,
-        &mut |m| server.borrow_mut().handle(&server_pairing, m).map(drop),
-        &server_state,
+    let server = Signing::new_server(&server_pairing, &request).unwrap();
+    run_through_corruptions(
+        round1,
+        &mut (device, &device_pairing),
+        &mut (server, &server_pairing),
     );
-    let round2 = server
-        .borrow_mut()
-        .handle(&server_pairing, &round1)
-        .unwrap()
-        .reply
-        .unwrap();
-    reject_all_corruptions(
-        &round2,
-        &mut |m| device.borrow_mut().handle(&device_pairing, m).map(drop),
-        &device_state,
-    );
-    let round3 = device
-        .borrow_mut()
-        .handle(&device_pairing, &round2)
-        .unwrap()
-        .reply
-        .unwrap();
-    reject_all_corruptions(
-        &round3,
-        &mut |m| server.borrow_mut().handle(&server_pairing, m).map(drop),
-        &server_state,
-    );
-    let step = server
-        .borrow_mut()
-        .handle(&server_pairing, &round3)
-        .unwrap();
-    let round4 = step.reply.unwrap();
-    reject_all_corruptions(
-        &round4,
-        &mut |m| device.borrow_mut().handle(&device_pairing, m).map(drop),
-        &device_state,
-    );
-    let signature = device
-        .borrow_mut()
-        .handle(&device_pairing, &round4)
-        .unwrap()
-        .output
-        .unwrap();
-    assert_eq!(Some(signature), step.output);
 }
 
 #[test]
@@ -442,56 +438,13 @@ fn refresh_rejects_every_corruption_and_then_completes() {
     let (device_pairing, server_pairing) = pairings();
     let context = SessionId::derive("refresh", &[b"operations/refresh-adversarial"]);
     let (device, round1) = Refresh::start_device(&device_pairing, context).unwrap();
-    let device = std::cell::RefCell::new(device);
-    let server = std::cell::RefCell::new(Refresh::new_server(&server_pairing, context).unwrap());
-    let server_state = || server.borrow().to_bytes().unwrap().to_vec();
-    let device_state = || device.borrow().to_bytes().unwrap().to_vec();
-
-    reject_all_corruptions(
-        &round1,
-        &mut |m| server.borrow_mut().handle(&server_pairing, m).map(drop),
-        &server_state,
+    let server = Refresh::new_server(&server_pairing, context).unwrap();
+    let (epoch, _) = run_through_corruptions(
+        round1,
+        &mut (device, &device_pairing),
+        &mut (server, &server_pairing),
     );
-    let round2 = server
-        .borrow_mut()
-        .handle(&server_pairing, &round1)
-        .unwrap()
-        .reply
-        .unwrap();
-    reject_all_corruptions(
-        &round2,
-        &mut |m| device.borrow_mut().handle(&device_pairing, m).map(drop),
-        &device_state,
-    );
-    let round3 = device
-        .borrow_mut()
-        .handle(&device_pairing, &round2)
-        .unwrap()
-        .reply
-        .unwrap();
-    reject_all_corruptions(
-        &round3,
-        &mut |m| server.borrow_mut().handle(&server_pairing, m).map(drop),
-        &server_state,
-    );
-    let step = server
-        .borrow_mut()
-        .handle(&server_pairing, &round3)
-        .unwrap();
-    let round4 = step.reply.unwrap();
-    reject_all_corruptions(
-        &round4,
-        &mut |m| device.borrow_mut().handle(&device_pairing, m).map(drop),
-        &device_state,
-    );
-    let next = device
-        .borrow_mut()
-        .handle(&device_pairing, &round4)
-        .unwrap()
-        .output
-        .unwrap();
-    assert_eq!(next.public(), step.output.unwrap().public());
-    assert_eq!(next.epoch(), 1);
+    assert_eq!(epoch, 1);
 }
 
 /// Copies of `genuine` with one payload byte that holds a party index (1 or 2) swapped for the
