@@ -10,13 +10,20 @@ import { chromium } from 'playwright-core';
 export const repoRoot = new URL('../..', import.meta.url).pathname;
 
 /**
- * Starts waas-server on a free loopback port with a fresh SQLite database.
+ * Starts waas-server on a free loopback port with a fresh SQLite database and master key.
  * @param {{ staticDir?: string }} [options]
  */
 export async function startServer({ staticDir } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'waas-e2e-'));
   const binary = process.env.WAAS_SERVER_BIN ?? join(repoRoot, 'target/debug/waas-server');
-  const args = ['--listen', '127.0.0.1:0', '--database', join(dataDir, 'waas.db')];
+  const args = [
+    '--listen',
+    '127.0.0.1:0',
+    '--database',
+    join(dataDir, 'waas.db'),
+    '--master-key-file',
+    join(dataDir, 'master.key'),
+  ];
   if (staticDir) args.push('--static-dir', staticDir);
   const child = spawn(binary, args, {
     env: { ...process.env, WAAS_LOG: 'warn' },

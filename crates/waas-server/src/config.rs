@@ -17,6 +17,15 @@ pub struct Config {
     #[arg(long, env = "WAAS_DATABASE", default_value = "./data/waas.db")]
     pub database: String,
 
+    /// The master key that seals shares and MPC state at rest: 32 bytes, mode 0600. Created
+    /// (with its folder) on first start.
+    #[arg(
+        long,
+        env = "WAAS_MASTER_KEY_FILE",
+        default_value = "./data/master.key"
+    )]
+    pub master_key_file: PathBuf,
+
     /// A folder of static files (the built web app) to serve at `/`. Without it only the API is served.
     #[arg(long, env = "WAAS_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,

@@ -16,6 +16,9 @@ pub enum ServerError {
     /// The `--database` value is not something this server can open.
     #[error("unsupported database {0:?}: give a SQLite file path or a sqlite: URL")]
     UnsupportedDatabase(String),
+    /// The master key could not be loaded or created.
+    #[error("master key: {0}")]
+    MasterKey(#[from] crate::sealing::SealError),
     /// The database could not be opened or queried.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),

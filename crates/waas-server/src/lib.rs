@@ -6,6 +6,7 @@
 mod api;
 mod config;
 mod error;
+pub mod sealing;
 mod store;
 
 use std::future::Future;
@@ -28,6 +29,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let store = Store::open(&config.database).await?;
+    // Loaded at start so a missing or unsafe key fails now, not at the first operation.
+    let (_master_key, created) = sealing::MasterKey::load_or_create(&config.master_key_file)?;
+    if created {
+        tracing::info!(
+            path = %config.master_key_file.display(),
+            "created the master key: back it up, it opens every stored share"
+        );
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {

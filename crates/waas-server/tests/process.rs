@@ -54,6 +54,8 @@ fn starts_serves_and_stops_cleanly_on_sigterm() {
             "127.0.0.1:0",
             "--database",
             database.to_str().unwrap(),
+            "--master-key-file",
+            dir.path().join("master.key").to_str().unwrap(),
         ],
         &[],
     );
@@ -63,6 +65,10 @@ fn starts_serves_and_stops_cleanly_on_sigterm() {
     assert!(
         database.exists(),
         "the database file is created with its folder"
+    );
+    assert!(
+        dir.path().join("master.key").exists(),
+        "the master key is created"
     );
 
     let killed = Command::new("kill")
@@ -82,6 +88,8 @@ fn refuses_a_database_it_cannot_serve() {
             "127.0.0.1:0",
             "--database",
             "mysql://localhost/waas",
+            "--master-key-file",
+            "/nonexistent/never-created.key",
         ])
         .output()
         .unwrap();
@@ -94,15 +102,18 @@ fn refuses_a_database_it_cannot_serve() {
 fn flags_come_from_the_environment_too() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("env.db");
+    let key_file = dir.path().join("env.key");
     let (mut child, addr) = start(
         &[],
         &[
             ("WAAS_LISTEN", OsStr::new("127.0.0.1:0")),
             ("WAAS_DATABASE", database.as_os_str()),
+            ("WAAS_MASTER_KEY_FILE", key_file.as_os_str()),
         ],
     );
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     assert!(database.exists());
+    assert!(key_file.exists());
     child.kill().unwrap();
     child.wait().unwrap();
 }
