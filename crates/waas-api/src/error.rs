@@ -22,10 +22,14 @@ pub enum ErrorCode {
     AlreadyExists,
     /// The request conflicts with the resource's current state (a concurrent change, a finished round).
     Aborted,
+    /// The system is not in a state the request needs (e.g. a device without a pairing).
+    FailedPrecondition,
     /// Too many requests or failed attempts; try again later.
     ResourceExhausted,
     /// The server is shutting down or a dependency (the database) is unreachable.
     Unavailable,
+    /// The route exists in the API but this server does not implement it yet.
+    Unimplemented,
     /// A bug or an unexpected failure on the server.
     Internal,
     /// A code this client does not know yet (sent by a newer server).
@@ -37,13 +41,14 @@ impl ErrorCode {
     /// The HTTP status the server answers with for this code.
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidArgument => 400,
+            Self::InvalidArgument | Self::FailedPrecondition => 400,
             Self::Unauthenticated => 401,
             Self::PermissionDenied => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::AlreadyExists | Self::Aborted => 409,
             Self::ResourceExhausted => 429,
+            Self::Unimplemented => 501,
             Self::Unavailable => 503,
             Self::Internal | Self::Unknown => 500,
         }
@@ -83,6 +88,28 @@ mod tests {
             serde_json::to_value(&body).unwrap(),
             serde_json::json!({"code": "NOT_FOUND", "message": "no such pool", "status": 404})
         );
+    }
+
+    #[test]
+    fn every_code_has_its_http_status() {
+        let expected = [
+            (ErrorCode::InvalidArgument, "INVALID_ARGUMENT", 400),
+            (ErrorCode::FailedPrecondition, "FAILED_PRECONDITION", 400),
+            (ErrorCode::Unauthenticated, "UNAUTHENTICATED", 401),
+            (ErrorCode::PermissionDenied, "PERMISSION_DENIED", 403),
+            (ErrorCode::NotFound, "NOT_FOUND", 404),
+            (ErrorCode::MethodNotAllowed, "METHOD_NOT_ALLOWED", 405),
+            (ErrorCode::AlreadyExists, "ALREADY_EXISTS", 409),
+            (ErrorCode::Aborted, "ABORTED", 409),
+            (ErrorCode::ResourceExhausted, "RESOURCE_EXHAUSTED", 429),
+            (ErrorCode::Internal, "INTERNAL", 500),
+            (ErrorCode::Unimplemented, "UNIMPLEMENTED", 501),
+            (ErrorCode::Unavailable, "UNAVAILABLE", 503),
+        ];
+        for (code, name, status) in expected {
+            assert_eq!(code.http_status(), status, "{name}");
+            assert_eq!(serde_json::to_value(code).unwrap(), name);
+        }
     }
 
     #[test]
