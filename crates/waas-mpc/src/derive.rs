@@ -104,16 +104,25 @@ impl ExtendedPublicKey {
     /// CKDpub: the non-hardened child `index`.
     pub fn child(&self, index: u32) -> Result<Self, DerivationError> {
         check_index(index)?;
-        let depth = self.depth.checked_add(1).ok_or(DerivationError::TooDeep)?;
         let parent = decode_point(&self.public_key)?;
         let (tweak, chain_code) = tweak(&self.chain_code, &self.public_key, index)?;
         let child = child_point(&parent, &tweak, index)?;
+        self.with_child(index, chain_code, child.to_bytes().into())
+    }
+
+    /// The header of child `index` of this key, with the child's chain code and key.
+    fn with_child(
+        &self,
+        index: u32,
+        chain_code: [u8; 32],
+        public_key: [u8; 33],
+    ) -> Result<Self, DerivationError> {
         Ok(Self {
-            depth,
+            depth: self.depth.checked_add(1).ok_or(DerivationError::TooDeep)?,
             parent_fingerprint: self.fingerprint(),
             child_number: index,
             chain_code,
-            public_key: child.to_bytes().into(),
+            public_key,
         })
     }
 
@@ -131,15 +140,7 @@ impl ExtendedPublicKey {
 
 impl fmt::Display for ExtendedPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let encoded = encode(
-            XPUB_VERSION,
-            self.depth,
-            self.parent_fingerprint,
-            self.child_number,
-            &self.chain_code,
-            &self.public_key,
-        );
-        f.write_str(&encoded)
+        f.write_str(&encode(XPUB_VERSION, self, &self.public_key))
     }
 }
 
@@ -147,15 +148,9 @@ impl FromStr for ExtendedPublicKey {
     type Err = DerivationError;
 
     fn from_str(text: &str) -> Result<Self, DerivationError> {
-        let payload = decode(text)?;
-        let fields = Fields::parse(&payload, XPUB_VERSION)?;
-        decode_point(&fields.key)?;
-        Ok(Self {
-            depth: fields.depth,
-            parent_fingerprint: fields.parent_fingerprint,
-            child_number: fields.child_number,
-            chain_code: fields.chain_code,
-            public_key: fields.key,
+        parse(&decode(text)?, XPUB_VERSION, |key| {
+            decode_point(key)?;
+            Ok(*key)
         })
     }
 }
@@ -164,22 +159,17 @@ impl FromStr for ExtendedPublicKey {
 /// prints `<redacted>`; not `Clone`, so no stray copies.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct ExtendedPrivateKey {
-    depth: u8,
-    parent_fingerprint: [u8; 4],
-    child_number: u32,
-    chain_code: [u8; 32],
+    /// The matching public key and its header (depth, parent, index, chain code): public data.
+    #[zeroize(skip)]
+    public: ExtendedPublicKey,
     secret: [u8; 32],
 }
 
 impl ExtendedPrivateKey {
     /// A root extended private key from a secret scalar (big-endian) and a chain code.
     pub fn root(secret: &[u8; 32], chain_code: [u8; 32]) -> Result<Self, DerivationError> {
-        decode_secret(secret)?;
         Ok(Self {
-            depth: 0,
-            parent_fingerprint: [0; 4],
-            child_number: 0,
-            chain_code,
+            public: ExtendedPublicKey::root(public_of(secret)?, chain_code),
             secret: *secret,
         })
     }
@@ -187,19 +177,17 @@ impl ExtendedPrivateKey {
     /// CKDpriv: the non-hardened child `index`.
     pub fn child(&self, index: u32) -> Result<Self, DerivationError> {
         check_index(index)?;
-        let depth = self.depth.checked_add(1).ok_or(DerivationError::TooDeep)?;
-        let public = self.public_key();
-        let (tweak, chain_code) = tweak(&self.chain_code, &public, index)?;
+        let (tweak, chain_code) = tweak(&self.public.chain_code, &self.public.public_key, index)?;
         let secret = Zeroizing::new(*decode_secret(&self.secret)? + tweak);
         if bool::from(secret.is_zero()) {
             return Err(DerivationError::InvalidChild(index));
         }
+        let secret: Zeroizing<[u8; 32]> = Zeroizing::new(secret.to_repr().into());
         Ok(Self {
-            depth,
-            parent_fingerprint: fingerprint(&public),
-            child_number: index,
-            chain_code,
-            secret: secret.to_repr().into(),
+            public: self
+                .public
+                .with_child(index, chain_code, public_of(&secret)?)?,
+            secret: *secret,
         })
     }
 
@@ -215,56 +203,32 @@ impl ExtendedPrivateKey {
 
     /// The matching extended public key.
     pub fn to_public(&self) -> ExtendedPublicKey {
-        ExtendedPublicKey {
-            depth: self.depth,
-            parent_fingerprint: self.parent_fingerprint,
-            child_number: self.child_number,
-            chain_code: self.chain_code,
-            public_key: self.public_key(),
-        }
+        self.public.clone()
     }
 
     /// The `xprv…` string. It is the whole key: show it only to its owner.
     pub fn to_xprv(&self) -> Zeroizing<String> {
         let mut key = Zeroizing::new([0u8; 33]);
         key[1..].copy_from_slice(&self.secret);
-        Zeroizing::new(encode(
-            XPRV_VERSION,
-            self.depth,
-            self.parent_fingerprint,
-            self.child_number,
-            &self.chain_code,
-            &key[..],
-        ))
+        Zeroizing::new(encode(XPRV_VERSION, &self.public, &key[..]))
     }
 
     /// Reads an `xprv…` string.
     pub fn from_xprv(text: &str) -> Result<Self, DerivationError> {
-        let payload = decode(text)?;
-        let fields = Fields::parse(&payload, XPRV_VERSION)?;
-        let [0, secret @ ..] = fields.key else {
-            return Err(DerivationError::InvalidKey(
-                "private key must start with 0x00",
-            ));
-        };
-        decode_secret(&secret)?;
+        let mut secret = Zeroizing::new([0u8; 32]);
+        let public = parse(&decode(text)?, XPRV_VERSION, |key| {
+            let [0, rest @ ..] = key else {
+                return Err(DerivationError::InvalidKey(
+                    "private key must start with 0x00",
+                ));
+            };
+            secret.copy_from_slice(rest);
+            public_of(&secret)
+        })?;
         Ok(Self {
-            depth: fields.depth,
-            parent_fingerprint: fields.parent_fingerprint,
-            child_number: fields.child_number,
-            chain_code: fields.chain_code,
-            secret,
+            public,
+            secret: *secret,
         })
-    }
-
-    fn public_key(&self) -> [u8; 33] {
-        match decode_secret(&self.secret) {
-            Ok(secret) => (k256::ProjectivePoint::GENERATOR * *secret)
-                .to_affine()
-                .to_bytes()
-                .into(),
-            Err(_) => [0; 33],
-        }
     }
 }
 
@@ -350,20 +314,15 @@ fn checksum(payload: &[u8]) -> [u8; 4] {
     [hash[0], hash[1], hash[2], hash[3]]
 }
 
-fn encode(
-    version: [u8; 4],
-    depth: u8,
-    parent: [u8; 4],
-    child: u32,
-    chain_code: &[u8; 32],
-    key: &[u8],
-) -> String {
+/// The Base58Check string of a key: the header of `meta` (depth, parent, index, chain code), then
+/// `key` (the public key, or 0x00 and the secret).
+fn encode(version: [u8; 4], meta: &ExtendedPublicKey, key: &[u8]) -> String {
     let mut payload = Zeroizing::new(Vec::with_capacity(ENCODED_LEN + 4));
     payload.extend_from_slice(&version);
-    payload.push(depth);
-    payload.extend_from_slice(&parent);
-    payload.extend_from_slice(&child.to_be_bytes());
-    payload.extend_from_slice(chain_code);
+    payload.push(meta.depth);
+    payload.extend_from_slice(&meta.parent_fingerprint);
+    payload.extend_from_slice(&meta.child_number.to_be_bytes());
+    payload.extend_from_slice(&meta.chain_code);
     payload.extend_from_slice(key);
     let check = checksum(&payload);
     payload.extend_from_slice(&check);
@@ -389,54 +348,60 @@ fn decode(text: &str) -> Result<Zeroizing<Vec<u8>>, DerivationError> {
     Ok(Zeroizing::new(payload.to_vec()))
 }
 
-/// The 78-byte payload's fields.
-struct Fields {
-    depth: u8,
-    parent_fingerprint: [u8; 4],
-    child_number: u32,
-    chain_code: [u8; 32],
-    key: [u8; 33],
+/// Reads a 78-byte payload of `version`; `public_key` checks its key field and returns the public
+/// key it stands for (itself for an xpub, secret·G for an xprv).
+fn parse(
+    payload: &[u8],
+    version: [u8; 4],
+    public_key: impl FnOnce(&[u8; 33]) -> Result<[u8; 33], DerivationError>,
+) -> Result<ExtendedPublicKey, DerivationError> {
+    let bad = DerivationError::InvalidKey;
+    let payload: &[u8; ENCODED_LEN] = payload.try_into().map_err(|_| bad("wrong length"))?;
+    let (head, key) = payload.split_at(ENCODED_LEN - 33);
+    let [
+        v0,
+        v1,
+        v2,
+        v3,
+        depth,
+        f0,
+        f1,
+        f2,
+        f3,
+        c0,
+        c1,
+        c2,
+        c3,
+        chain_code @ ..,
+    ] = head
+    else {
+        return Err(bad("wrong length"));
+    };
+    if [*v0, *v1, *v2, *v3] != version {
+        return Err(bad("wrong version (not a mainnet key of this kind)"));
+    }
+    let (depth, parent_fingerprint) = (*depth, [*f0, *f1, *f2, *f3]);
+    let child_number = u32::from_be_bytes([*c0, *c1, *c2, *c3]);
+    if depth == 0 && (parent_fingerprint != [0; 4] || child_number != 0) {
+        return Err(bad("a root key with a parent"));
+    }
+    let key: &[u8; 33] = key.try_into().map_err(|_| bad("wrong length"))?;
+    Ok(ExtendedPublicKey {
+        depth,
+        parent_fingerprint,
+        child_number,
+        chain_code: chain_code.try_into().map_err(|_| bad("wrong length"))?,
+        public_key: public_key(key)?,
+    })
 }
 
-impl Fields {
-    fn parse(payload: &[u8], version: [u8; 4]) -> Result<Self, DerivationError> {
-        let bad = DerivationError::InvalidKey;
-        let payload: &[u8; ENCODED_LEN] = payload.try_into().map_err(|_| bad("wrong length"))?;
-        let (head, key) = payload.split_at(ENCODED_LEN - 33);
-        let [
-            v0,
-            v1,
-            v2,
-            v3,
-            depth,
-            f0,
-            f1,
-            f2,
-            f3,
-            c0,
-            c1,
-            c2,
-            c3,
-            chain_code @ ..,
-        ] = head
-        else {
-            return Err(bad("wrong length"));
-        };
-        if [*v0, *v1, *v2, *v3] != version {
-            return Err(bad("wrong version (not a mainnet key of this kind)"));
-        }
-        let fields = Self {
-            depth: *depth,
-            parent_fingerprint: [*f0, *f1, *f2, *f3],
-            child_number: u32::from_be_bytes([*c0, *c1, *c2, *c3]),
-            chain_code: chain_code.try_into().map_err(|_| bad("wrong length"))?,
-            key: key.try_into().map_err(|_| bad("wrong length"))?,
-        };
-        if fields.depth == 0 && (fields.parent_fingerprint != [0; 4] || fields.child_number != 0) {
-            return Err(bad("a root key with a parent"));
-        }
-        Ok(fields)
-    }
+/// secret·G, compressed; the secret must be in [1, n).
+fn public_of(secret: &[u8; 32]) -> Result<[u8; 33], DerivationError> {
+    let secret = decode_secret(secret)?;
+    Ok((k256::ProjectivePoint::GENERATOR * *secret)
+        .to_affine()
+        .to_bytes()
+        .into())
 }
 
 #[cfg(test)]
