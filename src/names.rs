@@ -7,7 +7,7 @@ use crate::SdkError;
 #[wasm_bindgen(typescript_custom_section)]
 const RESOURCE_KIND_TYPE: &str = r#"
 /** The kinds of resource name, as `ResourceName.kind` reports them. */
-export type ResourceKind = "pool" | "deviceGroup" | "mpcKey" | "mpcWallet" | "device" | "operation";
+export type ResourceKind = "pool" | "deviceGroup" | "mpcKey" | "mpcOperation" | "mpcWallet" | "device" | "operation";
 "#;
 
 /// A parsed, valid resource name of any kind.
@@ -26,7 +26,7 @@ impl ResourceName {
         })
     }
 
-    /// `pool`, `deviceGroup`, `mpcKey`, `mpcWallet`, `device` or `operation`.
+    /// `pool`, `deviceGroup`, `mpcKey`, `mpcOperation`, `mpcWallet`, `device` or `operation`.
     #[wasm_bindgen(getter, unchecked_return_type = "ResourceKind")]
     pub fn kind(&self) -> String {
         self.inner.kind().to_owned()

@@ -64,6 +64,10 @@ pub struct ErrorBody {
     pub message: String,
     /// The HTTP status of the response, repeated so the body stands on its own in logs.
     pub status: u16,
+    /// A finer reason within the code, when a client can act on it (e.g. `CLOCK_SKEW`, see
+    /// [`crate::auth::reason`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ErrorBody {
@@ -73,6 +77,7 @@ impl ErrorBody {
             code,
             message: message.into(),
             status: code.http_status(),
+            reason: None,
         }
     }
 }

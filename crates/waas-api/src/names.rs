@@ -203,6 +203,17 @@ resource_name! {
 }
 
 resource_name! {
+    /// The device's part of an operation, listed by ListMPCOperations:
+    /// `pools/{pool}/deviceGroups/{device_group}/mpcOperations/{mpc_operation}`. Its id is the
+    /// id of the long-running operation it belongs to.
+    MpcOperationName = "pools/{pool}/deviceGroups/{device_group}/mpcOperations/{mpc_operation}" {
+        "pools" => pool,
+        "deviceGroups" => device_group,
+        "mpcOperations" => mpc_operation,
+    }
+}
+
+resource_name! {
     /// An MPC wallet, whose addresses derive from one MPC key: `pools/{pool}/mpcWallets/{mpc_wallet}`.
     MpcWalletName = "pools/{pool}/mpcWallets/{mpc_wallet}" {
         "pools" => pool,
@@ -234,6 +245,18 @@ impl MpcKeyName {
     }
 }
 
+impl MpcOperationName {
+    /// The device group this operation runs on.
+    pub fn device_group_name(&self) -> DeviceGroupName {
+        DeviceGroupName::new(self.pool.clone(), self.device_group.clone())
+    }
+
+    /// The long-running operation this is the device's part of.
+    pub fn operation_name(&self) -> OperationName {
+        OperationName::new(self.mpc_operation.clone())
+    }
+}
+
 impl MpcWalletName {
     /// The pool this wallet belongs to.
     pub fn pool_name(&self) -> PoolName {
@@ -251,6 +274,8 @@ pub enum ResourceName {
     DeviceGroup(DeviceGroupName),
     /// `pools/{pool}/deviceGroups/{device_group}/mpcKeys/{mpc_key}`
     MpcKey(MpcKeyName),
+    /// `pools/{pool}/deviceGroups/{device_group}/mpcOperations/{mpc_operation}`
+    MpcOperation(MpcOperationName),
     /// `pools/{pool}/mpcWallets/{mpc_wallet}`
     MpcWallet(MpcWalletName),
     /// `devices/{device}`
@@ -260,13 +285,14 @@ pub enum ResourceName {
 }
 
 impl ResourceName {
-    /// The kind of resource, in the API's camelCase: `pool`, `deviceGroup`, `mpcKey`, `mpcWallet`,
-    /// `device` or `operation`.
+    /// The kind of resource, in the API's camelCase: `pool`, `deviceGroup`, `mpcKey`,
+    /// `mpcOperation`, `mpcWallet`, `device` or `operation`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Pool(_) => "pool",
             Self::DeviceGroup(_) => "deviceGroup",
             Self::MpcKey(_) => "mpcKey",
+            Self::MpcOperation(_) => "mpcOperation",
             Self::MpcWallet(_) => "mpcWallet",
             Self::Device(_) => "device",
             Self::Operation(_) => "operation",
@@ -279,6 +305,7 @@ impl ResourceName {
             Self::Pool(name) => name.pool(),
             Self::DeviceGroup(name) => name.device_group(),
             Self::MpcKey(name) => name.mpc_key(),
+            Self::MpcOperation(name) => name.mpc_operation(),
             Self::MpcWallet(name) => name.mpc_wallet(),
             Self::Device(name) => name.device(),
             Self::Operation(name) => name.operation(),
@@ -291,6 +318,7 @@ impl ResourceName {
             Self::Pool(name) => Some(name.pool()),
             Self::DeviceGroup(name) => Some(name.pool()),
             Self::MpcKey(name) => Some(name.pool()),
+            Self::MpcOperation(name) => Some(name.pool()),
             Self::MpcWallet(name) => Some(name.pool()),
             Self::Device(_) | Self::Operation(_) => None,
         }
@@ -301,6 +329,7 @@ impl ResourceName {
         match self {
             Self::DeviceGroup(name) => Some(name.device_group()),
             Self::MpcKey(name) => Some(name.device_group()),
+            Self::MpcOperation(name) => Some(name.device_group()),
             _ => None,
         }
     }
@@ -316,6 +345,7 @@ impl FromStr for ResourceName {
             ["pools"] => Self::Pool(name.parse()?),
             ["pools", "deviceGroups"] => Self::DeviceGroup(name.parse()?),
             ["pools", "deviceGroups", "mpcKeys"] => Self::MpcKey(name.parse()?),
+            ["pools", "deviceGroups", "mpcOperations"] => Self::MpcOperation(name.parse()?),
             ["pools", "mpcWallets"] => Self::MpcWallet(name.parse()?),
             ["devices"] => Self::Device(name.parse()?),
             ["operations"] => Self::Operation(name.parse()?),
@@ -330,6 +360,7 @@ impl fmt::Display for ResourceName {
             Self::Pool(name) => name.fmt(f),
             Self::DeviceGroup(name) => name.fmt(f),
             Self::MpcKey(name) => name.fmt(f),
+            Self::MpcOperation(name) => name.fmt(f),
             Self::MpcWallet(name) => name.fmt(f),
             Self::Device(name) => name.fmt(f),
             Self::Operation(name) => name.fmt(f),
@@ -437,6 +468,7 @@ mod tests {
             ("pools/p", "pool"),
             ("pools/p/deviceGroups/g", "deviceGroup"),
             ("pools/p/deviceGroups/g/mpcKeys/k", "mpcKey"),
+            ("pools/p/deviceGroups/g/mpcOperations/o", "mpcOperation"),
             ("pools/p/mpcWallets/w", "mpcWallet"),
             ("devices/d", "device"),
             ("operations/o", "operation"),

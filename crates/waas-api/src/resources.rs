@@ -1,0 +1,423 @@
+//! The JSON resources and request bodies of the REST API (camelCase, as WaaS). Byte strings are
+//! `0x`-prefixed lowercase hex when they are keys, digests or signatures a wallet shows, and
+//! unpadded base64url when they are opaque protocol data.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    DeviceGroupName, DeviceName, ErrorBody, MpcKeyName, MpcOperationName, MpcWalletName,
+    OperationName, PoolName,
+};
+
+/// RegisterDevice: `POST /v1/device:register`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterDeviceRequest {
+    /// [`crate::RegistrationData`] in its base64url form.
+    pub registration_data: String,
+}
+
+/// Whether a device may still act.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum DeviceState {
+    /// Registered and usable.
+    Active,
+    /// Revoked: its requests fail and the server's halves of its pairings are gone.
+    Revoked,
+}
+
+/// A registered device (one browser profile).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    /// `devices/{device}`: derived from the auth key, so registering again names the same device.
+    pub name: DeviceName,
+    /// Active or revoked.
+    pub state: DeviceState,
+    /// The archive public key (secp256k1, compressed), `0x` hex.
+    pub archive_public_key: String,
+    /// When it was registered, RFC 3339.
+    pub create_time: String,
+}
+
+/// CreatePool: `POST /v1/pools` (API keys only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatePoolRequest {
+    /// The new pool's id (`pools/{poolId}`).
+    pub pool_id: String,
+    /// A name for people.
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// A pool: the tenant that owns device groups and wallets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pool {
+    /// `pools/{pool}`.
+    pub name: PoolName,
+    /// A name for people.
+    pub display_name: String,
+    /// When it was created, RFC 3339.
+    pub create_time: String,
+}
+
+/// CreateMPCWallet: `POST /v1/pools/{pool}/mpcWallets`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateMpcWalletRequest {
+    /// The device that will hold the other half of the key.
+    pub device: DeviceName,
+    /// Makes the call idempotent: the same id from the same caller returns the same operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// An MPC wallet: addresses that derive from one device group's root key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MpcWallet {
+    /// `pools/{pool}/mpcWallets/{mpc_wallet}`.
+    pub name: MpcWalletName,
+    /// The device group whose key it uses.
+    pub device_group: DeviceGroupName,
+    /// When it was created, RFC 3339.
+    pub create_time: String,
+}
+
+/// GenerateAddress: `POST /v1/pools/{pool}/mpcWallets/{mpc_wallet}:generateAddress`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenerateAddressRequest {
+    /// The network, `networks/{network}`; only EVM networks (one address format) for now.
+    #[serde(default = "default_network")]
+    pub network: String,
+}
+
+fn default_network() -> String {
+    DEFAULT_NETWORK.to_owned()
+}
+
+/// The network an address is for when the request names none.
+pub const DEFAULT_NETWORK: &str = "networks/ethereum-mainnet";
+
+/// An address of a wallet: the Ethereum address of one MPC key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    /// The EIP-55 checksummed address, `0x…`.
+    pub address: String,
+    /// The network, `networks/{network}`.
+    pub network: String,
+    /// The wallet it belongs to.
+    pub mpc_wallet: MpcWalletName,
+    /// The MPC key that signs for it.
+    pub mpc_keys: Vec<MpcKeyName>,
+    /// Its derivation path below the wallet's root key, e.g. `0/3`.
+    pub derivation_path: String,
+}
+
+/// ListAddresses: `GET /v1/pools/{pool}/mpcWallets/{mpc_wallet}/addresses`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAddressesResponse {
+    /// The addresses, oldest first.
+    pub addresses: Vec<Address>,
+}
+
+/// A device group: the devices that share one wallet key, each paired with the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceGroup {
+    /// `pools/{pool}/deviceGroups/{device_group}`.
+    pub name: DeviceGroupName,
+    /// Its devices.
+    pub devices: Vec<DeviceName>,
+}
+
+/// CreateMPCKey: `POST /v1/pools/{pool}/deviceGroups/{device_group}/mpcKeys`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateMpcKeyRequest {
+    /// Non-hardened indices below the root, e.g. `0/7` (the root itself: empty).
+    pub derivation_path: String,
+}
+
+/// A key of a device group: a non-hardened child of its root key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MpcKey {
+    /// `pools/{pool}/deviceGroups/{device_group}/mpcKeys/{mpc_key}`.
+    pub name: MpcKeyName,
+    /// Its derivation path below the root, e.g. `0/3`.
+    pub derivation_path: String,
+    /// Its public key, compressed SEC1, `0x` hex.
+    pub public_key: String,
+    /// Its Ethereum address (EIP-55).
+    pub address: String,
+}
+
+/// CreateSignature: `POST /v1/pools/{pool}/deviceGroups/{device_group}/mpcKeys/{mpc_key}/signatures`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSignatureRequest {
+    /// The 32-byte digest to sign, `0x` hex.
+    pub payload: String,
+    /// Makes the call idempotent: the same id from the same caller returns the same operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// A finished signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signature {
+    /// The key that signed.
+    pub mpc_key: MpcKeyName,
+    /// The digest that was signed, `0x` hex.
+    pub payload: String,
+    /// The signature.
+    pub signed_payload: SignedPayload,
+}
+
+/// An ECDSA signature in the forms wallets use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedPayload {
+    /// r, `0x` hex, 32 bytes.
+    pub r: String,
+    /// s, `0x` hex, 32 bytes, low-S.
+    pub s: String,
+    /// 27 or 28 (27 + the recovery id), as `personal_sign` returns it.
+    pub v: u8,
+    /// `r ‖ s ‖ v`, 65 bytes, `0x` hex.
+    pub signature: String,
+}
+
+/// A long-running operation: `GET /v1/operations/{operation}` polls it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// `operations/{operation}`.
+    pub name: OperationName,
+    /// What it is about.
+    pub metadata: OperationMetadata,
+    /// Whether it has finished, with a `response` or an `error`.
+    pub done: bool,
+    /// Why it failed, once done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+    /// What it produced, once done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<OperationResponse>,
+}
+
+/// What an operation is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "@type")]
+#[non_exhaustive]
+pub enum OperationMetadata {
+    /// CreateMPCWallet: key generation for a new device group.
+    #[serde(rename = "CreateMPCWalletMetadata", rename_all = "camelCase")]
+    CreateMpcWallet {
+        /// The new device group.
+        device_group: DeviceGroupName,
+        /// The new wallet.
+        mpc_wallet: MpcWalletName,
+        /// The device's part of the operation.
+        mpc_operation: MpcOperationName,
+    },
+    /// CreateSignature.
+    #[serde(rename = "CreateSignatureMetadata", rename_all = "camelCase")]
+    CreateSignature {
+        /// The signing key.
+        mpc_key: MpcKeyName,
+        /// The device's part of the operation.
+        mpc_operation: MpcOperationName,
+    },
+}
+
+/// What a finished operation produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "@type")]
+#[non_exhaustive]
+pub enum OperationResponse {
+    /// CreateMPCWallet's wallet.
+    #[serde(rename = "MPCWallet")]
+    MpcWallet(MpcWallet),
+    /// CreateSignature's signature.
+    #[serde(rename = "Signature")]
+    Signature(Signature),
+}
+
+/// ListMPCOperations: `GET /v1/pools/{pool}/deviceGroups/{device_group}/mpcOperations`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListMpcOperationsResponse {
+    /// The operations the calling device has to compute, oldest first.
+    pub mpc_operations: Vec<MpcOperation>,
+}
+
+/// An operation the device has to compute its part of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MpcOperation {
+    /// `pools/{pool}/deviceGroups/{device_group}/mpcOperations/{id}`.
+    pub name: MpcOperationName,
+    /// [`MpcData`], base64url: what the device runs. Pass it to `computeMPCOperation` as it is.
+    pub mpc_data: String,
+    /// What the operation is about.
+    pub metadata: OperationMetadata,
+}
+
+/// What the device needs to run its side of an MPC operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MpcData {
+    /// [`MpcData::VERSION`].
+    pub version: u8,
+    /// The operation.
+    pub mpc_operation: MpcOperationName,
+    /// The device that computes it.
+    pub device: DeviceName,
+    /// The pairing epoch it runs on.
+    pub epoch: u64,
+    /// The protocol and its inputs.
+    pub protocol: MpcProtocol,
+}
+
+/// The protocol an MPC operation runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum MpcProtocol {
+    /// Key generation for a new device group.
+    CreateDeviceGroup,
+    /// Signing a digest with a key of the group.
+    #[serde(rename_all = "camelCase")]
+    CreateSignature {
+        /// The signing key.
+        mpc_key: MpcKeyName,
+        /// Its derivation path below the root, e.g. `0/3`.
+        derivation_path: String,
+        /// The digest, `0x` hex.
+        digest: String,
+        /// The pairing's id, `0x` hex.
+        pairing_id: String,
+    },
+}
+
+/// Why `mpcData` could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("mpcData is not valid: {0}")]
+pub struct MpcDataError(String);
+
+impl MpcData {
+    /// The format version written.
+    pub const VERSION: u8 = 1;
+
+    /// The base64url form that [`MpcOperation::mpc_data`] carries.
+    pub fn encode(&self) -> String {
+        // Serializing plain strings and numbers cannot fail.
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Parses the base64url form.
+    pub fn decode(text: &str) -> Result<Self, MpcDataError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| MpcDataError("not base64url".into()))?;
+        let data: Self =
+            serde_json::from_slice(&bytes).map_err(|error| MpcDataError(error.to_string()))?;
+        if data.version != Self::VERSION {
+            return Err(MpcDataError(format!(
+                "version {} is not supported",
+                data.version
+            )));
+        }
+        Ok(data)
+    }
+}
+
+/// One message of an MPC protocol: `POST …/mpcOperations/{id}:exchange`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExchangeRequest {
+    /// The round of `message` (the device sends the odd rounds).
+    pub round: u8,
+    /// The protocol message, base64url.
+    pub message: String,
+}
+
+/// The server's answer to one exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExchangeResponse {
+    /// The round of the server's reply, if it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u8>,
+    /// The server's reply, base64url, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Whether the operation has finished at the server.
+    pub done: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn operation_json_is_tagged_and_camel_case() {
+        let operation = Operation {
+            name: "operations/o1".parse().unwrap(),
+            metadata: OperationMetadata::CreateSignature {
+                mpc_key: "pools/p/deviceGroups/g/mpcKeys/k".parse().unwrap(),
+                mpc_operation: "pools/p/deviceGroups/g/mpcOperations/o1".parse().unwrap(),
+            },
+            done: false,
+            error: None,
+            response: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&operation).unwrap(),
+            json!({
+                "name": "operations/o1",
+                "metadata": {
+                    "@type": "CreateSignatureMetadata",
+                    "mpcKey": "pools/p/deviceGroups/g/mpcKeys/k",
+                    "mpcOperation": "pools/p/deviceGroups/g/mpcOperations/o1",
+                },
+                "done": false,
+            })
+        );
+    }
+
+    #[test]
+    fn mpc_data_round_trips_and_checks_its_version() {
+        let data = MpcData {
+            version: MpcData::VERSION,
+            mpc_operation: "pools/p/deviceGroups/g/mpcOperations/o".parse().unwrap(),
+            device: "devices/d".parse().unwrap(),
+            epoch: 0,
+            protocol: MpcProtocol::CreateDeviceGroup,
+        };
+        assert_eq!(MpcData::decode(&data.encode()).unwrap(), data);
+        let newer = MpcData { version: 2, ..data };
+        assert!(MpcData::decode(&newer.encode()).is_err());
+        assert!(MpcData::decode("%%").is_err());
+    }
+
+    #[test]
+    fn requests_refuse_unknown_fields() {
+        let parsed: Result<CreateSignatureRequest, _> =
+            serde_json::from_value(json!({"payload": "0x00", "payloadd": 1}));
+        assert!(parsed.is_err());
+    }
+}
