@@ -286,7 +286,7 @@ pub(crate) fn child_point(
     }
 }
 
-fn decode_point(bytes: &[u8; 33]) -> Result<Point, DerivationError> {
+pub(crate) fn decode_point(bytes: &[u8; 33]) -> Result<Point, DerivationError> {
     let point = Option::<Point>::from(Point::from_bytes(&(*bytes).into()))
         .ok_or(DerivationError::InvalidKey("not a point on secp256k1"))?;
     if point == Point::IDENTITY {

@@ -9,6 +9,7 @@
 //!
 //! Each protocol has a specification in `docs/protocol/` that names every check and its reason.
 
+mod address;
 mod derive;
 mod engine;
 mod envelope;
@@ -22,6 +23,7 @@ mod session;
 mod sign;
 mod state;
 
+pub use address::ethereum_address;
 pub use derive::{DerivationError, ExtendedPrivateKey, ExtendedPublicKey, HARDENED, parse_path};
 pub use envelope::{Envelope, MAX_MESSAGE_BYTES, Protocol, WIRE_VERSION};
 pub use error::{DecodeError, MpcError};

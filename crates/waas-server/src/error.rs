@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use thiserror::Error;
 use waas_api::{ErrorBody, ErrorCode, NameError};
 
+use crate::store::StoreError;
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -16,12 +18,26 @@ pub enum ServerError {
     /// The `--database` value is not something this server can open.
     #[error("unsupported database {0:?}: give a SQLite file path or a sqlite: URL")]
     UnsupportedDatabase(String),
+    /// A flag's value is not usable.
+    #[error("configuration: {0}")]
+    Config(String),
     /// The master key could not be loaded or created.
     #[error("master key: {0}")]
     MasterKey(#[from] crate::sealing::SealError),
     /// The database could not be opened or queried.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The store failed at start-up.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The development API key could not be created or read.
+    #[error("development API key {path}: {message}")]
+    DevApiKey {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
     /// The schema migrations failed.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -46,12 +62,13 @@ pub enum ServerError {
     Serve(std::io::Error),
 }
 
-/// A failed request, answered as `{"code", "message", "status"}`.
+/// A failed request, answered as `{"code", "message", "status"}` (and `reason`, when set).
 #[derive(Debug, Error)]
 #[error("{message}")]
 pub struct ApiError {
     code: ErrorCode,
     message: String,
+    reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -61,7 +78,52 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            reason: None,
         }
+    }
+
+    /// The same error with a finer reason a client can act on (`waas_api::auth::reason`, …).
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// The error's code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The request is malformed.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// The caller is not authenticated.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthenticated, message)
+    }
+
+    /// The caller may not do this.
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::PermissionDenied, message)
+    }
+
+    /// The resource is not in the state the request needs.
+    pub fn precondition(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::FailedPrecondition, message)
+    }
+
+    /// A bug or a damaged database: the details go to the log, not to the client.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorBody {
+        let mut body = ErrorBody::new(self.code, self.message.clone());
+        body.reason = self.reason.map(str::to_owned);
+        body
     }
 
     /// The route or resource does not exist.
@@ -76,17 +138,22 @@ impl From<NameError> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
         // The details go to the log, not to the client.
-        tracing::error!(%error, "database error");
-        Self::new(ErrorCode::Unavailable, "the database is unavailable")
+        match error {
+            StoreError::Database(error) => {
+                tracing::error!(%error, "database error");
+                Self::new(ErrorCode::Unavailable, "the database is unavailable")
+            }
+            other => Self::internal(other),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody::new(self.code, self.message);
+        let body = self.body();
         let status = StatusCode::from_u16(body.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(body)).into_response()
     }

@@ -4,20 +4,24 @@
 //! [`run`] is the whole server; [`app`] builds the router alone, for tests that call it in-process.
 
 mod api;
+mod auth;
 mod config;
 mod error;
 pub mod sealing;
-mod store;
+mod services;
+pub mod store;
+mod time;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-pub use api::app;
+pub use api::{MAX_BODY_BYTES, app};
 pub use config::Config;
 pub use error::{ApiError, ServerError};
-pub use store::{DEFAULT_POOL, PoolRecord, Store};
+pub use services::Services;
+pub use store::{DEFAULT_POOL, SqliteStore, Store};
 
 /// Opens the database, binds the listener, serves until `shutdown` resolves, then closes the
 /// database cleanly.
@@ -28,13 +32,22 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = Store::open(&config.database).await?;
+    let store = SqliteStore::open(&config.database).await?;
     // Loaded at start so a missing or unsafe key fails now, not at the first operation.
-    let (_master_key, created) = sealing::MasterKey::load_or_create(&config.master_key_file)?;
+    let (master_key, created) = sealing::MasterKey::load_or_create(&config.master_key_file)?;
     if created {
         tracing::info!(
             path = %config.master_key_file.display(),
             "created the master key: back it up, it opens every stored share"
+        );
+    }
+    if config.no_dev_api_key {
+        store.remove_api_key(auth::DEV_API_KEY_NAME).await?;
+    } else if auth::ensure_dev_api_key(&store, &config.dev_api_key_file).await? {
+        tracing::info!(
+            path = %config.dev_api_key_file.display(),
+            name = auth::DEV_API_KEY_NAME,
+            "created a development API key"
         );
     }
     let listener = TcpListener::bind(config.listen)
@@ -51,7 +64,13 @@ pub async fn run(
     if let Some(dir) = &config.static_dir {
         tracing::info!(dir = %dir.display(), "serving the web app");
     }
-    let router = app(store.clone(), config.static_dir.as_deref());
+    let services = Services::new(store.clone(), master_key, &config.audience);
+    let router = app(
+        services,
+        config.static_dir.as_deref(),
+        &config.allowed_origins,
+    )
+    .map_err(|error| ServerError::Config(error.to_string()))?;
     println!("waas-server listening on http://{addr}");
 
     axum::serve(listener, router)

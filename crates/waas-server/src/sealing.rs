@@ -68,6 +68,16 @@ impl std::fmt::Debug for MasterKey {
     }
 }
 
+/// Creates `path` (and its folder) with mode 0600 and writes `contents`; fails if it exists.
+pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let mut file = create_private(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
 impl MasterKey {
     /// Loads the key from `path`, creating the file (and its folder) with a fresh random key and
     /// mode 0600 if it does not exist. Returns the key and whether it was created.
@@ -89,13 +99,7 @@ impl MasterKey {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = Zeroizing::new([0u8; KEY_LEN]);
                 getrandom::fill(key.as_mut_slice()).map_err(|_| SealError::Randomness)?;
-                if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                    fs::create_dir_all(dir).map_err(file_error)?;
-                }
-                let mut file = create_private(path).map_err(file_error)?;
-                file.write_all(key.as_slice())
-                    .and_then(|()| file.sync_all())
-                    .map_err(file_error)?;
+                write_private_file(path, key.as_slice()).map_err(file_error)?;
                 Ok((Self::from_bytes(&key), true))
             }
             Err(error) => Err(file_error(error)),
@@ -201,7 +205,7 @@ fn create_private(path: &Path) -> std::io::Result<fs::File> {
 }
 
 #[cfg(unix)]
-fn check_permissions(path: &Path) -> Result<(), SealError> {
+pub(crate) fn check_permissions(path: &Path) -> Result<(), SealError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(path)
         .map_err(|source| SealError::KeyFile {
@@ -218,7 +222,7 @@ fn check_permissions(path: &Path) -> Result<(), SealError> {
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_: &Path) -> Result<(), SealError> {
+pub(crate) fn check_permissions(_: &Path) -> Result<(), SealError> {
     Ok(())
 }
 

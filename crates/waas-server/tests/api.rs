@@ -7,7 +7,8 @@ use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use waas_server::{Store, app};
+use waas_server::sealing::MasterKey;
+use waas_server::{Services, SqliteStore, app};
 
 struct TestApp {
     router: Router,
@@ -21,14 +22,15 @@ impl TestApp {
 
     async fn with_static(serve_files: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("waas.db").to_str().unwrap())
+        let store = SqliteStore::open(dir.path().join("waas.db").to_str().unwrap())
             .await
             .unwrap();
+        let services = Services::new(store, MasterKey::from_bytes(&[7; 32]), "waas-server");
         let web = dir.path().join("web");
         std::fs::create_dir_all(web.join("assets")).unwrap();
         std::fs::write(web.join("index.html"), "<!doctype html><title>demo</title>").unwrap();
         std::fs::write(web.join("assets/sdk.wasm"), b"\0asm\x01\0\0\0").unwrap();
-        let router = app(store, serve_files.then_some(web.as_path()));
+        let router = app(services, serve_files.then_some(web.as_path()), &[]).unwrap();
         Self { router, _dir: dir }
     }
 
@@ -76,16 +78,11 @@ async fn version_names_the_server_and_api() {
 }
 
 #[tokio::test]
-async fn the_default_pool_exists() {
+async fn resources_need_a_request_token() {
     let app = TestApp::new().await;
     let (status, body) = app.json(Method::GET, "/v1/pools/default").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["name"], "pools/default");
-    let created = body["createTime"].as_str().unwrap();
-    assert!(
-        created.ends_with('Z') && created.len() == "2026-01-01T00:00:00.000Z".len(),
-        "{created}"
-    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "UNAUTHENTICATED");
 }
 
 #[tokio::test]
@@ -94,13 +91,13 @@ async fn errors_are_json_with_code_message_and_status() {
     let cases = [
         (
             Method::GET,
-            "/v1/pools/nope",
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
+            "/v1/operations/nope",
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
         ),
         (
-            Method::GET,
-            "/v1/pools/Not_Valid",
+            Method::POST,
+            "/v1/device:register",
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",
         ),

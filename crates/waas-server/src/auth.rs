@@ -1,0 +1,280 @@
+//! Who is calling: request tokens (ES256 JWTs, one per request, see docs/api.md), device
+//! registration (proofs of possession) and the development API key.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use p256::ecdsa::signature::Verifier;
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use waas_api::auth::{
+    ALGORITHM, CLOCK_LEEWAY_SECS, MAX_JTI_LEN, MAX_TOKEN_LIFETIME_SECS, RequestClaims, TokenHeader,
+    reason,
+};
+use waas_api::resources::DeviceState;
+use waas_api::{DeviceName, RegistrationData, ResourceId};
+use zeroize::Zeroizing;
+
+use crate::store::{DeviceRecord, Store};
+use crate::{ApiError, ServerError};
+
+/// The longest token accepted, in bytes: a bound on the work an unauthenticated caller causes.
+const MAX_TOKEN_LEN: usize = 4096;
+
+/// Who made a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// A registered, active device.
+    Device(DeviceName),
+    /// An app backend, by its API key's name (`apiKeys/{id}`).
+    ApiKey(String),
+}
+
+impl Principal {
+    /// The token subject this principal signs as.
+    pub fn subject(&self) -> String {
+        match self {
+            Self::Device(name) => name.to_string(),
+            Self::ApiKey(name) => name.clone(),
+        }
+    }
+}
+
+/// The request a token must be bound to.
+pub(crate) struct RequestFacts<'a> {
+    /// `GET`, `POST`.
+    pub method: &'a str,
+    /// The path and query as received.
+    pub path_and_query: &'a str,
+    /// The body as received.
+    pub body: &'a [u8],
+}
+
+/// Checks the request's `Authorization` header: an ES256 JWT by a registered device or API key,
+/// for this server, this request and now, never seen before. Returns who signed it.
+///
+/// The order matters: everything that costs nothing comes first, the signature next, and the
+/// token's id is recorded (a database write) only for a token that verified.
+pub(crate) async fn authenticate<S: Store>(
+    store: &S,
+    audience: &str,
+    authorization: Option<&str>,
+    request: &RequestFacts<'_>,
+    now_ms: i64,
+) -> Result<Principal, ApiError> {
+    let token = authorization
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthenticated("missing `Authorization: Bearer <token>` header")
+        })?;
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(ApiError::unauthenticated("the token is too long"));
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ApiError::unauthenticated("the token is not a compact JWS"));
+    };
+    let header: TokenHeader = decode_json(header_b64)?;
+    if header.alg != ALGORITHM || header.typ.as_deref().is_some_and(|typ| typ != "JWT") {
+        return Err(ApiError::unauthenticated("the token must be an ES256 JWT"));
+    }
+    let claims: RequestClaims = decode_json(claims_b64)?;
+
+    if claims.aud != audience {
+        return Err(ApiError::unauthenticated(
+            "the token is for another server (aud)",
+        ));
+    }
+    if claims.htm != request.method || claims.htu != request.path_and_query {
+        return Err(ApiError::unauthenticated(
+            "the token is for another request (htm, htu)",
+        ));
+    }
+    if claims.bh != URL_SAFE_NO_PAD.encode(Sha256::digest(request.body)) {
+        return Err(ApiError::unauthenticated(
+            "the token is for another request body (bh)",
+        ));
+    }
+    let now = now_ms.div_euclid(1000);
+    let lifetime = claims.exp.saturating_sub(claims.iat);
+    if lifetime <= 0 || lifetime > MAX_TOKEN_LIFETIME_SECS {
+        return Err(ApiError::unauthenticated(format!(
+            "the token's lifetime must be between 1 and {MAX_TOKEN_LIFETIME_SECS} seconds"
+        )));
+    }
+    if claims.iat > now.saturating_add(CLOCK_LEEWAY_SECS) {
+        return Err(ApiError::unauthenticated(
+            "the token is issued in the future: check the clock",
+        )
+        .with_reason(reason::CLOCK_SKEW));
+    }
+    if claims.exp.saturating_add(CLOCK_LEEWAY_SECS) < now {
+        return Err(
+            ApiError::unauthenticated("the token has expired").with_reason(reason::TOKEN_EXPIRED)
+        );
+    }
+    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+        return Err(ApiError::unauthenticated(format!(
+            "the token id (jti) must have 1 to {MAX_JTI_LEN} bytes"
+        )));
+    }
+
+    let (principal, public_key) = signer(store, &claims.sub).await?;
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&public_key)
+        .map_err(|_| ApiError::internal("a stored P-256 key does not parse"))?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .ok()
+        .and_then(|bytes| p256::ecdsa::Signature::from_slice(&bytes).ok())
+        .ok_or_else(|| ApiError::unauthenticated("the token's signature is malformed"))?;
+    let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
+    key.verify(signed.as_bytes(), &signature)
+        .map_err(|_| ApiError::unauthenticated("the token's signature does not verify"))?;
+
+    let expires_ms = claims
+        .exp
+        .saturating_add(CLOCK_LEEWAY_SECS)
+        .saturating_mul(1000);
+    let forget_before_ms = now_ms.saturating_sub(CLOCK_LEEWAY_SECS * 1000);
+    if !store
+        .use_token(&claims.sub, &claims.jti, expires_ms, forget_before_ms)
+        .await?
+    {
+        return Err(ApiError::unauthenticated(
+            "the token was used before: mint a new one for every request",
+        )
+        .with_reason(reason::TOKEN_REPLAYED));
+    }
+    Ok(principal)
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, ApiError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| ApiError::unauthenticated("the token is not base64url"))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::unauthenticated("the token's header or claims are malformed"))
+}
+
+/// The principal a token subject names, with its public key.
+async fn signer<S: Store>(store: &S, subject: &str) -> Result<(Principal, Vec<u8>), ApiError> {
+    let unknown = || ApiError::unauthenticated("the token's subject is not a registered key");
+    if subject.starts_with("apiKeys/") {
+        let key = store.api_key(subject).await?.ok_or_else(unknown)?;
+        return Ok((Principal::ApiKey(subject.to_owned()), key));
+    }
+    let name: DeviceName = subject.parse().map_err(|_| unknown())?;
+    let device = store.device(&name).await?.ok_or_else(unknown)?;
+    if device.state != DeviceState::Active {
+        return Err(ApiError::denied("the device has been revoked"));
+    }
+    Ok((Principal::Device(name), device.auth_public_key))
+}
+
+/// Checks registration data (both keys valid points, both proofs of possession) and returns the
+/// device it describes. Its name derives from the auth key, so the same data names the same device.
+pub(crate) fn verify_registration(text: &str, now_ms: i64) -> Result<DeviceRecord, ApiError> {
+    let data =
+        RegistrationData::decode(text).map_err(|error| ApiError::invalid(error.to_string()))?;
+    let signed = RegistrationData::signed_bytes(&data.auth_public_key, &data.archive_public_key);
+
+    // SEC1 parsing checks that the point is on the curve and not the identity.
+    let auth_key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&data.auth_public_key)
+        .map_err(|_| ApiError::invalid("the auth key is not a P-256 point"))?;
+    let auth_proof = p256::ecdsa::Signature::from_slice(&data.auth_proof)
+        .map_err(|_| ApiError::invalid("the auth key's proof is malformed"))?;
+    auth_key
+        .verify(&signed, &auth_proof)
+        .map_err(|_| ApiError::invalid("the auth key's proof of possession does not verify"))?;
+
+    let archive_key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&data.archive_public_key)
+        .map_err(|_| ApiError::invalid("the archive key is not a secp256k1 point"))?;
+    let archive_proof = k256::ecdsa::Signature::from_slice(&data.archive_proof)
+        .map_err(|_| ApiError::invalid("the archive key's proof is malformed"))?;
+    archive_key
+        .verify(&signed, &archive_proof)
+        .map_err(|_| ApiError::invalid("the archive key's proof of possession does not verify"))?;
+
+    let hash = Sha256::digest(data.auth_public_key);
+    let id = ResourceId::new(hex::encode(&hash[..16]))?;
+    Ok(DeviceRecord {
+        name: DeviceName::new(id),
+        auth_public_key: data.auth_public_key.to_vec(),
+        archive_public_key: data.archive_public_key.to_vec(),
+        state: DeviceState::Active,
+        create_time_ms: now_ms,
+    })
+}
+
+/// The name of the development API key.
+pub(crate) const DEV_API_KEY_NAME: &str = "apiKeys/dev";
+
+/// The development API key file: the same shape as a CDP API key file.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiKeyFile {
+    name: String,
+    private_key: String,
+}
+
+/// Makes sure the development API key exists: creates its file (mode 0600) on first start, and
+/// registers its public key. Returns whether the file was created.
+pub(crate) async fn ensure_dev_api_key<S: Store>(
+    store: &S,
+    path: &Path,
+) -> Result<bool, ServerError> {
+    let fail = |message: String| ServerError::DevApiKey {
+        path: path.display().to_string(),
+        message,
+    };
+    let (key, created) = match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            crate::sealing::check_permissions(path).map_err(|error| fail(error.to_string()))?;
+            let file: ApiKeyFile =
+                serde_json::from_str(&text).map_err(|error| fail(error.to_string()))?;
+            let pem = Zeroizing::new(file.private_key);
+            let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
+                .map_err(|error| fail(error.to_string()))?;
+            (key, false)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_p256_key().map_err(fail)?;
+            let pem = key
+                .to_pkcs8_pem(LineEnding::LF)
+                .map_err(|error| fail(error.to_string()))?;
+            let file = ApiKeyFile {
+                name: DEV_API_KEY_NAME.to_owned(),
+                private_key: pem.to_string(),
+            };
+            let json = Zeroizing::new(
+                serde_json::to_string_pretty(&file).map_err(|error| fail(error.to_string()))?,
+            );
+            crate::sealing::write_private_file(path, json.as_bytes())
+                .map_err(|error| fail(error.to_string()))?;
+            (key, true)
+        }
+        Err(error) => return Err(fail(error.to_string())),
+    };
+    let public_key = key.verifying_key().to_sec1_point(false);
+    store
+        .put_api_key(DEV_API_KEY_NAME, public_key.as_bytes())
+        .await?;
+    Ok(created)
+}
+
+fn random_p256_key() -> Result<p256::ecdsa::SigningKey, String> {
+    // A random 32-byte string is a valid scalar but with negligible probability; retry then.
+    for _ in 0..8 {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut_slice()).map_err(|error| error.to_string())?;
+        if let Ok(key) = p256::ecdsa::SigningKey::from_slice(bytes.as_slice()) {
+            return Ok(key);
+        }
+    }
+    Err("no valid key from the OS random source".into())
+}

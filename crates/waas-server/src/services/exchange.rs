@@ -1,0 +1,500 @@
+//! The MPC exchange: one device message in, the server's answer out, as one durable step
+//! (docs/protocol/operations.md):
+//!
+//! 1. take this process's lock on the operation (two copies of a request wait for each other);
+//! 2. read the operation: a repeat of the last answered round gets the stored answer, a different
+//!    message for it is refused (ABORTED), a round out of order is refused;
+//! 3. open the sealed session, run the engine's phase, seal the new session;
+//! 4. commit, if the operation is still at the round read (compare and swap): the answer, the
+//!    input's hash, the new session in place of the consumed one, and any pairing or signature;
+//! 5. answer.
+//!
+//! Nothing is sent before the commit, so a crash anywhere leaves the last committed round, and
+//! the device's retry either gets the stored answer or runs the next phase from the stored
+//! session. A phase's output that lost the compare and swap is dropped unsent: at most one
+//! output of each phase ever leaves the server.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use waas_api::resources::{
+    ExchangeRequest, ExchangeResponse, MpcProtocol, OperationMetadata, OperationResponse,
+    Signature as SignatureResource, SignedPayload,
+};
+use waas_api::{ErrorBody, ErrorCode, MpcOperationName};
+use waas_mpc::{
+    Keygen, MAX_MESSAGE_BYTES, MpcError, Pairing, SessionId, Signature, Signing, SigningRequest,
+    parse_path,
+};
+use zeroize::Zeroizing;
+
+use super::operations::protocol;
+use super::wallets::{CHAIN_CODE, wallet_resource};
+use super::{Services, hex0x, parse_hex0x};
+use crate::ApiError;
+use crate::auth::Principal;
+use crate::store::{
+    OperationKind, OperationRecord, OperationState, PairingState, StepEffect, StepUpdate, Store,
+};
+
+/// Sealing kind of a server MPC session between rounds.
+const SESSION: &str = "mpc-session";
+/// Sealing kind of the server's half of a pairing.
+pub(super) const PAIRING: &str = "pairing";
+/// The device's last key-generation message: it has its half (see docs/protocol/operations.md).
+const KEYGEN_CONFIRM_ROUND: u8 = 5;
+
+/// The key-generation context both sides derive from the operation and the device.
+pub(super) fn keygen_context(mpc_operation: &MpcOperationName, device: &str) -> SessionId {
+    SessionId::derive(
+        "waas-sdk keygen",
+        &[mpc_operation.to_string().as_bytes(), device.as_bytes()],
+    )
+}
+
+/// What running one phase produced.
+struct PhaseOutput {
+    reply: Option<Vec<u8>>,
+    session: Option<Zeroizing<Vec<u8>>>,
+    pairing: Option<Pairing>,
+    signature: Option<Signature>,
+}
+
+impl<S: Store> Services<S> {
+    /// The exchange endpoint: see the module documentation.
+    pub async fn exchange(
+        &self,
+        caller: &Principal,
+        name: &MpcOperationName,
+        request: ExchangeRequest,
+    ) -> Result<ExchangeResponse, ApiError> {
+        let Principal::Device(device) = caller else {
+            return Err(ApiError::denied(
+                "only the operation's device exchanges messages",
+            ));
+        };
+        if request.message.len() > MAX_MESSAGE_BYTES.div_ceil(3) * 4 {
+            return Err(ApiError::invalid(format!(
+                "a message has at most {MAX_MESSAGE_BYTES} bytes"
+            )));
+        }
+        let message = URL_SAFE_NO_PAD
+            .decode(&request.message)
+            .map_err(|_| ApiError::invalid("message must be unpadded base64url"))?;
+        let input_hash = input_hash(request.round, &message);
+
+        let operation = name.operation_name();
+        let _guard = self.operation_locks.lock(&operation.to_string()).await;
+        let record = self
+            .store
+            .operation(&operation)
+            .await?
+            .filter(|record| record.device_group == name.device_group_name())
+            .ok_or_else(|| ApiError::not_found(name))?;
+        if record.device != *device {
+            return Err(ApiError::denied(format!(
+                "{name} is computed by another device"
+            )));
+        }
+        if let Some(answer) = stored_answer(&record, request.round, &input_hash) {
+            return answer;
+        }
+        let step = self
+            .run_round(name, &record, request.round, message, input_hash.clone())
+            .await?;
+        if !self
+            .store
+            .commit_step(&operation, record.round, &step)
+            .await?
+        {
+            // Another server answered this round first: its answer stands, ours is dropped unsent.
+            let now = self
+                .store
+                .operation(&operation)
+                .await?
+                .ok_or_else(|| ApiError::not_found(name))?;
+            return stored_answer(&now, request.round, &input_hash).unwrap_or_else(|| {
+                Err(ApiError::new(
+                    ErrorCode::Aborted,
+                    "the operation moved on concurrently",
+                ))
+            });
+        }
+        tracing::info!(operation = %operation, round = request.round, state = ?step.state, "exchange step");
+        answer(&step)
+    }
+
+    /// Checks that `round` is the next one and runs it; an error here stores nothing, except a
+    /// failed check, which ends the operation (returned as a step in state Failed).
+    async fn run_round(
+        &self,
+        name: &MpcOperationName,
+        record: &OperationRecord,
+        round: u8,
+        message: Vec<u8>,
+        input_hash: Vec<u8>,
+    ) -> Result<StepUpdate, ApiError> {
+        let expected = match (record.kind, record.round) {
+            (_, 0) => 1,
+            (_, 1) => 3,
+            (OperationKind::CreateDeviceGroup, 3) => KEYGEN_CONFIRM_ROUND,
+            _ => {
+                return Err(ApiError::internal(
+                    "an unfinished operation past its last round",
+                ));
+            }
+        };
+        if round != expected {
+            return Err(ApiError::precondition(format!(
+                "expected the message of round {expected}, got round {round}"
+            )));
+        }
+        let step = |state, reply: Option<ExchangeResponse>| -> Result<StepUpdate, ApiError> {
+            Ok(StepUpdate {
+                round,
+                input_hash: input_hash.clone(),
+                reply: reply
+                    .map(|reply| serde_json::to_string(&reply))
+                    .transpose()
+                    .map_err(ApiError::internal)?,
+                session_sealed: None,
+                state,
+                response: None,
+                error: None,
+                effect: StepEffect::None,
+            })
+        };
+        let session_id = |round: u8| format!("{}/{round}", record.name);
+        let session = record
+            .session_sealed
+            .as_ref()
+            .map(|sealed| {
+                self.master_key
+                    .open(SESSION, &session_id(record.round), sealed)
+            })
+            .transpose()
+            .map_err(ApiError::internal)?;
+
+        if round == KEYGEN_CONFIRM_ROUND {
+            return self
+                .confirm_keygen(record, &message, step(OperationState::Done, Some(done()))?)
+                .await;
+        }
+        let output = match protocol(record)? {
+            MpcProtocol::CreateDeviceGroup => {
+                let context = keygen_context(name, &record.device.to_string());
+                run_blocking(move || run_keygen(context, session, &message)).await
+            }
+            MpcProtocol::CreateSignature {
+                derivation_path,
+                digest,
+                ..
+            } => {
+                let pairing = self.pairing(record).await?;
+                let path = parse_path(&derivation_path).map_err(ApiError::internal)?;
+                let digest = parse_hex0x::<32>(&digest, "digest").map_err(ApiError::internal)?;
+                let operation = name.to_string();
+                run_blocking(move || {
+                    let request = SigningRequest {
+                        operation: &operation,
+                        path: &path,
+                        digest,
+                    };
+                    run_signing(&pairing, &request, session, &message)
+                })
+                .await
+            }
+            _ => return Err(ApiError::internal("an operation of an unknown protocol")),
+        };
+        let output = match output {
+            Ok(output) => output,
+            Err(error) => {
+                return self.failed_round(record, error, step(OperationState::Failed, None)?);
+            }
+        };
+
+        let reply = output.reply.map(|message| ExchangeResponse {
+            round: Some(round + 1),
+            message: Some(URL_SAFE_NO_PAD.encode(message)),
+            done: output.signature.is_some(),
+        });
+        let mut update = step(
+            if output.signature.is_some() {
+                OperationState::Done
+            } else {
+                OperationState::Running
+            },
+            reply,
+        )?;
+        update.session_sealed = output
+            .session
+            .map(|session| self.master_key.seal(SESSION, &session_id(round), &session))
+            .transpose()
+            .map_err(ApiError::internal)?;
+        if let Some(pairing) = output.pairing {
+            update.effect = self.keygen_finished(record, &pairing)?;
+        }
+        if let Some(signature) = output.signature {
+            update.response = Some(signature_response(record, &signature)?);
+        }
+        Ok(update)
+    }
+
+    /// Round 5 of key generation: the device names the pairing it stored; the wallet is done.
+    async fn confirm_keygen(
+        &self,
+        record: &OperationRecord,
+        message: &[u8],
+        mut update: StepUpdate,
+    ) -> Result<StepUpdate, ApiError> {
+        let pairing = self
+            .store
+            .pairing(&record.device_group, &record.device, record.epoch)
+            .await?
+            .ok_or_else(|| ApiError::internal("key generation finished without a pairing"))?;
+        if pairing.pairing_id != message {
+            return Err(ApiError::invalid(
+                "the confirmation names another pairing than the one generated",
+            ));
+        }
+        let OperationMetadata::CreateMpcWallet { mpc_wallet, .. } =
+            serde_json::from_str(&record.metadata).map_err(ApiError::internal)?
+        else {
+            return Err(ApiError::internal("key generation without a wallet"));
+        };
+        let wallet = self
+            .store
+            .wallet(&mpc_wallet)
+            .await?
+            .ok_or_else(|| ApiError::internal("key generation for a missing wallet"))?;
+        update.response = Some(
+            serde_json::to_string(&OperationResponse::MpcWallet(wallet_resource(&wallet)))
+                .map_err(ApiError::internal)?,
+        );
+        update.effect = StepEffect::KeygenConfirmed;
+        Ok(update)
+    }
+
+    /// The effect of key generation's last server phase: the server's half, sealed, pending the
+    /// device's confirmation, and the group's root key and sealed chain code.
+    fn keygen_finished(
+        &self,
+        record: &OperationRecord,
+        pairing: &Pairing,
+    ) -> Result<StepEffect, ApiError> {
+        let public = pairing.public();
+        let bytes = pairing.to_bytes().map_err(ApiError::internal)?;
+        Ok(StepEffect::KeygenFinished {
+            pairing_id: public.id.to_vec(),
+            pairing_sealed: self
+                .master_key
+                .seal(PAIRING, &pairing_aad_id(record), &bytes)
+                .map_err(ApiError::internal)?,
+            root_public_key: public.root_public_key.to_vec(),
+            chain_code_sealed: self
+                .master_key
+                .seal(
+                    CHAIN_CODE,
+                    &record.device_group.to_string(),
+                    &public.chain_code,
+                )
+                .map_err(ApiError::internal)?,
+        })
+    }
+
+    /// The server's half of the operation's pairing, which must be confirmed.
+    async fn pairing(&self, record: &OperationRecord) -> Result<Pairing, ApiError> {
+        let stored = self
+            .store
+            .pairing(&record.device_group, &record.device, record.epoch)
+            .await?
+            .ok_or_else(|| ApiError::precondition("the operation's pairing epoch is gone"))?;
+        if stored.state != PairingState::Confirmed {
+            return Err(ApiError::precondition(
+                "the pairing is retired: a signing session with it failed a check",
+            ));
+        }
+        let bytes = self
+            .master_key
+            .open(PAIRING, &pairing_aad_id(record), &stored.pairing_sealed)
+            .map_err(ApiError::internal)?;
+        Pairing::from_bytes(&bytes).map_err(ApiError::internal)
+    }
+
+    /// An engine error: a message that could not be read leaves everything as it was; a failed
+    /// check ends the operation (and a cheating peer retires the pairing).
+    fn failed_round(
+        &self,
+        record: &OperationRecord,
+        error: MpcError,
+        mut update: StepUpdate,
+    ) -> Result<StepUpdate, ApiError> {
+        match error {
+            MpcError::Malformed(_)
+            | MpcError::WrongSession
+            | MpcError::WrongProtocol
+            | MpcError::WrongSender { .. }
+            | MpcError::WrongRound { .. } => Err(ApiError::invalid(error.to_string())),
+            MpcError::Randomness(_) | MpcError::InvalidState(_) => Err(ApiError::internal(error)),
+            error => {
+                tracing::warn!(operation = %record.name, %error, "the device's message failed a check");
+                if error.is_terminal() {
+                    update.effect = StepEffect::RetirePairing;
+                }
+                update.error = Some(
+                    serde_json::to_string(&ErrorBody::new(ErrorCode::Aborted, error.to_string()))
+                        .map_err(ApiError::internal)?,
+                );
+                Ok(update)
+            }
+        }
+    }
+}
+
+/// The sealing id of a pairing: its group, device and epoch.
+fn pairing_aad_id(record: &OperationRecord) -> String {
+    format!("{}/{}/{}", record.device_group, record.device, record.epoch)
+}
+
+fn input_hash(round: u8, message: &[u8]) -> Vec<u8> {
+    let mut hash = Sha256::new();
+    hash.update(b"waas-sdk exchange input\0");
+    hash.update([round]);
+    hash.update(message);
+    hash.finalize().to_vec()
+}
+
+fn done() -> ExchangeResponse {
+    ExchangeResponse {
+        round: None,
+        message: None,
+        done: true,
+    }
+}
+
+/// The answer for a round already committed, or the refusal for a round that cannot run;
+/// `None` if `round` may run now.
+fn stored_answer(
+    record: &OperationRecord,
+    round: u8,
+    input_hash: &[u8],
+) -> Option<Result<ExchangeResponse, ApiError>> {
+    if record.round > 0 && round == record.round {
+        if record.input_hash.as_deref() != Some(input_hash) {
+            return Some(Err(ApiError::new(
+                ErrorCode::Aborted,
+                format!("round {round} was answered for another message"),
+            )));
+        }
+        return Some(match (&record.reply, &record.error) {
+            (Some(reply), _) => serde_json::from_str(reply).map_err(ApiError::internal),
+            (None, Some(error)) => Err(stored_error(error)),
+            (None, None) => Err(ApiError::internal("a committed round without an answer")),
+        });
+    }
+    if record.state.is_finished() {
+        return Some(Err(ApiError::precondition("the operation has finished")));
+    }
+    if round < record.round {
+        return Some(Err(ApiError::new(
+            ErrorCode::Aborted,
+            format!("round {round} is over"),
+        )));
+    }
+    None
+}
+
+fn stored_error(json: &str) -> ApiError {
+    match serde_json::from_str::<ErrorBody>(json) {
+        Ok(body) => ApiError::new(body.code, body.message),
+        Err(error) => ApiError::internal(error),
+    }
+}
+
+/// What a just-committed step answers.
+fn answer(step: &StepUpdate) -> Result<ExchangeResponse, ApiError> {
+    match (&step.reply, &step.error) {
+        (Some(reply), _) => serde_json::from_str(reply).map_err(ApiError::internal),
+        (None, Some(error)) => Err(stored_error(error)),
+        (None, None) => Err(ApiError::internal("a step without an answer")),
+    }
+}
+
+fn signature_response(record: &OperationRecord, signature: &Signature) -> Result<String, ApiError> {
+    let MpcProtocol::CreateSignature {
+        mpc_key, digest, ..
+    } = protocol(record)?
+    else {
+        return Err(ApiError::internal("a signature from another protocol"));
+    };
+    let bytes = signature.to_ethereum_bytes();
+    let resource = SignatureResource {
+        mpc_key,
+        payload: digest,
+        signed_payload: SignedPayload {
+            r: hex0x(&signature.r),
+            s: hex0x(&signature.s),
+            v: bytes[64],
+            signature: hex0x(&bytes),
+        },
+    };
+    serde_json::to_string(&OperationResponse::Signature(resource)).map_err(ApiError::internal)
+}
+
+/// Runs CPU-heavy engine work off the async threads.
+async fn run_blocking(
+    work: impl FnOnce() -> Result<PhaseOutput, MpcError> + Send + 'static,
+) -> Result<PhaseOutput, MpcError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|error| {
+            Err(MpcError::InvalidState(format!(
+                "the engine task failed: {error}"
+            )))
+        })
+}
+
+fn run_keygen(
+    context: SessionId,
+    session: Option<Zeroizing<Vec<u8>>>,
+    message: &[u8],
+) -> Result<PhaseOutput, MpcError> {
+    let mut keygen = match session {
+        Some(bytes) => Keygen::from_bytes(&bytes)?,
+        None => Keygen::new_server(context),
+    };
+    let step = keygen.handle(message)?;
+    let session = match step.output {
+        Some(_) => None,
+        None => Some(keygen.to_bytes()?),
+    };
+    Ok(PhaseOutput {
+        reply: step.reply,
+        session,
+        pairing: step.output,
+        signature: None,
+    })
+}
+
+fn run_signing(
+    pairing: &Pairing,
+    request: &SigningRequest<'_>,
+    session: Option<Zeroizing<Vec<u8>>>,
+    message: &[u8],
+) -> Result<PhaseOutput, MpcError> {
+    let mut signing = match session {
+        Some(bytes) => Signing::from_bytes(&bytes)?,
+        None => Signing::new_server(pairing, request)?,
+    };
+    let step = signing.handle(pairing, message)?;
+    let session = match step.output {
+        Some(_) => None,
+        None => Some(signing.to_bytes()?),
+    };
+    Ok(PhaseOutput {
+        reply: step.reply,
+        session,
+        pairing: None,
+        signature: step.output,
+    })
+}

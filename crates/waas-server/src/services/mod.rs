@@ -1,0 +1,138 @@
+//! What the server does, apart from HTTP: each public method is one API call, given the caller
+//! and its parsed request, returning the API resource. Handlers only parse and call.
+
+mod devices;
+mod exchange;
+mod operations;
+mod wallets;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use waas_api::{DeviceGroupName, DeviceName};
+
+use crate::ApiError;
+use crate::auth::Principal;
+use crate::sealing::MasterKey;
+use crate::store::Store;
+
+/// The server's state, shared by every request: the store, the master key and the settings.
+#[derive(Clone)]
+pub struct Services<S> {
+    store: S,
+    master_key: Arc<MasterKey>,
+    audience: Arc<str>,
+    operation_locks: OperationLocks,
+}
+
+impl<S: Store> Services<S> {
+    /// Services over `store`, sealing secrets with `master_key`, accepting tokens for `audience`.
+    pub fn new(store: S, master_key: MasterKey, audience: &str) -> Self {
+        Self {
+            store,
+            master_key: Arc::new(master_key),
+            audience: audience.into(),
+            operation_locks: OperationLocks::default(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The audience request tokens must name.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Refuses unless the caller is an API key or a device of `group`.
+    async fn ensure_can_read(
+        &self,
+        caller: &Principal,
+        group: &DeviceGroupName,
+    ) -> Result<(), ApiError> {
+        match caller {
+            Principal::ApiKey(_) => Ok(()),
+            Principal::Device(device) => {
+                if self.store.is_member(group, device).await? {
+                    Ok(())
+                } else {
+                    Err(ApiError::denied(format!(
+                        "{device} is not a device of {group}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// Refuses unless the caller is `device` itself or an API key.
+fn ensure_acts_for(caller: &Principal, device: &DeviceName) -> Result<(), ApiError> {
+    match caller {
+        Principal::ApiKey(_) => Ok(()),
+        Principal::Device(caller) if caller == device => Ok(()),
+        Principal::Device(caller) => Err(ApiError::denied(format!(
+            "{caller} may not act for {device}"
+        ))),
+    }
+}
+
+/// `0x`-prefixed lower-case hex.
+fn hex0x(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// Parses `0x`-prefixed hex of exactly `N` bytes.
+fn parse_hex0x<const N: usize>(text: &str, what: &str) -> Result<[u8; N], ApiError> {
+    let bad = || ApiError::invalid(format!("{what} must be 0x and {} hex digits", 2 * N));
+    let digits = text.strip_prefix("0x").ok_or_else(bad)?;
+    let mut bytes = [0u8; N];
+    hex::decode_to_slice(digits, &mut bytes).map_err(|_| bad())?;
+    Ok(bytes)
+}
+
+/// One async mutex per operation being exchanged in this process, so two copies of one request
+/// wait for each other and the second gets the first one's stored answer. Across processes the
+/// store's compare-and-swap on (operation, round) is what keeps a round from being answered twice.
+#[derive(Clone, Default)]
+struct OperationLocks {
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl OperationLocks {
+    async fn lock(&self, key: &str) -> OperationGuard {
+        let lock = match self.locks.lock() {
+            Ok(mut locks) => locks.entry(key.to_owned()).or_default().clone(),
+            // A panic elsewhere poisoned the map: go on without this process's lock; the store's
+            // compare-and-swap still keeps each round single.
+            Err(_) => Arc::default(),
+        };
+        let guard = lock.clone().lock_owned().await;
+        OperationGuard {
+            locks: self.locks.clone(),
+            key: key.to_owned(),
+            lock,
+            _guard: guard,
+        }
+    }
+}
+
+struct OperationGuard {
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for OperationGuard {
+    fn drop(&mut self) {
+        // Forget the lock when nobody else holds or waits for it (the map, this guard's two
+        // handles: the entry, `lock` and the one inside the owned guard).
+        if let Ok(mut locks) = self.locks.lock()
+            && Arc::strong_count(&self.lock) <= 3
+        {
+            locks.remove(&self.key);
+        }
+    }
+}

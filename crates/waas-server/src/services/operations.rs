@@ -1,0 +1,174 @@
+//! CreateSignature, GetOperation, ListMPCOperations: the operations a device computes its part of.
+
+use waas_api::resources::{
+    CreateSignatureRequest, ListMpcOperationsResponse, MpcOperation, MpcProtocol, Operation,
+    OperationMetadata,
+};
+use waas_api::{DeviceGroupName, ErrorBody, MpcKeyName, MpcOperationName, OperationName};
+
+use super::wallets::{mpc_data, new_id};
+use super::{Services, hex0x, parse_hex0x};
+use crate::ApiError;
+use crate::auth::Principal;
+use crate::store::{NewOperation, OperationKind, OperationRecord, Store};
+
+impl<S: Store> Services<S> {
+    /// CreateSignature: an operation that signs `payload` (a 32-byte digest) with the key, on the
+    /// calling device's pairing (or, for an API key, the group's only device's).
+    pub async fn create_signature(
+        &self,
+        caller: &Principal,
+        key_name: &MpcKeyName,
+        request: CreateSignatureRequest,
+    ) -> Result<Operation, ApiError> {
+        let group_name = key_name.device_group_name();
+        self.ensure_can_read(caller, &group_name).await?;
+        let digest = parse_hex0x::<32>(&request.payload, "payload")?;
+        let key = self
+            .store
+            .key(key_name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(key_name))?;
+        let group = self.active_group(&group_name).await?;
+        let device = match caller {
+            Principal::Device(device) => device.clone(),
+            Principal::ApiKey(_) => match group.devices.as_slice() {
+                [device] => device.clone(),
+                _ => {
+                    return Err(ApiError::precondition(
+                        "the group has several devices: the device must ask itself",
+                    ));
+                }
+            },
+        };
+        let epoch = self
+            .store
+            .confirmed_epoch(&group_name, &device)
+            .await?
+            .ok_or_else(|| {
+                ApiError::precondition(format!("{device} has no pairing in {group_name}"))
+            })?;
+        let pairing = self
+            .store
+            .pairing(&group_name, &device, epoch)
+            .await?
+            .ok_or_else(|| ApiError::internal("a confirmed epoch without its pairing"))?;
+
+        let operation = OperationName::new(new_id()?);
+        let mpc_operation = MpcOperationName::new(
+            group_name.pool().clone(),
+            group_name.device_group().clone(),
+            operation.operation().clone(),
+        );
+        let metadata = OperationMetadata::CreateSignature {
+            mpc_key: key_name.clone(),
+            mpc_operation,
+        };
+        let params = MpcProtocol::CreateSignature {
+            mpc_key: key_name.clone(),
+            derivation_path: key.derivation_path,
+            digest: hex0x(&digest),
+            pairing_id: hex0x(&pairing.pairing_id),
+        };
+        let record = self
+            .store
+            .create_operation(&NewOperation {
+                name: operation,
+                kind: OperationKind::CreateSignature,
+                device_group: group_name,
+                device,
+                epoch,
+                metadata: serde_json::to_string(&metadata).map_err(ApiError::internal)?,
+                params: serde_json::to_string(&params).map_err(ApiError::internal)?,
+                creator: caller.subject(),
+                request_id: request.request_id,
+            })
+            .await?
+            .into_inner();
+        self.operation_resource(&record)
+    }
+
+    /// GetOperation.
+    pub async fn get_operation(
+        &self,
+        caller: &Principal,
+        name: &OperationName,
+    ) -> Result<Operation, ApiError> {
+        let record = self
+            .store
+            .operation(name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(name))?;
+        self.ensure_can_read(caller, &record.device_group).await?;
+        self.operation_resource(&record)
+    }
+
+    /// ListMPCOperations: what the calling device has to compute on the group, oldest first.
+    pub async fn list_mpc_operations(
+        &self,
+        caller: &Principal,
+        group: &DeviceGroupName,
+    ) -> Result<ListMpcOperationsResponse, ApiError> {
+        let Principal::Device(device) = caller else {
+            return Err(ApiError::denied("only a device computes MPC operations"));
+        };
+        self.ensure_can_read(caller, group).await?;
+        let records = self.store.open_operations(group, device).await?;
+        let mpc_operations = records
+            .iter()
+            .map(|record| {
+                let metadata = metadata(record)?;
+                let mpc_operation = match &metadata {
+                    OperationMetadata::CreateMpcWallet { mpc_operation, .. }
+                    | OperationMetadata::CreateSignature { mpc_operation, .. } => {
+                        mpc_operation.clone()
+                    }
+                    _ => return Err(ApiError::internal("unknown operation metadata")),
+                };
+                Ok(MpcOperation {
+                    name: mpc_operation.clone(),
+                    mpc_data: mpc_data(mpc_operation, record, protocol(record)?),
+                    metadata,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?;
+        Ok(ListMpcOperationsResponse { mpc_operations })
+    }
+
+    /// The API form of a stored operation.
+    pub(super) fn operation_resource(
+        &self,
+        record: &OperationRecord,
+    ) -> Result<Operation, ApiError> {
+        Ok(Operation {
+            name: record.name.clone(),
+            metadata: metadata(record)?,
+            done: record.state.is_finished(),
+            error: parse_json::<ErrorBody>(&record.error)?,
+            response: parse_json(&record.response)?,
+        })
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    json: &Option<String>,
+) -> Result<Option<T>, ApiError> {
+    json.as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(ApiError::internal)
+}
+
+fn metadata(record: &OperationRecord) -> Result<OperationMetadata, ApiError> {
+    serde_json::from_str(&record.metadata).map_err(ApiError::internal)
+}
+
+/// The protocol an operation runs, with its inputs.
+pub(super) fn protocol(record: &OperationRecord) -> Result<MpcProtocol, ApiError> {
+    match record.kind {
+        OperationKind::CreateDeviceGroup => Ok(MpcProtocol::CreateDeviceGroup),
+        OperationKind::CreateSignature => {
+            serde_json::from_str(&record.params).map_err(ApiError::internal)
+        }
+    }
+}

@@ -1,0 +1,822 @@
+//! The embedded default: one SQLite file in WAL mode. The schema lives in `migrations/` and is
+//! applied at start, so a server upgrade migrates its database by itself.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use waas_api::resources::DeviceState;
+use waas_api::{DeviceGroupName, DeviceName, MpcKeyName, MpcWalletName, OperationName, PoolName};
+
+use super::{
+    AddressRecord, Created, DEFAULT_POOL, DeviceRecord, GroupRecord, GroupState, KeyRecord,
+    NewOperation, NewWallet, OperationKind, OperationRecord, OperationState, PairingRecord,
+    PairingState, PoolRecord, StepEffect, StepUpdate, Store, StoreError, WalletRecord,
+};
+use crate::ServerError;
+use crate::time::now_ms;
+
+/// The SQLite store: cheap to clone, shared by every request.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database named by `--database`, migrates it to the current
+    /// schema and makes sure `pools/default` exists.
+    pub async fn open(database: &str) -> Result<Self, ServerError> {
+        let path = sqlite_path(database)?;
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|source| ServerError::DatabaseDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().connect_with(options).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+
+        let store = Self { pool };
+        store.ensure_default_pool().await?;
+        Ok(store)
+    }
+
+    async fn ensure_default_pool(&self) -> Result<(), StoreError> {
+        let created = self
+            .create_pool(&PoolRecord {
+                name: DEFAULT_POOL
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("default pool name".into()))?,
+                display_name: "Default pool".into(),
+                create_time_ms: now_ms(),
+            })
+            .await?;
+        if created {
+            tracing::info!(pool = DEFAULT_POOL, "created the default pool");
+        }
+        Ok(())
+    }
+
+    /// Starts a write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`),
+    /// so two writers never both read, then fail to upgrade their lock.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn parse<T: FromStr>(text: &str) -> Result<T, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("bad stored name {text:?}")))
+}
+
+fn device_state(text: &str) -> Result<DeviceState, StoreError> {
+    match text {
+        "ACTIVE" => Ok(DeviceState::Active),
+        "REVOKED" => Ok(DeviceState::Revoked),
+        other => Err(StoreError::Corrupt(format!("device state {other:?}"))),
+    }
+}
+
+fn device_state_text(state: DeviceState) -> &'static str {
+    match state {
+        DeviceState::Revoked => "REVOKED",
+        _ => "ACTIVE",
+    }
+}
+
+fn kind_text(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::CreateDeviceGroup => "CREATE_DEVICE_GROUP",
+        OperationKind::CreateSignature => "CREATE_SIGNATURE",
+    }
+}
+
+fn state_text(state: OperationState) -> &'static str {
+    match state {
+        OperationState::Pending => "PENDING",
+        OperationState::Running => "RUNNING",
+        OperationState::Done => "DONE",
+        OperationState::Failed => "FAILED",
+    }
+}
+
+fn device_row(row: &SqliteRow) -> Result<DeviceRecord, StoreError> {
+    Ok(DeviceRecord {
+        name: parse(row.try_get("name")?)?,
+        auth_public_key: row.try_get("auth_public_key")?,
+        archive_public_key: row.try_get("archive_public_key")?,
+        state: device_state(row.try_get("state")?)?,
+        create_time_ms: row.try_get("create_time_ms")?,
+    })
+}
+
+fn key_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
+    Ok(KeyRecord {
+        name: parse(row.try_get("name")?)?,
+        derivation_path: row.try_get("derivation_path")?,
+        public_key: row.try_get("public_key")?,
+        address: row.try_get("address")?,
+    })
+}
+
+fn address_row(row: &SqliteRow) -> Result<AddressRecord, StoreError> {
+    Ok(AddressRecord {
+        address: row.try_get("address")?,
+        network: row.try_get("network")?,
+        mpc_wallet: parse(row.try_get("mpc_wallet")?)?,
+        key: key_row(row)?,
+    })
+}
+
+fn operation_row(row: &SqliteRow) -> Result<OperationRecord, StoreError> {
+    let kind = match row.try_get("kind")? {
+        "CREATE_DEVICE_GROUP" => OperationKind::CreateDeviceGroup,
+        "CREATE_SIGNATURE" => OperationKind::CreateSignature,
+        other => return Err(StoreError::Corrupt(format!("operation kind {other:?}"))),
+    };
+    let state = match row.try_get("state")? {
+        "PENDING" => OperationState::Pending,
+        "RUNNING" => OperationState::Running,
+        "DONE" => OperationState::Done,
+        "FAILED" => OperationState::Failed,
+        other => return Err(StoreError::Corrupt(format!("operation state {other:?}"))),
+    };
+    let epoch: i64 = row.try_get("epoch")?;
+    let round: i64 = row.try_get("round")?;
+    Ok(OperationRecord {
+        name: parse(&format!("operations/{}", row.try_get::<&str, _>("id")?))?,
+        kind,
+        device_group: parse(row.try_get("device_group")?)?,
+        device: parse(row.try_get("device")?)?,
+        epoch: u64::try_from(epoch).map_err(|_| StoreError::Corrupt("epoch".into()))?,
+        state,
+        round: u8::try_from(round).map_err(|_| StoreError::Corrupt("round".into()))?,
+        input_hash: row.try_get("input_hash")?,
+        reply: row.try_get("reply")?,
+        session_sealed: row.try_get("session_sealed")?,
+        metadata: row.try_get("metadata")?,
+        params: row.try_get("params")?,
+        response: row.try_get("response")?,
+        error: row.try_get("error")?,
+    })
+}
+
+fn epoch_value(epoch: u64) -> Result<i64, StoreError> {
+    i64::try_from(epoch).map_err(|_| StoreError::Corrupt("epoch out of range".into()))
+}
+
+async fn operation_by_request<'c>(
+    connection: &mut sqlx::SqliteConnection,
+    operation: &NewOperation,
+) -> Result<Option<OperationRecord>, StoreError> {
+    let Some(request_id) = &operation.request_id else {
+        return Ok(None);
+    };
+    sqlx::query("SELECT * FROM operations WHERE creator = ? AND kind = ? AND request_id = ?")
+        .bind(&operation.creator)
+        .bind(kind_text(operation.kind))
+        .bind(request_id)
+        .fetch_optional(connection)
+        .await?
+        .as_ref()
+        .map(operation_row)
+        .transpose()
+}
+
+async fn insert_operation(
+    connection: &mut sqlx::SqliteConnection,
+    operation: &NewOperation,
+) -> Result<OperationRecord, StoreError> {
+    let now = now_ms();
+    let row = sqlx::query(
+        "INSERT INTO operations (id, kind, device_group, device, epoch, state, metadata, params,
+             creator, request_id, create_time_ms, update_time_ms)
+         VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?) RETURNING *",
+    )
+    .bind(operation.name.operation().as_str())
+    .bind(kind_text(operation.kind))
+    .bind(operation.device_group.to_string())
+    .bind(operation.device.to_string())
+    .bind(epoch_value(operation.epoch)?)
+    .bind(&operation.metadata)
+    .bind(&operation.params)
+    .bind(&operation.creator)
+    .bind(&operation.request_id)
+    .bind(now)
+    .bind(now)
+    .fetch_one(connection)
+    .await?;
+    operation_row(&row)
+}
+
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn pool(&self, name: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT display_name, create_time_ms FROM pools WHERE name = ?")
+                .bind(name.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(display_name, create_time_ms)| PoolRecord {
+            name: name.clone(),
+            display_name,
+            create_time_ms,
+        }))
+    }
+
+    async fn create_pool(&self, pool: &PoolRecord) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO pools (name, display_name, create_time_ms) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(pool.name.to_string())
+        .bind(&pool.display_name)
+        .bind(pool.create_time_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() > 0)
+    }
+
+    async fn put_device(&self, device: &DeviceRecord) -> Result<DeviceRecord, StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO devices (name, auth_public_key, archive_public_key, state, create_time_ms)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(device.name.to_string())
+        .bind(&device.auth_public_key)
+        .bind(&device.archive_public_key)
+        .bind(device_state_text(device.state))
+        .bind(device.create_time_ms)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query("SELECT * FROM devices WHERE auth_public_key = ?")
+            .bind(&device.auth_public_key)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        device_row(&row)
+    }
+
+    async fn device(&self, name: &DeviceName) -> Result<Option<DeviceRecord>, StoreError> {
+        sqlx::query("SELECT * FROM devices WHERE name = ?")
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(device_row)
+            .transpose()
+    }
+
+    async fn put_api_key(&self, name: &str, public_key: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (name, public_key, create_time_ms) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET public_key = excluded.public_key",
+        )
+        .bind(name)
+        .bind(public_key)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_api_key(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM api_keys WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn api_key(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT public_key FROM api_keys WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(key,)| key))
+    }
+
+    async fn use_token(
+        &self,
+        subject: &str,
+        jti: &str,
+        expires_ms: i64,
+        forget_before_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM request_tokens WHERE expires_ms < ?")
+            .bind(forget_before_ms)
+            .execute(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO request_tokens (subject, jti, expires_ms) VALUES (?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(subject)
+        .bind(jti)
+        .bind(expires_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(inserted.rows_affected() > 0)
+    }
+
+    async fn create_wallet(
+        &self,
+        wallet: &NewWallet,
+    ) -> Result<Created<OperationRecord>, StoreError> {
+        let operation = &wallet.operation;
+        let mut tx = self.write().await?;
+        if let Some(existing) = operation_by_request(&mut tx, operation).await? {
+            return Ok(Created::Existing(existing));
+        }
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO device_groups (name, pool, state, create_time_ms) VALUES (?, ?, 'CREATING', ?)",
+        )
+        .bind(operation.device_group.to_string())
+        .bind(operation.device_group.pool_name().to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO device_group_devices (device_group, device) VALUES (?, ?)")
+            .bind(operation.device_group.to_string())
+            .bind(operation.device.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO mpc_wallets (name, pool, device_group, create_time_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(wallet.wallet.to_string())
+        .bind(wallet.wallet.pool_name().to_string())
+        .bind(operation.device_group.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let record = insert_operation(&mut tx, operation).await?;
+        tx.commit().await?;
+        Ok(Created::New(record))
+    }
+
+    async fn wallet(&self, name: &MpcWalletName) -> Result<Option<WalletRecord>, StoreError> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT device_group, create_time_ms FROM mpc_wallets WHERE name = ?")
+                .bind(name.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(group, create_time_ms)| {
+            Ok(WalletRecord {
+                name: name.clone(),
+                device_group: parse(&group)?,
+                create_time_ms,
+            })
+        })
+        .transpose()
+    }
+
+    async fn device_group(
+        &self,
+        name: &DeviceGroupName,
+    ) -> Result<Option<GroupRecord>, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        let Some(row) = sqlx::query("SELECT * FROM device_groups WHERE name = ?")
+            .bind(name.to_string())
+            .fetch_optional(&mut *connection)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let devices: Vec<(String,)> = sqlx::query_as(
+            "SELECT device FROM device_group_devices WHERE device_group = ? ORDER BY device",
+        )
+        .bind(name.to_string())
+        .fetch_all(&mut *connection)
+        .await?;
+        let state = match row.try_get("state")? {
+            "CREATING" => GroupState::Creating,
+            "ACTIVE" => GroupState::Active,
+            other => return Err(StoreError::Corrupt(format!("group state {other:?}"))),
+        };
+        Ok(Some(GroupRecord {
+            name: name.clone(),
+            state,
+            root_public_key: row.try_get("root_public_key")?,
+            chain_code_sealed: row.try_get("chain_code_sealed")?,
+            devices: devices
+                .iter()
+                .map(|(device,)| parse(device))
+                .collect::<Result<_, _>>()?,
+        }))
+    }
+
+    async fn is_member(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+    ) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM device_group_devices WHERE device_group = ? AND device = ?",
+        )
+        .bind(group.to_string())
+        .bind(device.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn pairing(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+        epoch: u64,
+    ) -> Result<Option<PairingRecord>, StoreError> {
+        let row: Option<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT state, pairing_id, pairing_sealed FROM pairings
+             WHERE device_group = ? AND device = ? AND epoch = ?",
+        )
+        .bind(group.to_string())
+        .bind(device.to_string())
+        .bind(epoch_value(epoch)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(state, pairing_id, pairing_sealed)| {
+            let state = match state.as_str() {
+                "PENDING" => PairingState::Pending,
+                "CONFIRMED" => PairingState::Confirmed,
+                "RETIRED" => PairingState::Retired,
+                other => return Err(StoreError::Corrupt(format!("pairing state {other:?}"))),
+            };
+            Ok(PairingRecord {
+                state,
+                pairing_id,
+                pairing_sealed,
+            })
+        })
+        .transpose()
+    }
+
+    async fn confirmed_epoch(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+    ) -> Result<Option<u64>, StoreError> {
+        let row: Option<(Option<i64>,)> = sqlx::query_as(
+            "SELECT MAX(epoch) FROM pairings
+             WHERE device_group = ? AND device = ? AND state = 'CONFIRMED'",
+        )
+        .bind(group.to_string())
+        .bind(device.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.and_then(|(epoch,)| epoch)
+            .map(|epoch| u64::try_from(epoch).map_err(|_| StoreError::Corrupt("epoch".into())))
+            .transpose()
+    }
+
+    async fn put_key(
+        &self,
+        group: &DeviceGroupName,
+        key: &KeyRecord,
+    ) -> Result<KeyRecord, StoreError> {
+        let mut tx = self.write().await?;
+        let record = insert_key(&mut tx, group, key).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn key(&self, name: &MpcKeyName) -> Result<Option<KeyRecord>, StoreError> {
+        sqlx::query("SELECT * FROM mpc_keys WHERE name = ?")
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(key_row)
+            .transpose()
+    }
+
+    async fn next_address_index(&self, wallet: &MpcWalletName) -> Result<u32, StoreError> {
+        let (next,): (i64,) = sqlx::query_as(
+            "UPDATE mpc_wallets SET next_index = next_index + 1 WHERE name = ?
+             RETURNING next_index - 1",
+        )
+        .bind(wallet.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        u32::try_from(next).map_err(|_| StoreError::Corrupt("address index".into()))
+    }
+
+    async fn add_address(
+        &self,
+        group: &DeviceGroupName,
+        address: &AddressRecord,
+    ) -> Result<AddressRecord, StoreError> {
+        let mut tx = self.write().await?;
+        let key = insert_key(&mut tx, group, &address.key).await?;
+        sqlx::query(
+            "INSERT INTO addresses (mpc_wallet, address, network, mpc_key, create_time_ms)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(address.mpc_wallet.to_string())
+        .bind(&address.address)
+        .bind(&address.network)
+        .bind(key.name.to_string())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(AddressRecord {
+            key,
+            ..address.clone()
+        })
+    }
+
+    async fn addresses(&self, wallet: &MpcWalletName) -> Result<Vec<AddressRecord>, StoreError> {
+        sqlx::query(
+            "SELECT a.address, a.network, a.mpc_wallet, k.* FROM addresses a
+             JOIN mpc_keys k ON k.name = a.mpc_key WHERE a.mpc_wallet = ? ORDER BY a.rowid",
+        )
+        .bind(wallet.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(address_row)
+        .collect()
+    }
+
+    async fn address(
+        &self,
+        wallet: &MpcWalletName,
+        address: &str,
+    ) -> Result<Option<AddressRecord>, StoreError> {
+        sqlx::query(
+            "SELECT a.address, a.network, a.mpc_wallet, k.* FROM addresses a
+             JOIN mpc_keys k ON k.name = a.mpc_key WHERE a.mpc_wallet = ? AND lower(a.address) = lower(?)",
+        )
+        .bind(wallet.to_string())
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(address_row)
+        .transpose()
+    }
+
+    async fn create_operation(
+        &self,
+        operation: &NewOperation,
+    ) -> Result<Created<OperationRecord>, StoreError> {
+        let mut tx = self.write().await?;
+        if let Some(existing) = operation_by_request(&mut tx, operation).await? {
+            return Ok(Created::Existing(existing));
+        }
+        let record = insert_operation(&mut tx, operation).await?;
+        tx.commit().await?;
+        Ok(Created::New(record))
+    }
+
+    async fn operation(&self, name: &OperationName) -> Result<Option<OperationRecord>, StoreError> {
+        sqlx::query("SELECT * FROM operations WHERE id = ?")
+            .bind(name.operation().as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(operation_row)
+            .transpose()
+    }
+
+    async fn open_operations(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+    ) -> Result<Vec<OperationRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM operations WHERE device_group = ? AND device = ?
+             AND state IN ('PENDING', 'RUNNING') ORDER BY create_time_ms, id",
+        )
+        .bind(group.to_string())
+        .bind(device.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(operation_row)
+        .collect()
+    }
+
+    async fn commit_step(
+        &self,
+        name: &OperationName,
+        from_round: u8,
+        step: &StepUpdate,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "UPDATE operations SET round = ?, input_hash = ?, reply = ?, session_sealed = ?,
+                 state = ?, response = ?, error = ?, update_time_ms = ?
+             WHERE id = ? AND round = ? AND state IN ('PENDING', 'RUNNING')
+             RETURNING device_group, device, epoch",
+        )
+        .bind(i64::from(step.round))
+        .bind(&step.input_hash)
+        .bind(&step.reply)
+        .bind(&step.session_sealed)
+        .bind(state_text(step.state))
+        .bind(&step.response)
+        .bind(&step.error)
+        .bind(now_ms())
+        .bind(name.operation().as_str())
+        .bind(i64::from(from_round))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((group, device, epoch)) = row else {
+            return Ok(false);
+        };
+        match &step.effect {
+            StepEffect::None => {}
+            StepEffect::KeygenFinished {
+                pairing_id,
+                pairing_sealed,
+                root_public_key,
+                chain_code_sealed,
+            } => {
+                sqlx::query(
+                    "INSERT INTO pairings (device_group, device, epoch, state, pairing_id,
+                         pairing_sealed, create_time_ms) VALUES (?, ?, ?, 'PENDING', ?, ?, ?)",
+                )
+                .bind(&group)
+                .bind(&device)
+                .bind(epoch)
+                .bind(pairing_id)
+                .bind(pairing_sealed)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE device_groups SET root_public_key = ?, chain_code_sealed = ? WHERE name = ?",
+                )
+                .bind(root_public_key)
+                .bind(chain_code_sealed)
+                .bind(&group)
+                .execute(&mut *tx)
+                .await?;
+            }
+            StepEffect::KeygenConfirmed => {
+                sqlx::query(
+                    "UPDATE pairings SET state = 'CONFIRMED'
+                     WHERE device_group = ? AND device = ? AND epoch = ? AND state = 'PENDING'",
+                )
+                .bind(&group)
+                .bind(&device)
+                .bind(epoch)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE device_groups SET state = 'ACTIVE' WHERE name = ?")
+                    .bind(&group)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            StepEffect::RetirePairing => {
+                sqlx::query(
+                    "UPDATE pairings SET state = 'RETIRED'
+                     WHERE device_group = ? AND device = ? AND epoch = ?",
+                )
+                .bind(&group)
+                .bind(&device)
+                .bind(epoch)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn insert_key(
+    connection: &mut sqlx::SqliteConnection,
+    group: &DeviceGroupName,
+    key: &KeyRecord,
+) -> Result<KeyRecord, StoreError> {
+    sqlx::query(
+        "INSERT INTO mpc_keys (name, device_group, derivation_path, public_key, address, create_time_ms)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_group, derivation_path) DO NOTHING",
+    )
+    .bind(key.name.to_string())
+    .bind(group.to_string())
+    .bind(&key.derivation_path)
+    .bind(&key.public_key)
+    .bind(&key.address)
+    .bind(now_ms())
+    .execute(&mut *connection)
+    .await?;
+    let row = sqlx::query("SELECT * FROM mpc_keys WHERE device_group = ? AND derivation_path = ?")
+        .bind(group.to_string())
+        .bind(&key.derivation_path)
+        .fetch_one(&mut *connection)
+        .await?;
+    key_row(&row)
+}
+
+/// The file path of a `--database` value: a plain path or a `sqlite:` URL.
+fn sqlite_path(database: &str) -> Result<&str, ServerError> {
+    let path = match database.split_once(':') {
+        Some(("sqlite", rest)) => rest.strip_prefix("//").unwrap_or(rest),
+        // A scheme we don't serve (yet): say so instead of creating a file called "postgres:…".
+        Some((scheme, _))
+            if scheme.len() > 1
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+') =>
+        {
+            return Err(ServerError::UnsupportedDatabase(database.to_owned()));
+        }
+        _ => database,
+    };
+    if path.is_empty() {
+        return Err(ServerError::UnsupportedDatabase(database.to_owned()));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_values() {
+        assert_eq!(sqlite_path("./data/waas.db").unwrap(), "./data/waas.db");
+        assert_eq!(sqlite_path("sqlite://data/w.db").unwrap(), "data/w.db");
+        assert_eq!(sqlite_path("sqlite:w.db").unwrap(), "w.db");
+        assert!(matches!(
+            sqlite_path("postgres://u@h/db"),
+            Err(ServerError::UnsupportedDatabase(_))
+        ));
+        assert!(matches!(
+            sqlite_path(""),
+            Err(ServerError::UnsupportedDatabase(_))
+        ));
+        // A Windows drive letter is a path, not a scheme.
+        assert_eq!(sqlite_path("C:/w.db").unwrap(), "C:/w.db");
+    }
+
+    #[tokio::test]
+    async fn open_migrates_and_creates_the_default_pool_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nested/waas.db");
+        let database = file.to_str().unwrap();
+        let default: PoolName = DEFAULT_POOL.parse().unwrap();
+
+        let store = SqliteStore::open(database).await.unwrap();
+        let pool = store.pool(&default).await.unwrap().unwrap();
+        store.close().await;
+
+        // Reopening keeps the same pool, and the same creation time.
+        let store = SqliteStore::open(database).await.unwrap();
+        assert_eq!(store.pool(&default).await.unwrap().unwrap(), pool);
+        let missing: PoolName = "pools/missing".parse().unwrap();
+        assert_eq!(store.pool(&missing).await.unwrap(), None);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_token_id_is_accepted_once_and_forgotten_after_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("w.db").to_str().unwrap())
+            .await
+            .unwrap();
+        assert!(store.use_token("devices/d", "j1", 1_000, 0).await.unwrap());
+        assert!(!store.use_token("devices/d", "j1", 1_000, 0).await.unwrap());
+        // Another subject may pick the same id.
+        assert!(store.use_token("devices/e", "j1", 1_000, 0).await.unwrap());
+        // Once expired it is forgotten (the token itself is refused by its exp by then).
+        assert!(
+            store
+                .use_token("devices/d", "j1", 5_000, 2_000)
+                .await
+                .unwrap()
+        );
+        store.close().await;
+    }
+}
