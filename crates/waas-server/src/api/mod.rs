@@ -65,7 +65,7 @@ pub fn app<S: Store>(
         )
         .route(
             "/pools/{pool}/deviceGroups/{group}",
-            get(get_device_group).post(device_group_verb::<S>),
+            get(get_device_group).post(device_group_verb),
         )
         .route(
             "/pools/{pool}/deviceGroups/{group}/mpcOperations",
@@ -274,6 +274,7 @@ async fn get_device_group<S: Store>(
 /// `POST …/deviceGroups/{group}:prepareDeviceArchive` and the other device-group verbs, which
 /// later issues implement.
 async fn device_group_verb<S: Store>(
+    State(_): State<Services<S>>,
     UrlPath((_pool, segment)): UrlPath<(String, String)>,
     _call: Call<serde_json::Value>,
 ) -> Result<Json<Operation>, ApiError> {

@@ -178,7 +178,7 @@ fn epoch_value(epoch: u64) -> Result<i64, StoreError> {
     i64::try_from(epoch).map_err(|_| StoreError::Corrupt("epoch out of range".into()))
 }
 
-async fn operation_by_request<'c>(
+async fn operation_by_request(
     connection: &mut sqlx::SqliteConnection,
     operation: &NewOperation,
 ) -> Result<Option<OperationRecord>, StoreError> {
