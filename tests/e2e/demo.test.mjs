@@ -51,7 +51,7 @@ test('an API failure is shown as the server\'s JSON error, not a crash', async (
   const page = await browser.newPage();
   await page.goto(server.url);
   const body = await page.evaluate(async () => {
-    const response = await fetch('/v1/pools/does-not-exist');
+    const response = await fetch('/v1/no-such-route');
     return { status: response.status, json: await response.json() };
   });
   assert.equal(body.status, 404);

@@ -11,9 +11,9 @@ export const repoRoot = new URL('../..', import.meta.url).pathname;
 
 /**
  * Starts waas-server on a free loopback port with a fresh SQLite database and master key.
- * @param {{ staticDir?: string }} [options]
+ * @param {{ staticDir?: string, allowedOrigins?: string[] }} [options]
  */
-export async function startServer({ staticDir } = {}) {
+export async function startServer({ staticDir, allowedOrigins = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'waas-e2e-'));
   const binary = process.env.WAAS_SERVER_BIN ?? join(repoRoot, 'target/debug/waas-server');
   const args = [
@@ -23,8 +23,11 @@ export async function startServer({ staticDir } = {}) {
     join(dataDir, 'waas.db'),
     '--master-key-file',
     join(dataDir, 'master.key'),
+    '--dev-api-key-file',
+    join(dataDir, 'dev-api-key.json'),
   ];
   if (staticDir) args.push('--static-dir', staticDir);
+  for (const origin of allowedOrigins) args.push('--allowed-origin', origin);
   const child = spawn(binary, args, {
     env: { ...process.env, WAAS_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
