@@ -278,3 +278,288 @@ fn random_p256_key() -> Result<p256::ecdsa::SigningKey, String> {
     }
     Err("no valid key from the OS random source".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use p256::ecdsa::signature::Signer;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::store::SqliteStore;
+
+    const NOW_MS: i64 = 1_800_000_000_000;
+    const NOW: i64 = NOW_MS / 1000;
+    const PATH: &str = "/v1/pools/default/mpcWallets";
+    const BODY: &[u8] = br#"{"device":"devices/d"}"#;
+
+    struct Fixture {
+        store: SqliteStore,
+        key: p256::ecdsa::SigningKey,
+        device: String,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("w.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let (key, data) = registration(3);
+        let device = verify_registration(&data.encode(), NOW_MS).unwrap();
+        store.put_device(&device).await.unwrap();
+        Fixture {
+            store,
+            key,
+            device: device.name.to_string(),
+            _dir: dir,
+        }
+    }
+
+    /// A device's auth key and its registration data (archive key from `archive_seed`).
+    fn registration(archive_seed: u8) -> (p256::ecdsa::SigningKey, RegistrationData) {
+        let key = random_p256_key().unwrap();
+        let auth_public_key: [u8; 65] = key
+            .verifying_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .try_into()
+            .unwrap();
+        let archive = k256::ecdsa::SigningKey::from_slice(&[archive_seed; 32]).unwrap();
+        let archive_public_key: [u8; 33] = archive
+            .verifying_key()
+            .to_sec1_point(true)
+            .as_bytes()
+            .try_into()
+            .unwrap();
+        let signed = RegistrationData::signed_bytes(&auth_public_key, &archive_public_key);
+        let auth_proof: p256::ecdsa::Signature = key.sign(&signed);
+        let archive_proof: k256::ecdsa::Signature = archive.sign(&signed);
+        let data = RegistrationData {
+            auth_public_key,
+            archive_public_key,
+            auth_proof: auth_proof.to_bytes().into(),
+            archive_proof: archive_proof.to_bytes().into(),
+        };
+        (key, data)
+    }
+
+    fn claims(fixture: &Fixture) -> Value {
+        json!({
+            "sub": fixture.device,
+            "aud": "waas-server",
+            "iat": NOW,
+            "exp": NOW + 30,
+            "jti": "j-1",
+            "htm": "POST",
+            "htu": PATH,
+            "bh": URL_SAFE_NO_PAD.encode(Sha256::digest(BODY)),
+        })
+    }
+
+    fn token(key: &p256::ecdsa::SigningKey, header: &Value, claims: &Value) -> String {
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature: p256::ecdsa::Signature = key.sign(signing_input.as_bytes());
+        format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.to_bytes())
+        )
+    }
+
+    async fn check(fixture: &Fixture, token: &str) -> Result<Principal, ApiError> {
+        let authorization = format!("Bearer {token}");
+        authenticate(
+            &fixture.store,
+            "waas-server",
+            Some(&authorization),
+            &RequestFacts {
+                method: "POST",
+                path_and_query: PATH,
+                body: BODY,
+            },
+            NOW_MS,
+        )
+        .await
+    }
+
+    fn es256() -> Value {
+        json!({"alg": "ES256", "typ": "JWT"})
+    }
+
+    #[tokio::test]
+    async fn a_good_token_is_accepted_once() {
+        let fixture = fixture().await;
+        let good = token(&fixture.key, &es256(), &claims(&fixture));
+        assert_eq!(
+            check(&fixture, &good).await.unwrap(),
+            Principal::Device(fixture.device.parse().unwrap())
+        );
+        let replay = check(&fixture, &good).await.unwrap_err();
+        assert_eq!(
+            replay.body().reason.as_deref(),
+            Some(reason::TOKEN_REPLAYED)
+        );
+    }
+
+    #[tokio::test]
+    async fn every_binding_and_limit_is_enforced() {
+        let fixture = fixture().await;
+        let other_key = random_p256_key().unwrap();
+        let with = |field: &str, value: Value| {
+            let mut claims = claims(&fixture);
+            claims[field] = value;
+            claims
+        };
+        let cases: Vec<(&str, String, Option<&str>)> = vec![
+            (
+                "alg none",
+                token(&fixture.key, &json!({"alg": "none"}), &claims(&fixture)),
+                None,
+            ),
+            (
+                "alg HS256",
+                token(&fixture.key, &json!({"alg": "HS256"}), &claims(&fixture)),
+                None,
+            ),
+            (
+                "typ",
+                token(
+                    &fixture.key,
+                    &json!({"alg": "ES256", "typ": "dpop+jwt"}),
+                    &claims(&fixture),
+                ),
+                None,
+            ),
+            (
+                "another key",
+                token(&other_key, &es256(), &claims(&fixture)),
+                None,
+            ),
+            (
+                "aud",
+                token(&fixture.key, &es256(), &with("aud", json!("elsewhere"))),
+                None,
+            ),
+            (
+                "htm",
+                token(&fixture.key, &es256(), &with("htm", json!("GET"))),
+                None,
+            ),
+            (
+                "htu",
+                token(
+                    &fixture.key,
+                    &es256(),
+                    &with("htu", json!("/v1/pools/other/mpcWallets")),
+                ),
+                None,
+            ),
+            (
+                "htu query",
+                token(
+                    &fixture.key,
+                    &es256(),
+                    &with("htu", json!(format!("{PATH}?x=1"))),
+                ),
+                None,
+            ),
+            (
+                "bh",
+                token(
+                    &fixture.key,
+                    &es256(),
+                    &with("bh", json!(URL_SAFE_NO_PAD.encode(Sha256::digest(b"{}")))),
+                ),
+                None,
+            ),
+            (
+                "lifetime",
+                token(&fixture.key, &es256(), &with("exp", json!(NOW + 61))),
+                None,
+            ),
+            (
+                "exp before iat",
+                token(&fixture.key, &es256(), &with("exp", json!(NOW - 1))),
+                None,
+            ),
+            (
+                "future",
+                token(&fixture.key, &es256(), &{
+                    let mut claims = with("iat", json!(NOW + 60));
+                    claims["exp"] = json!(NOW + 90);
+                    claims
+                }),
+                Some(reason::CLOCK_SKEW),
+            ),
+            (
+                "expired",
+                token(&fixture.key, &es256(), &{
+                    let mut claims = with("iat", json!(NOW - 100));
+                    claims["exp"] = json!(NOW - 50);
+                    claims
+                }),
+                Some(reason::TOKEN_EXPIRED),
+            ),
+            (
+                "empty jti",
+                token(&fixture.key, &es256(), &with("jti", json!(""))),
+                None,
+            ),
+            (
+                "long jti",
+                token(&fixture.key, &es256(), &with("jti", json!("j".repeat(65)))),
+                None,
+            ),
+            (
+                "unknown subject",
+                token(
+                    &fixture.key,
+                    &es256(),
+                    &with("sub", json!("devices/nobody")),
+                ),
+                None,
+            ),
+            (
+                "api key subject",
+                token(&fixture.key, &es256(), &with("sub", json!("apiKeys/dev"))),
+                None,
+            ),
+            ("two parts", "a.b".into(), None),
+            ("not base64", "!!.!!.!!".into(), None),
+        ];
+        for (case, token, reason) in cases {
+            let error = check(&fixture, &token).await.unwrap_err();
+            assert_eq!(error.code(), waas_api::ErrorCode::Unauthenticated, "{case}");
+            assert_eq!(error.body().reason.as_deref(), reason, "{case}");
+        }
+        // None of them used up the good token's id.
+        let good = token(&fixture.key, &es256(), &claims(&fixture));
+        assert!(check(&fixture, &good).await.is_ok());
+    }
+
+    #[test]
+    fn registration_needs_both_proofs() {
+        let (_, good) = registration(5);
+        let first = verify_registration(&good.encode(), NOW_MS).unwrap();
+        let again = verify_registration(&good.encode(), NOW_MS + 5).unwrap();
+        assert_eq!(first.name, again.name, "the name follows from the key");
+
+        let mut swapped = good.clone();
+        swapped.archive_proof = good.auth_proof;
+        let mut foreign = good.clone();
+        foreign.archive_public_key = [2; 33];
+        let mut not_a_point = good.clone();
+        not_a_point.auth_public_key = [4; 65];
+        for bad in [swapped, foreign, not_a_point] {
+            assert_eq!(
+                verify_registration(&bad.encode(), NOW_MS)
+                    .unwrap_err()
+                    .code(),
+                waas_api::ErrorCode::InvalidArgument
+            );
+        }
+    }
+}
