@@ -56,6 +56,7 @@ fn starts_serves_and_stops_cleanly_on_sigterm() {
             database.to_str().unwrap(),
             "--master-key-file",
             dir.path().join("master.key").to_str().unwrap(),
+            "--no-dev-api-key",
         ],
         &[],
     );
@@ -103,17 +104,23 @@ fn flags_come_from_the_environment_too() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("env.db");
     let key_file = dir.path().join("env.key");
+    let api_key_file = dir.path().join("env-api-key.json");
     let (mut child, addr) = start(
         &[],
         &[
             ("WAAS_LISTEN", OsStr::new("127.0.0.1:0")),
             ("WAAS_DATABASE", database.as_os_str()),
             ("WAAS_MASTER_KEY_FILE", key_file.as_os_str()),
+            ("WAAS_DEV_API_KEY_FILE", api_key_file.as_os_str()),
         ],
     );
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     assert!(database.exists());
     assert!(key_file.exists());
+    // The development API key is created where the flag says, readable by the owner only.
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&api_key_file.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
     child.kill().unwrap();
     child.wait().unwrap();
 }

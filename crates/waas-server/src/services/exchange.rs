@@ -379,13 +379,8 @@ fn stored_answer(
     round: u8,
     input_hash: &[u8],
 ) -> Option<Result<ExchangeResponse, ApiError>> {
-    if record.round > 0 && round == record.round {
-        if record.input_hash.as_deref() != Some(input_hash) {
-            return Some(Err(ApiError::new(
-                ErrorCode::Aborted,
-                format!("round {round} was answered for another message"),
-            )));
-        }
+    let answered = record.round > 0 && round == record.round;
+    if answered && record.input_hash.as_deref() == Some(input_hash) {
         return Some(match (&record.reply, &record.error) {
             (Some(reply), _) => serde_json::from_str(reply).map_err(ApiError::internal),
             (None, Some(error)) => Err(stored_error(error)),
@@ -394,6 +389,12 @@ fn stored_answer(
     }
     if record.state.is_finished() {
         return Some(Err(ApiError::precondition("the operation has finished")));
+    }
+    if answered {
+        return Some(Err(ApiError::new(
+            ErrorCode::Aborted,
+            format!("round {round} was answered for another message"),
+        )));
     }
     if round < record.round {
         return Some(Err(ApiError::new(

@@ -1,0 +1,56 @@
+//! The database as text, to show that a refused request changed nothing.
+
+use std::path::Path;
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+
+/// Tables left out: the ids of used request tokens are recorded by design, even for requests
+/// that are then refused.
+const SKIPPED: &[&str] = &["request_tokens"];
+
+/// Every row of every table (but [`SKIPPED`]), one line per row, each value SQL-quoted, in rowid
+/// order. Read through a separate connection while the server runs (the database is in WAL mode,
+/// so this reader sees the last committed state and blocks no one).
+pub async fn db_dump(path: &Path) -> String {
+    let mut connection = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap_or_else(|error| panic!("cannot open {}: {error}", path.display()));
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master \
+         WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    let mut dump = String::new();
+    for table in tables.iter().filter(|t| !SKIPPED.contains(&t.as_str())) {
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+                .bind(table)
+                .fetch_all(&mut connection)
+                .await
+                .unwrap();
+        let row = columns
+            .iter()
+            .map(|column| format!("quote(\"{column}\")"))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        // Names come from the schema itself, not from input.
+        let select = format!("SELECT {row} FROM \"{table}\" ORDER BY rowid");
+        let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(select))
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+        dump.push_str(&format!("== {table} ({})\n", columns.join(", ")));
+        for row in rows {
+            dump.push_str(&row);
+            dump.push('\n');
+        }
+    }
+    connection.close().await.unwrap();
+    dump
+}

@@ -1,0 +1,26 @@
+//! The native test device and what it needs to talk to a real `waas-server` process: the process
+//! itself ([`TestServer`]), signed HTTP calls ([`Client`]), a device that registers, generates keys
+//! and signs ([`TestDevice`]), the dev API key ([`ApiKeyClient`]), Ethereum address checks
+//! ([`eth`]) and a text dump of the database ([`db_dump`]).
+//!
+//! Shared by every test target and by `benches/loopback.rs`; each uses part of it.
+#![allow(dead_code, unreachable_pub, unused_imports)]
+
+mod client;
+mod db;
+mod device;
+pub mod eth;
+mod server;
+
+pub use client::{Auth, Call, Client, Raw, Signer, b64, mint, random_hex, sha256};
+pub use db::db_dump;
+pub use device::{ApiKeyClient, DeviceKeys, Signed, TestDevice, Wallet, reply};
+pub use server::TestServer;
+
+/// The audience the server checks in every token (its `--audience`, default `waas-server`).
+pub const AUDIENCE: &str = "waas-server";
+
+/// The pool the server creates on first start.
+pub fn default_pool() -> waas_api::PoolName {
+    "pools/default".parse().unwrap()
+}

@@ -1,0 +1,186 @@
+//! A `waas-server` process on a temporary folder, killed (SIGKILL) and restarted on the same files.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, RwLock, mpsc};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{AUDIENCE, ApiKeyClient, Client, TestDevice, db_dump};
+
+/// How long the server may take to print its first line (it creates and migrates the database).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The dev API key file the server writes on first start.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DevApiKey {
+    /// `apiKeys/dev`.
+    pub name: String,
+    /// PKCS#8 PEM of its P-256 key.
+    pub private_key: String,
+}
+
+/// A running server. Dropping it kills the process; if the test is panicking, the server's stderr
+/// is printed so the failure comes with the server's side of the story.
+pub struct TestServer {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// Shared with every client made from this server: a restart picks a new port (port 0), and
+    /// clients follow it without being rebuilt.
+    base: Arc<RwLock<String>>,
+    extra_args: Vec<String>,
+    starts: usize,
+}
+
+impl TestServer {
+    /// Starts a server on fresh files.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server on fresh files with extra flags (e.g. `--allowed-origin`).
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        let mut server = Self {
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            base: Arc::new(RwLock::new(String::new())),
+            extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            starts: 0,
+        };
+        server.spawn();
+        server
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// The SQLite file.
+    pub fn database(&self) -> PathBuf {
+        self.path("waas.db")
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        // One stderr file per start, so a crash test shows each run's logs apart.
+        let log = File::create(self.path(&format!("server-{}.log", self.starts))).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_waas-server"))
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--database")
+            .arg(self.database())
+            .arg("--master-key-file")
+            .arg(self.path("master.key"))
+            .arg("--dev-api-key-file")
+            .arg(self.path("dev-api-key.json"))
+            .args(["--audience", AUDIENCE])
+            .args(&self.extra_args)
+            .env("WAAS_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+
+        // Read stdout on a thread: the first line is the address; the rest is drained so the server
+        // never writes into a closed pipe.
+        let stdout = child.stdout.take().unwrap();
+        let (first_line, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = first_line.send(lines.next().and_then(Result::ok));
+            for _ in lines {}
+        });
+        let line = receive.recv_timeout(START_TIMEOUT).ok().flatten();
+        let addr = line
+            .as_deref()
+            .and_then(|line| line.trim().strip_prefix("waas-server listening on http://"))
+            .map(str::to_owned);
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "waas-server did not start: first line {line:?}\n{}",
+                self.logs()
+            );
+        };
+        *self.base.write().unwrap() = format!("http://{addr}");
+        self.child = Some(child);
+    }
+
+    /// Kills the process with SIGKILL (no graceful shutdown, as a crash or `kill -9`) and waits.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` sends SIGKILL on Unix.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process (if it runs) and starts it again on the same database, master key and
+    /// dev API key. Clients made before follow it to its new port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.base.read().unwrap().clone()
+    }
+
+    /// The process id (for `/proc/<pid>/stat`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap()
+    }
+
+    /// Every start's stderr, for failure messages.
+    pub fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|start| {
+                let text = std::fs::read_to_string(self.path(&format!("server-{start}.log")))
+                    .unwrap_or_default();
+                format!("--- server stderr, start {start} ---\n{text}")
+            })
+            .collect()
+    }
+
+    /// The dev API key the server created on first start.
+    pub fn dev_api_key(&self) -> DevApiKey {
+        let text = std::fs::read_to_string(self.path("dev-api-key.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// A client without credentials (public routes, and negative tests that add their own).
+    pub fn anonymous(&self) -> Client {
+        Client::new(self.base.clone(), None)
+    }
+
+    /// A client that signs with the dev API key.
+    pub fn api_key(&self) -> ApiKeyClient {
+        ApiKeyClient::new(self.base.clone(), &self.dev_api_key())
+    }
+
+    /// A new device (fresh keys), registered.
+    pub async fn device(&self) -> TestDevice {
+        TestDevice::register(self.base.clone()).await
+    }
+
+    /// [`db_dump`] of this server's database.
+    pub async fn db_dump(&self) -> String {
+        db_dump(&self.database()).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
