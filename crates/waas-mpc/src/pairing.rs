@@ -35,6 +35,24 @@ pub struct PairingPublic {
     pub server_public_share: [u8; 33],
 }
 
+impl PairingPublic {
+    /// What a party sends to say it holds this pairing: a hash of every public fact, so the
+    /// receiver learns that both sides ended key generation with the same key, chain code and
+    /// share points (the id alone is known to both sides before the last round).
+    pub fn confirmation(&self) -> [u8; 32] {
+        hash_parts(
+            "pairing confirmation",
+            &[
+                &self.id,
+                &self.root_public_key,
+                &self.chain_code,
+                &self.device_public_share,
+                &self.server_public_share,
+            ],
+        )
+    }
+}
+
 /// One party's half of a pairing: its share, the MPC (OT) state signing needs, and the public facts.
 /// Never printed: `Debug` shows only public facts.
 pub struct Pairing {

@@ -91,11 +91,13 @@ CREATE TABLE operations (
     error          TEXT,                              -- ErrorBody, JSON, once FAILED
     creator        TEXT    NOT NULL,                  -- who created it (devices/… or apiKeys/…)
     request_id     TEXT,
+    request_hash   BLOB,                              -- what was asked under request_id
     create_time_ms INTEGER NOT NULL,
     update_time_ms INTEGER NOT NULL,
     UNIQUE (creator, kind, request_id)
 );
 CREATE INDEX operations_open_by_group ON operations (device_group, device, state);
+CREATE INDEX operations_by_state ON operations (state, update_time_ms);
 
 -- Ids of request tokens already accepted, kept until the token expires: each is good once.
 CREATE TABLE request_tokens (

@@ -123,7 +123,7 @@ pub(crate) async fn authenticate<S: Store>(
         )));
     }
 
-    let (principal, public_key) = signer(store, &claims.sub).await?;
+    let (principal, public_key, active) = signer(store, &claims.sub).await?;
     let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&public_key)
         .map_err(|_| ApiError::internal("a stored P-256 key does not parse"))?;
     let signature = URL_SAFE_NO_PAD
@@ -134,6 +134,10 @@ pub(crate) async fn authenticate<S: Store>(
     let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
     key.verify(signed.as_bytes(), &signature)
         .map_err(|_| ApiError::unauthenticated("the token's signature does not verify"))?;
+    // Only after the signature: nobody but the device itself learns that it was revoked.
+    if !active {
+        return Err(ApiError::denied("the device has been revoked"));
+    }
 
     let expires_ms = claims
         .exp
@@ -160,19 +164,20 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, ApiError> 
         .map_err(|_| ApiError::unauthenticated("the token's header or claims are malformed"))
 }
 
-/// The principal a token subject names, with its public key.
-async fn signer<S: Store>(store: &S, subject: &str) -> Result<(Principal, Vec<u8>), ApiError> {
+/// The principal a token subject names, with its public key and whether it may still act.
+async fn signer<S: Store>(
+    store: &S,
+    subject: &str,
+) -> Result<(Principal, Vec<u8>, bool), ApiError> {
     let unknown = || ApiError::unauthenticated("the token's subject is not a registered key");
     if subject.starts_with("apiKeys/") {
         let key = store.api_key(subject).await?.ok_or_else(unknown)?;
-        return Ok((Principal::ApiKey(subject.to_owned()), key));
+        return Ok((Principal::ApiKey(subject.to_owned()), key, true));
     }
     let name: DeviceName = subject.parse().map_err(|_| unknown())?;
     let device = store.device(&name).await?.ok_or_else(unknown)?;
-    if device.state != DeviceState::Active {
-        return Err(ApiError::denied("the device has been revoked"));
-    }
-    Ok((Principal::Device(name), device.auth_public_key))
+    let active = device.state == DeviceState::Active;
+    Ok((Principal::Device(name), device.auth_public_key, active))
 }
 
 /// Checks registration data (both keys valid points, both proofs of possession) and returns the

@@ -65,6 +65,7 @@ pub async fn run(
         tracing::info!(dir = %dir.display(), "serving the web app");
     }
     let services = Services::new(store.clone(), master_key, &config.audience);
+    tokio::spawn(expire_operations(services.clone()));
     let router = app(
         services,
         config.static_dir.as_deref(),
@@ -80,6 +81,18 @@ pub async fn run(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Fails, every half minute, the operations that waited too long for their device (deleting
+/// their sessions), so that no MPC session outlives its use.
+async fn expire_operations(services: Services<SqliteStore>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        every.tick().await;
+        if let Err(error) = services.expire_operations().await {
+            tracing::warn!(%error, "could not expire operations");
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so in-flight requests finish before the server exits.

@@ -635,7 +635,14 @@ async fn exchange_rounds_out_of_order_conflicting_or_late_are_refused() {
     // The confirmation finishes it; its repeat gets the same answer.
     let step = keygen.handle(&reply(&third.json(), 4)).unwrap();
     let pairing = step.output.unwrap();
-    let id = pairing.public().id;
+    checks
+        .refused(
+            "a confirmation naming only the pairing id",
+            device.exchange_call(op, 5, &pairing.public().id),
+            invalid,
+        )
+        .await;
+    let id = pairing.public().confirmation();
     let done = device.exchange(op, 5, &id).await;
     assert_eq!(done.status, 200, "{done:?}");
     let again = device.exchange(op, 5, &id).await;

@@ -126,7 +126,7 @@ async fn the_same_exchange_twice_at_once_gets_one_answer() {
     let round3 = keygen.handle(&round2).unwrap().reply.unwrap();
     let round4 = reply(&twice_at_once(&device, op, 3, &round3).await.json(), 4);
     let pairing = keygen.handle(&round4).unwrap().output.unwrap();
-    twice_at_once(&device, op, 5, &pairing.public().id).await;
+    twice_at_once(&device, op, 5, &pairing.public().confirmation()).await;
     let wallet = device.finished_wallet(&operation, pairing).await;
 
     // Signings, every round sent twice at once.

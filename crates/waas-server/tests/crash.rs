@@ -77,7 +77,9 @@ async fn keygen_with_crash(
     if matches!(crash, BeforeRound5) {
         server.restart();
     }
-    let done = device.exchange_ok(op, 5, &pairing.public().id).await;
+    let done = device
+        .exchange_ok(op, 5, &pairing.public().confirmation())
+        .await;
     assert!(done.done, "{done:?}");
     if matches!(crash, AfterRound5) {
         server.restart();

@@ -117,7 +117,14 @@ fn cors(allowed_origins: &[String]) -> Result<CorsLayer, ApiError> {
     let origins = allowed_origins
         .iter()
         .map(|origin| {
-            HeaderValue::from_str(origin.trim_end_matches('/'))
+            let origin = origin.trim_end_matches('/');
+            // An origin is a scheme and a host: a wildcard would let every page use the API.
+            if !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                return Err(ApiError::invalid(format!(
+                    "--allowed-origin {origin:?} must be an origin like https://wallet.example"
+                )));
+            }
+            HeaderValue::from_str(origin)
                 .map_err(|_| ApiError::invalid(format!("bad --allowed-origin {origin:?}")))
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -32,6 +32,14 @@ impl<S: Store> Services<S> {
     pub async fn register_device(&self, registration_data: &str) -> Result<Device, ApiError> {
         let record = verify_registration(registration_data, now_ms())?;
         let stored = self.store.put_device(&record).await?;
+        if stored.archive_public_key != record.archive_public_key {
+            // Registering again must not look like it changed the archive key: archives would
+            // still be encrypted to the first one.
+            return Err(ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("{} is registered with another archive key", stored.name),
+            ));
+        }
         if stored.created_now(&record) {
             tracing::info!(device = %stored.name, "registered a device");
         }

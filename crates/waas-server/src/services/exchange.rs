@@ -36,6 +36,7 @@ use crate::auth::Principal;
 use crate::store::{
     OperationKind, OperationRecord, OperationState, PairingState, StepEffect, StepUpdate, Store,
 };
+use crate::time::now_ms;
 
 /// Sealing kind of a server MPC session between rounds.
 const SESSION: &str = "mpc-session";
@@ -43,6 +44,14 @@ const SESSION: &str = "mpc-session";
 pub(super) const PAIRING: &str = "pairing";
 /// The device's last key-generation message: it has its half (see docs/protocol/operations.md).
 const KEYGEN_CONFIRM_ROUND: u8 = 5;
+/// How long a session may wait for the device's next round. Rounds follow each other within
+/// milliseconds; a session kept longer is only a liability (a restored backup could replay it).
+pub(crate) const SESSION_IDLE_LIMIT_MS: i64 = 10 * 60 * 1000;
+/// How long an operation may wait for the device to start it.
+pub(crate) const OPERATION_START_LIMIT_MS: i64 = 60 * 60 * 1000;
+/// What an operation that failed a check says to clients: which check failed stays in the log,
+/// because telling a cheating peer more than "it failed" helps a selective-abort attack.
+const FAILED_CHECK: &str = "the MPC operation failed a check and was stopped";
 
 /// The key-generation context both sides derive from the operation and the device.
 pub(super) fn keygen_context(mpc_operation: &MpcOperationName, device: &str) -> SessionId {
@@ -50,6 +59,14 @@ pub(super) fn keygen_context(mpc_operation: &MpcOperationName, device: &str) -> 
         "waas-sdk keygen",
         &[mpc_operation.to_string().as_bytes(), device.as_bytes()],
     )
+}
+
+/// Why a phase produced nothing.
+enum PhaseError {
+    /// The engine refused.
+    Mpc(MpcError),
+    /// The engine panicked: treated as a failed check, since its kept state may be half used.
+    Panicked,
 }
 
 /// What running one phase produced.
@@ -98,6 +115,13 @@ impl<S: Store> Services<S> {
         }
         if let Some(answer) = stored_answer(&record, request.round, &input_hash) {
             return answer;
+        }
+        if is_stale(&record, now_ms()) {
+            self.expire_operations().await?;
+            return Err(ApiError::new(
+                ErrorCode::Aborted,
+                "the operation expired: start a new one",
+            ));
         }
         let step = self
             .run_round(name, &record, request.round, message, input_hash.clone())
@@ -240,21 +264,23 @@ impl<S: Store> Services<S> {
         Ok(update)
     }
 
-    /// Round 5 of key generation: the device names the pairing it stored; the wallet is done.
+    /// Round 5 of key generation: the device sends the confirmation of the pairing it stored
+    /// (a hash of all its public facts); the wallet is done.
     async fn confirm_keygen(
         &self,
         record: &OperationRecord,
         message: &[u8],
         mut update: StepUpdate,
     ) -> Result<StepUpdate, ApiError> {
-        let pairing = self
+        let stored = self
             .store
             .pairing(&record.device_group, &record.device, record.epoch)
             .await?
             .ok_or_else(|| ApiError::internal("key generation finished without a pairing"))?;
-        if pairing.pairing_id != message {
+        let pairing = self.open_pairing(record, &stored.pairing_sealed)?;
+        if pairing.public().confirmation() != message {
             return Err(ApiError::invalid(
-                "the confirmation names another pairing than the one generated",
+                "the confirmation does not match the pairing the server generated",
             ));
         }
         let OperationMetadata::CreateMpcWallet { mpc_wallet, .. } =
@@ -314,40 +340,84 @@ impl<S: Store> Services<S> {
                 "the pairing is retired: a signing session with it failed a check",
             ));
         }
+        self.open_pairing(record, &stored.pairing_sealed)
+    }
+
+    fn open_pairing(&self, record: &OperationRecord, sealed: &[u8]) -> Result<Pairing, ApiError> {
         let bytes = self
             .master_key
-            .open(PAIRING, &pairing_aad_id(record), &stored.pairing_sealed)
+            .open(PAIRING, &pairing_aad_id(record), sealed)
             .map_err(ApiError::internal)?;
         Pairing::from_bytes(&bytes).map_err(ApiError::internal)
     }
 
-    /// An engine error: a message that could not be read leaves everything as it was; a failed
-    /// check ends the operation (and a cheating peer retires the pairing).
+    /// Fails every operation that waited too long (see the limits above).
+    pub(crate) async fn expire_operations(&self) -> Result<u64, ApiError> {
+        let now = now_ms();
+        let error = serde_json::to_string(&ErrorBody::new(
+            ErrorCode::Aborted,
+            "the operation expired before the device finished it",
+        ))
+        .map_err(ApiError::internal)?;
+        let expired = self
+            .store
+            .expire_operations(
+                now - OPERATION_START_LIMIT_MS,
+                now - SESSION_IDLE_LIMIT_MS,
+                &error,
+            )
+            .await?;
+        if expired > 0 {
+            tracing::info!(expired, "expired operations");
+        }
+        Ok(expired)
+    }
+
+    /// An engine error: a message that could not be read leaves everything as it was; anything
+    /// else ends the operation (and a cheating peer, or a panic, retires the pairing).
     fn failed_round(
         &self,
         record: &OperationRecord,
-        error: MpcError,
+        error: PhaseError,
         mut update: StepUpdate,
     ) -> Result<StepUpdate, ApiError> {
-        match error {
-            MpcError::Malformed(_)
-            | MpcError::WrongSession
-            | MpcError::WrongProtocol
-            | MpcError::WrongSender { .. }
-            | MpcError::WrongRound { .. } => Err(ApiError::invalid(error.to_string())),
-            MpcError::Randomness(_) | MpcError::InvalidState(_) => Err(ApiError::internal(error)),
-            error => {
-                tracing::warn!(operation = %record.name, %error, "the device's message failed a check");
-                if error.is_terminal() {
-                    update.effect = StepEffect::RetirePairing;
-                }
-                update.error = Some(
-                    serde_json::to_string(&ErrorBody::new(ErrorCode::Aborted, error.to_string()))
-                        .map_err(ApiError::internal)?,
-                );
-                Ok(update)
+        let retire = match error {
+            PhaseError::Panicked => {
+                tracing::error!(operation = %record.name, "the engine panicked: the operation fails");
+                true
             }
+            PhaseError::Mpc(error) => match error {
+                // Refused before the engine touched its kept state: nothing changes.
+                MpcError::Malformed(_)
+                | MpcError::WrongSession
+                | MpcError::WrongProtocol
+                | MpcError::WrongSender { .. }
+                | MpcError::WrongRound { .. } => return Err(ApiError::invalid(error.to_string())),
+                // Anything else may have used the kept state: the operation ends, so that no
+                // phase runs twice on it.
+                error => {
+                    tracing::warn!(operation = %record.name, %error, "the device's message failed a check");
+                    error.is_terminal()
+                }
+            },
+        };
+        if retire && record.kind == OperationKind::CreateSignature {
+            update.effect = StepEffect::RetirePairing;
         }
+        update.error = Some(
+            serde_json::to_string(&ErrorBody::new(ErrorCode::Aborted, FAILED_CHECK))
+                .map_err(ApiError::internal)?,
+        );
+        Ok(update)
+    }
+}
+
+/// Whether an open operation waited too long for the device (see the limits above).
+fn is_stale(record: &OperationRecord, now: i64) -> bool {
+    match record.state {
+        OperationState::Pending => now - record.create_time_ms > OPERATION_START_LIMIT_MS,
+        OperationState::Running => now - record.update_time_ms > SESSION_IDLE_LIMIT_MS,
+        OperationState::Done | OperationState::Failed => false,
     }
 }
 
@@ -445,14 +515,11 @@ fn signature_response(record: &OperationRecord, signature: &Signature) -> Result
 /// Runs CPU-heavy engine work off the async threads.
 async fn run_blocking(
     work: impl FnOnce() -> Result<PhaseOutput, MpcError> + Send + 'static,
-) -> Result<PhaseOutput, MpcError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|error| {
-            Err(MpcError::InvalidState(format!(
-                "the engine task failed: {error}"
-            )))
-        })
+) -> Result<PhaseOutput, PhaseError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(PhaseError::Mpc),
+        Err(_) => Err(PhaseError::Panicked),
+    }
 }
 
 fn run_keygen(

@@ -14,7 +14,7 @@ use waas_api::{DeviceGroupName, DeviceName};
 use crate::ApiError;
 use crate::auth::Principal;
 use crate::sealing::MasterKey;
-use crate::store::Store;
+use crate::store::{Created, OperationRecord, Store};
 
 /// The server's state, shared by every request: the store, the master key and the settings.
 #[derive(Clone)]
@@ -75,6 +75,36 @@ fn ensure_acts_for(caller: &Principal, device: &DeviceName) -> Result<(), ApiErr
         Principal::Device(caller) => Err(ApiError::denied(format!(
             "{caller} may not act for {device}"
         ))),
+    }
+}
+
+/// What a create call asked for, hashed: stored with its request id, so that the same id sent
+/// with another request is refused instead of answered with the first request's operation.
+fn request_hash(parts: &[&str]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"waas-sdk request\0");
+    for part in parts {
+        hash.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize().to_vec()
+}
+
+/// The operation a create call made, or the one an earlier call with the same request id made,
+/// if that call asked for the same thing.
+fn same_request(
+    created: Created<OperationRecord>,
+    request_hash: &[u8],
+) -> Result<OperationRecord, ApiError> {
+    match created {
+        Created::New(record) => Ok(record),
+        Created::Existing(record) if record.request_hash.as_deref() == Some(request_hash) => {
+            Ok(record)
+        }
+        Created::Existing(_) => Err(ApiError::invalid(
+            "this requestId was used before for another request",
+        )),
     }
 }
 

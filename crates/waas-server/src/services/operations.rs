@@ -7,7 +7,7 @@ use waas_api::resources::{
 use waas_api::{DeviceGroupName, ErrorBody, MpcKeyName, MpcOperationName, OperationName};
 
 use super::wallets::{mpc_data, new_id};
-use super::{Services, hex0x, parse_hex0x};
+use super::{Services, hex0x, parse_hex0x, request_hash, same_request};
 use crate::ApiError;
 use crate::auth::Principal;
 use crate::store::{NewOperation, OperationKind, OperationRecord, Store};
@@ -70,7 +70,9 @@ impl<S: Store> Services<S> {
             digest: hex0x(&digest),
             pairing_id: hex0x(&pairing.pairing_id),
         };
-        let record = self
+        let request_hash =
+            request_hash(&["CreateSignature", &key_name.to_string(), &hex0x(&digest)]);
+        let created = self
             .store
             .create_operation(&NewOperation {
                 name: operation,
@@ -82,10 +84,10 @@ impl<S: Store> Services<S> {
                 params: serde_json::to_string(&params).map_err(ApiError::internal)?,
                 creator: caller.subject(),
                 request_id: request.request_id,
+                request_hash: request_hash.clone(),
             })
-            .await?
-            .into_inner();
-        self.operation_resource(&record)
+            .await?;
+        self.operation_resource(&same_request(created, &request_hash)?)
     }
 
     /// GetOperation.

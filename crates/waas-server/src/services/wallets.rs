@@ -11,7 +11,7 @@ use waas_api::{
 };
 use waas_mpc::{ExtendedPublicKey, ethereum_address, parse_path};
 
-use super::{Services, ensure_acts_for, hex0x};
+use super::{Services, ensure_acts_for, hex0x, request_hash, same_request};
 use crate::ApiError;
 use crate::auth::Principal;
 use crate::store::{
@@ -109,7 +109,12 @@ impl<S: Store> Services<S> {
             mpc_wallet: wallet.clone(),
             mpc_operation,
         };
-        let record = self
+        let request_hash = request_hash(&[
+            "CreateMPCWallet",
+            &pool.to_string(),
+            &device.name.to_string(),
+        ]);
+        let created = self
             .store
             .create_wallet(&NewWallet {
                 wallet,
@@ -123,11 +128,11 @@ impl<S: Store> Services<S> {
                     params: "{}".into(),
                     creator: caller.subject(),
                     request_id: request.request_id,
+                    request_hash: request_hash.clone(),
                 },
             })
-            .await?
-            .into_inner();
-        self.operation_resource(&record)
+            .await?;
+        self.operation_resource(&same_request(created, &request_hash)?)
     }
 
     /// GetMPCWallet.
@@ -155,21 +160,25 @@ impl<S: Store> Services<S> {
         let wallet = self.readable_wallet(caller, name).await?;
         let group = self.active_group(&wallet.device_group).await?;
         let xpub = self.group_xpub(&group)?;
-        let index = self.store.next_address_index(name).await?;
-        let key = self.derive_key(&group.name, &xpub, &[0, index])?;
-        let record = self
-            .store
-            .add_address(
-                &group.name,
-                &AddressRecord {
-                    address: key.address.clone(),
-                    network: format!("networks/{network}"),
-                    mpc_wallet: name.clone(),
-                    key,
-                },
-            )
-            .await?;
-        Ok(address_resource(record))
+        // Take the next index by compare and swap: two concurrent calls get consecutive indices,
+        // and a failed call leaves no gap.
+        for _ in 0..8 {
+            let index = self.store.next_address_index(name).await?;
+            let key = self.derive_key(&group.name, &xpub, &[0, index])?;
+            let address = AddressRecord {
+                address: key.address.clone(),
+                network: format!("networks/{network}"),
+                mpc_wallet: name.clone(),
+                key,
+            };
+            if let Some(record) = self.store.add_address(&group.name, index, &address).await? {
+                return Ok(address_resource(record));
+            }
+        }
+        Err(ApiError::new(
+            waas_api::ErrorCode::Aborted,
+            "too many concurrent address requests: try again",
+        ))
     }
 
     /// ListAddresses, oldest first.

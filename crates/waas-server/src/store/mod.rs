@@ -188,6 +188,8 @@ pub struct NewOperation {
     pub creator: String,
     /// The caller's idempotency key.
     pub request_id: Option<String>,
+    /// A hash of the request made under `request_id`, so the same id for another request is caught.
+    pub request_hash: Vec<u8>,
 }
 
 /// An operation as stored.
@@ -221,6 +223,12 @@ pub struct OperationRecord {
     pub response: Option<String>,
     /// `ErrorBody`, JSON, once failed.
     pub error: Option<String>,
+    /// The hash of the request that created it (see [`NewOperation::request_hash`]).
+    pub request_hash: Option<Vec<u8>>,
+    /// Unix milliseconds.
+    pub create_time_ms: i64,
+    /// When it last changed (the last exchange step), Unix milliseconds.
+    pub update_time_ms: i64,
 }
 
 /// What one exchange step writes, all or nothing.
@@ -262,7 +270,8 @@ pub enum StepEffect {
     },
     /// The device confirmed it holds its half: the pairing is confirmed and the group active.
     KeygenConfirmed,
-    /// The peer failed a check: the pairing is retired.
+    /// The peer failed a check: the pairing is retired, and every other open operation on it
+    /// fails in the same transaction (so no concurrent step on it can commit, or be sent, after).
     RetirePairing,
 }
 
@@ -394,17 +403,20 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         name: &MpcKeyName,
     ) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send;
-    /// Takes the wallet's next address index.
+    /// The wallet's next address index.
     fn next_address_index(
         &self,
         wallet: &MpcWalletName,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
-    /// Adds an address (and its key, if the group does not have it yet).
+    /// Adds the address of index `index` (and its key, if the group does not have it yet), if
+    /// `index` is still the wallet's next index (compare and swap, so addresses have no gaps);
+    /// `None` if another call took it first.
     fn add_address(
         &self,
         group: &DeviceGroupName,
+        index: u32,
         address: &AddressRecord,
-    ) -> impl Future<Output = Result<AddressRecord, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<AddressRecord>, StoreError>> + Send;
     /// A wallet's addresses, oldest first.
     fn addresses(
         &self,
@@ -433,6 +445,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         group: &DeviceGroupName,
         device: &DeviceName,
     ) -> impl Future<Output = Result<Vec<OperationRecord>, StoreError>> + Send;
+    /// Fails every open operation created before `created_before_ms` or idle since before
+    /// `idle_before_ms`, deleting their sessions (and the unconfirmed pairing of a key generation);
+    /// returns how many.
+    fn expire_operations(
+        &self,
+        created_before_ms: i64,
+        idle_before_ms: i64,
+        error: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Writes one exchange step if the operation is still at `from_round` (compare and swap);
     /// `false` if another step got there first, and then nothing is written.
     fn commit_step(

@@ -43,7 +43,9 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a commit is on disk before the exchange answers, so a power loss cannot roll
+            // back a round whose answer was sent (and let a phase run again, docs/protocol/operations.md).
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().connect_with(options).await?;
@@ -92,8 +94,9 @@ fn device_state(text: &str) -> Result<DeviceState, StoreError> {
 
 fn device_state_text(state: DeviceState) -> &'static str {
     match state {
-        DeviceState::Revoked => "REVOKED",
-        _ => "ACTIVE",
+        DeviceState::Active => "ACTIVE",
+        // Fail closed: a state this build does not know is not a usable device.
+        _ => "REVOKED",
     }
 }
 
@@ -171,6 +174,9 @@ fn operation_row(row: &SqliteRow) -> Result<OperationRecord, StoreError> {
         params: row.try_get("params")?,
         response: row.try_get("response")?,
         error: row.try_get("error")?,
+        request_hash: row.try_get("request_hash")?,
+        create_time_ms: row.try_get("create_time_ms")?,
+        update_time_ms: row.try_get("update_time_ms")?,
     })
 }
 
@@ -203,8 +209,8 @@ async fn insert_operation(
     let now = now_ms();
     let row = sqlx::query(
         "INSERT INTO operations (id, kind, device_group, device, epoch, state, metadata, params,
-             creator, request_id, create_time_ms, update_time_ms)
-         VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?) RETURNING *",
+             creator, request_id, request_hash, create_time_ms, update_time_ms)
+         VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?) RETURNING *",
     )
     .bind(operation.name.operation().as_str())
     .bind(kind_text(operation.kind))
@@ -215,6 +221,7 @@ async fn insert_operation(
     .bind(&operation.params)
     .bind(&operation.creator)
     .bind(&operation.request_id)
+    .bind(&operation.request_hash)
     .bind(now)
     .bind(now)
     .fetch_one(connection)
@@ -518,26 +525,34 @@ impl Store for SqliteStore {
     }
 
     async fn next_address_index(&self, wallet: &MpcWalletName) -> Result<u32, StoreError> {
-        let (next,): (i64,) = sqlx::query_as(
-            "UPDATE mpc_wallets SET next_index = next_index + 1 WHERE name = ?
-             RETURNING next_index - 1",
-        )
-        .bind(wallet.to_string())
-        .fetch_one(&self.pool)
-        .await?;
+        let (next,): (i64,) = sqlx::query_as("SELECT next_index FROM mpc_wallets WHERE name = ?")
+            .bind(wallet.to_string())
+            .fetch_one(&self.pool)
+            .await?;
         u32::try_from(next).map_err(|_| StoreError::Corrupt("address index".into()))
     }
 
     async fn add_address(
         &self,
         group: &DeviceGroupName,
+        index: u32,
         address: &AddressRecord,
-    ) -> Result<AddressRecord, StoreError> {
+    ) -> Result<Option<AddressRecord>, StoreError> {
         let mut tx = self.write().await?;
+        let taken = sqlx::query(
+            "UPDATE mpc_wallets SET next_index = next_index + 1 WHERE name = ? AND next_index = ?",
+        )
+        .bind(address.mpc_wallet.to_string())
+        .bind(i64::from(index))
+        .execute(&mut *tx)
+        .await?;
+        if taken.rows_affected() == 0 {
+            return Ok(None);
+        }
         let key = insert_key(&mut tx, group, &address.key).await?;
         sqlx::query(
             "INSERT INTO addresses (mpc_wallet, address, network, mpc_key, create_time_ms)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(address.mpc_wallet.to_string())
         .bind(&address.address)
@@ -547,10 +562,10 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(AddressRecord {
+        Ok(Some(AddressRecord {
             key,
             ..address.clone()
-        })
+        }))
     }
 
     async fn addresses(&self, wallet: &MpcWalletName) -> Result<Vec<AddressRecord>, StoreError> {
@@ -623,6 +638,44 @@ impl Store for SqliteStore {
         .iter()
         .map(operation_row)
         .collect()
+    }
+
+    async fn expire_operations(
+        &self,
+        created_before_ms: i64,
+        idle_before_ms: i64,
+        error: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let expired: Vec<(String, String, i64, String)> = sqlx::query_as(
+            "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = ?,
+                 update_time_ms = ?
+             WHERE (state = 'PENDING' AND create_time_ms < ?)
+                OR (state = 'RUNNING' AND update_time_ms < ?)
+             RETURNING device_group, device, epoch, kind",
+        )
+        .bind(error)
+        .bind(now_ms())
+        .bind(created_before_ms)
+        .bind(idle_before_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (group, device, epoch, kind) in &expired {
+            if kind == kind_text(OperationKind::CreateDeviceGroup) {
+                // The device never confirmed: the server's half of that key is deleted.
+                sqlx::query(
+                    "DELETE FROM pairings WHERE device_group = ? AND device = ? AND epoch = ?
+                     AND state = 'PENDING'",
+                )
+                .bind(group)
+                .bind(device)
+                .bind(epoch)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(u64::try_from(expired.len()).unwrap_or(u64::MAX))
     }
 
     async fn commit_step(
@@ -702,6 +755,19 @@ impl Store for SqliteStore {
                     "UPDATE pairings SET state = 'RETIRED'
                      WHERE device_group = ? AND device = ? AND epoch = ?",
                 )
+                .bind(&group)
+                .bind(&device)
+                .bind(epoch)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = ?,
+                         update_time_ms = ?
+                     WHERE device_group = ? AND device = ? AND epoch = ?
+                         AND state IN ('PENDING', 'RUNNING')",
+                )
+                .bind(&step.error)
+                .bind(now_ms())
                 .bind(&group)
                 .bind(&device)
                 .bind(epoch)

@@ -359,7 +359,9 @@ impl TestDevice {
             "the device sends nothing after round 4"
         );
         let pairing = step.output.unwrap();
-        let confirmed = self.exchange_ok(operation, 5, &pairing.public().id).await;
+        let confirmed = self
+            .exchange_ok(operation, 5, &pairing.public().confirmation())
+            .await;
         assert!(
             confirmed.done,
             "the confirmation must finish: {confirmed:?}"
