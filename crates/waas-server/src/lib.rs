@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-pub use api::{MAX_BODY_BYTES, app};
+pub use api::{MAX_BODY_BYTES, app, cors};
 pub use config::Config;
 pub use error::{ApiError, ServerError};
 pub use services::Services;
@@ -32,6 +32,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // Flags first, so a bad one stops the server before it creates any file.
+    let cors = api::cors(&config.allowed_origins)
+        .map_err(|error| ServerError::Config(error.to_string()))?;
     let store = SqliteStore::open(&config.database).await?;
     // Loaded at start so a missing or unsafe key fails now, not at the first operation.
     let (master_key, created) = sealing::MasterKey::load_or_create(&config.master_key_file)?;
@@ -66,12 +69,7 @@ pub async fn run(
     }
     let services = Services::new(store.clone(), master_key, &config.audience);
     tokio::spawn(expire_operations(services.clone()));
-    let router = app(
-        services,
-        config.static_dir.as_deref(),
-        &config.allowed_origins,
-    )
-    .map_err(|error| ServerError::Config(error.to_string()))?;
+    let router = app(services, config.static_dir.as_deref(), cors);
     println!("waas-server listening on http://{addr}");
 
     axum::serve(listener, router)

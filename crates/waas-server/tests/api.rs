@@ -30,7 +30,7 @@ impl TestApp {
         std::fs::create_dir_all(web.join("assets")).unwrap();
         std::fs::write(web.join("index.html"), "<!doctype html><title>demo</title>").unwrap();
         std::fs::write(web.join("assets/sdk.wasm"), b"\0asm\x01\0\0\0").unwrap();
-        let router = app(services, serve_files.then_some(web.as_path()), &[]).unwrap();
+        let router = app(services, serve_files.then_some(web.as_path()), None);
         Self { router, _dir: dir }
     }
 

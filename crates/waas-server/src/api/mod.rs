@@ -37,12 +37,12 @@ use crate::store::Store;
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(7200);
 
 /// The router with every route, over `services`; serves `static_dir` at `/` when given, and
-/// answers cross-origin calls from `allowed_origins`.
+/// answers cross-origin calls as `cors` says (see [`cors`]).
 pub fn app<S: Store>(
     services: Services<S>,
     static_dir: Option<&Path>,
-    allowed_origins: &[String],
-) -> Result<Router, ApiError> {
+    cors: Option<CorsLayer>,
+) -> Router {
     let api = Router::new()
         .route("/version", get(version))
         .route("/device:register", post(register_device))
@@ -104,36 +104,54 @@ pub fn app<S: Store>(
     let mut router = router
         .with_state(services)
         .layer(axum::middleware::map_response(no_sniff));
-    if !allowed_origins.is_empty() {
-        router = router.layer(cors(allowed_origins)?);
+    if let Some(cors) = cors {
+        router = router.layer(cors);
     }
-    Ok(router.layer(TraceLayer::new_for_http()))
+    router.layer(TraceLayer::new_for_http())
 }
 
-/// Cross-origin access for web wallets on their own origin: only the listed origins, only the
-/// headers the SDK sends (no cookies: the request token is the only credential), `Date` readable
-/// so the SDK can correct its clock, and preflights cached.
-fn cors(allowed_origins: &[String]) -> Result<CorsLayer, ApiError> {
+/// Cross-origin access for web wallets on their own origin (`--allowed-origin`; `None` without
+/// any): only the listed origins, only the headers the SDK sends (no cookies: the request token
+/// is the only credential), `Date` readable so the SDK can correct its clock, and preflights
+/// cached.
+pub fn cors(allowed_origins: &[String]) -> Result<Option<CorsLayer>, ApiError> {
+    if allowed_origins.is_empty() {
+        return Ok(None);
+    }
     let origins = allowed_origins
         .iter()
-        .map(|origin| {
-            let origin = origin.trim_end_matches('/');
-            // An origin is a scheme and a host: a wildcard would let every page use the API.
-            if !(origin.starts_with("https://") || origin.starts_with("http://")) {
-                return Err(ApiError::invalid(format!(
-                    "--allowed-origin {origin:?} must be an origin like https://wallet.example"
-                )));
-            }
-            HeaderValue::from_str(origin)
-                .map_err(|_| ApiError::invalid(format!("bad --allowed-origin {origin:?}")))
-        })
+        .map(|origin| origin_header(origin))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::DATE, HeaderName::from_static("x-request-id")])
-        .max_age(PREFLIGHT_MAX_AGE))
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([header::DATE, HeaderName::from_static("x-request-id")])
+            .max_age(PREFLIGHT_MAX_AGE),
+    ))
+}
+
+/// An `--allowed-origin` value as the `Origin` header browsers send: `http(s)://host[:port]`,
+/// nothing else. A wildcard would let every page use the API; a path never matches an origin.
+fn origin_header(origin: &str) -> Result<HeaderValue, ApiError> {
+    let bad = || {
+        ApiError::invalid(format!(
+            "--allowed-origin {origin:?} must be an origin like https://wallet.example"
+        ))
+    };
+    let origin = origin.trim_end_matches('/');
+    let uri: axum::http::Uri = origin.parse().map_err(|_| bad())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("https" | "http"));
+    let host_ok = uri
+        .host()
+        .is_some_and(|host| !host.is_empty() && !host.contains('*'));
+    let bare =
+        uri.path_and_query().is_none_or(|path| path.as_str() == "/") && !origin.contains('@');
+    if !(scheme_ok && host_ok && bare) {
+        return Err(bad());
+    }
+    HeaderValue::from_str(origin).map_err(|_| bad())
 }
 
 /// Browsers must take every response for the type it says (a .wasm or JSON never runs as script).
@@ -377,4 +395,33 @@ async fn method_not_allowed() -> ApiError {
         ErrorCode::MethodNotAllowed,
         "this route does not take that method",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bare_origins_are_allowed() {
+        for good in [
+            "https://wallet.example",
+            "https://wallet.example/",
+            "http://127.0.0.1:5173",
+        ] {
+            assert!(origin_header(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "*",
+            "wallet.example",
+            "https://*",
+            "https://*.wallet.example",
+            "https://wallet.example/app",
+            "https://wallet.example?x=1",
+            "https://user@wallet.example",
+            "ftp://wallet.example",
+            "",
+        ] {
+            assert!(origin_header(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -160,25 +160,19 @@ impl<S: Store> Services<S> {
         let wallet = self.readable_wallet(caller, name).await?;
         let group = self.active_group(&wallet.device_group).await?;
         let xpub = self.group_xpub(&group)?;
-        // Take the next index by compare and swap: two concurrent calls get consecutive indices,
-        // and a failed call leaves no gap.
-        for _ in 0..8 {
-            let index = self.store.next_address_index(name).await?;
-            let key = self.derive_key(&group.name, &xpub, &[0, index])?;
-            let address = AddressRecord {
-                address: key.address.clone(),
-                network: format!("networks/{network}"),
-                mpc_wallet: name.clone(),
-                key,
-            };
-            if let Some(record) = self.store.add_address(&group.name, index, &address).await? {
-                return Ok(address_resource(record));
-            }
-        }
-        Err(ApiError::new(
-            waas_api::ErrorCode::Aborted,
-            "too many concurrent address requests: try again",
-        ))
+        let record = self
+            .store
+            .add_next_address(&group.name, name, |index| {
+                let key = self.derive_key(&group.name, &xpub, &[0, index])?;
+                Ok::<_, ApiError>(AddressRecord {
+                    address: key.address.clone(),
+                    network: format!("networks/{network}"),
+                    mpc_wallet: name.clone(),
+                    key,
+                })
+            })
+            .await?;
+        Ok(address_resource(record))
     }
 
     /// ListAddresses, oldest first.

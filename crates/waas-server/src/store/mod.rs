@@ -403,20 +403,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         name: &MpcKeyName,
     ) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send;
-    /// The wallet's next address index.
-    fn next_address_index(
-        &self,
-        wallet: &MpcWalletName,
-    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
-    /// Adds the address of index `index` (and its key, if the group does not have it yet), if
-    /// `index` is still the wallet's next index (compare and swap, so addresses have no gaps);
-    /// `None` if another call took it first.
-    fn add_address(
+    /// Adds the wallet's next address, `make(index)`, and its key if the group does not have it
+    /// yet, taking the index in the same transaction (so concurrent calls get consecutive indices
+    /// and a failed call leaves no gap).
+    fn add_next_address<E: From<StoreError> + Send>(
         &self,
         group: &DeviceGroupName,
-        index: u32,
-        address: &AddressRecord,
-    ) -> impl Future<Output = Result<Option<AddressRecord>, StoreError>> + Send;
+        wallet: &MpcWalletName,
+        make: impl FnOnce(u32) -> Result<AddressRecord, E> + Send,
+    ) -> impl Future<Output = Result<AddressRecord, E>> + Send;
     /// A wallet's addresses, oldest first.
     fn addresses(
         &self,

@@ -524,31 +524,24 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn next_address_index(&self, wallet: &MpcWalletName) -> Result<u32, StoreError> {
-        let (next,): (i64,) = sqlx::query_as("SELECT next_index FROM mpc_wallets WHERE name = ?")
-            .bind(wallet.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        u32::try_from(next).map_err(|_| StoreError::Corrupt("address index".into()))
-    }
-
-    async fn add_address(
+    async fn add_next_address<E: From<StoreError> + Send>(
         &self,
         group: &DeviceGroupName,
-        index: u32,
-        address: &AddressRecord,
-    ) -> Result<Option<AddressRecord>, StoreError> {
+        wallet: &MpcWalletName,
+        make: impl FnOnce(u32) -> Result<AddressRecord, E> + Send,
+    ) -> Result<AddressRecord, E> {
         let mut tx = self.write().await?;
-        let taken = sqlx::query(
-            "UPDATE mpc_wallets SET next_index = next_index + 1 WHERE name = ? AND next_index = ?",
+        let (index,): (i64,) = sqlx::query_as(
+            "UPDATE mpc_wallets SET next_index = next_index + 1 WHERE name = ?
+             RETURNING next_index - 1",
         )
-        .bind(address.mpc_wallet.to_string())
-        .bind(i64::from(index))
-        .execute(&mut *tx)
-        .await?;
-        if taken.rows_affected() == 0 {
-            return Ok(None);
-        }
+        .bind(wallet.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let index =
+            u32::try_from(index).map_err(|_| StoreError::Corrupt("address index".into()))?;
+        let address = make(index)?;
         let key = insert_key(&mut tx, group, &address.key).await?;
         sqlx::query(
             "INSERT INTO addresses (mpc_wallet, address, network, mpc_key, create_time_ms)
@@ -560,12 +553,10 @@ impl Store for SqliteStore {
         .bind(key.name.to_string())
         .bind(now_ms())
         .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(AddressRecord {
-            key,
-            ..address.clone()
-        }))
+        .await
+        .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(AddressRecord { key, ..address })
     }
 
     async fn addresses(&self, wallet: &MpcWalletName) -> Result<Vec<AddressRecord>, StoreError> {

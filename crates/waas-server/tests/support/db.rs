@@ -54,3 +54,52 @@ pub async fn db_dump(path: &Path) -> String {
     connection.close().await.unwrap();
     dump
 }
+
+/// A read-write connection of its own to the server's database, opened while the server runs
+/// (WAL mode: it waits for the server's writers, up to the busy timeout, and they wait for it).
+async fn writer(path: &Path) -> sqlx::SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap_or_else(|error| panic!("cannot open {}: {error}", path.display()))
+}
+
+/// Runs one statement with text parameters bound to its `?`s, as an operator or a test
+/// playing for time would (to revoke a device before RevokeDevice exists, or to age an
+/// operation), and returns how many rows it changed. Statements are the test's own text.
+pub async fn db_execute(path: &Path, sql: &str, params: &[&str]) -> u64 {
+    let mut connection = writer(path).await;
+    let mut query = sqlx::query(AssertSqlSafe(sql.to_owned()));
+    for param in params {
+        query = query.bind(*param);
+    }
+    let done = query
+        .execute(&mut connection)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    connection.close().await.unwrap();
+    done.rows_affected()
+}
+
+/// The first column of every row of a query (with text parameters), as text: select
+/// `quote(column)` to see NULLs and blobs too. Read through a read-only connection.
+pub async fn db_query(path: &Path, sql: &str, params: &[&str]) -> Vec<String> {
+    let mut connection = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap_or_else(|error| panic!("cannot open {}: {error}", path.display()));
+    let mut query = sqlx::query_scalar(AssertSqlSafe(sql.to_owned()));
+    for param in params {
+        query = query.bind(*param);
+    }
+    let rows: Vec<String> = query
+        .fetch_all(&mut connection)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    connection.close().await.unwrap();
+    rows
+}

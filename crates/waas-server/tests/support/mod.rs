@@ -1,7 +1,8 @@
 //! The native test device and what it needs to talk to a real `waas-server` process: the process
 //! itself ([`TestServer`]), signed HTTP calls ([`Client`]), a device that registers, generates keys
 //! and signs ([`TestDevice`]), the dev API key ([`ApiKeyClient`]), Ethereum address checks
-//! ([`eth`]) and a text dump of the database ([`db_dump`]).
+//! ([`eth`]), a text dump of the database ([`db_dump`]), and direct reads and writes of it
+//! ([`db_query`], [`db_execute`]) for states the API cannot reach yet.
 //!
 //! Shared by every test target and by `benches/loopback.rs`; each uses part of it.
 #![allow(dead_code, unreachable_pub, unused_imports)]
@@ -13,7 +14,7 @@ pub mod eth;
 mod server;
 
 pub use client::{Auth, Call, Client, Raw, Signer, b64, mint, random_hex, sha256};
-pub use db::db_dump;
+pub use db::{db_dump, db_execute, db_query};
 pub use device::{ApiKeyClient, DeviceKeys, Signed, TestDevice, Wallet, reply};
 pub use server::TestServer;
 

@@ -174,6 +174,16 @@ impl TestServer {
     pub async fn db_dump(&self) -> String {
         db_dump(&self.database()).await
     }
+
+    /// [`db_execute`](super::db_execute) on this server's database, while it runs.
+    pub async fn db_execute(&self, sql: &str, params: &[&str]) -> u64 {
+        super::db_execute(&self.database(), sql, params).await
+    }
+
+    /// [`db_query`](super::db_query) on this server's database, while it runs.
+    pub async fn db_query(&self, sql: &str, params: &[&str]) -> Vec<String> {
+        super::db_query(&self.database(), sql, params).await
+    }
 }
 
 impl Drop for TestServer {
