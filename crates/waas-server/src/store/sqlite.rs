@@ -21,9 +21,17 @@ use crate::ServerError;
 use crate::time::now_ms;
 
 /// The SQLite store: cheap to clone, shared by every request.
+///
+/// Reads go through `pool` (many connections); every write through `writer`, a pool of one
+/// connection, so writers queue here without spinning in SQLite's busy handler (SQLite has one
+/// writer at a time anyway). Writes are `synchronous = NORMAL` (durable across a crash of the
+/// process; a power loss may lose the last commits), except exchange steps, which commit `FULL`:
+/// on disk before the answer is sent, so a power loss cannot roll back a round whose answer left
+/// and let its phase run again. A FULL commit also makes every earlier commit durable (one log).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -43,15 +51,17 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before the exchange answers, so a power loss cannot roll
-            // back a round whose answer was sent (and let a phase run again, docs/protocol/operations.md).
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
         let pool = SqlitePoolOptions::new().connect_with(options).await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
 
-        let store = Self { pool };
+        let store = Self { pool, writer };
         store.ensure_default_pool().await?;
         Ok(store)
     }
@@ -75,7 +85,7 @@ impl SqliteStore {
     /// Starts a write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`),
     /// so two writers never both read, then fail to upgrade their lock.
     async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
@@ -237,6 +247,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     async fn pool(&self, name: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
@@ -260,7 +271,7 @@ impl Store for SqliteStore {
         .bind(pool.name.to_string())
         .bind(&pool.display_name)
         .bind(pool.create_time_ms)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(inserted.rows_affected() > 0)
     }
@@ -304,7 +315,7 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(public_key)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -312,7 +323,7 @@ impl Store for SqliteStore {
     async fn remove_api_key(&self, name: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM api_keys WHERE name = ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -675,49 +686,69 @@ impl Store for SqliteStore {
         from_round: u8,
         step: &StepUpdate,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "UPDATE operations SET round = ?, input_hash = ?, reply = ?, session_sealed = ?,
+        let mut writer = self.writer.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *writer)
+            .await?;
+        let committed = commit_step(&mut writer, name, from_round, step).await;
+        // Back to NORMAL for the other writes; should this fail, FULL stays, which is only slower.
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *writer)
+            .await?;
+        committed
+    }
+}
+
+/// [`Store::commit_step`] on the writer connection, in one transaction.
+async fn commit_step(
+    connection: &mut sqlx::SqliteConnection,
+    name: &OperationName,
+    from_round: u8,
+    step: &StepUpdate,
+) -> Result<bool, StoreError> {
+    let mut tx = sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?;
+    let row: Option<(String, String, i64)> = sqlx::query_as(
+        "UPDATE operations SET round = ?, input_hash = ?, reply = ?, session_sealed = ?,
                  state = ?, response = ?, error = ?, update_time_ms = ?
              WHERE id = ? AND round = ? AND state IN ('PENDING', 'RUNNING')
              RETURNING device_group, device, epoch",
-        )
-        .bind(i64::from(step.round))
-        .bind(&step.input_hash)
-        .bind(&step.reply)
-        .bind(&step.session_sealed)
-        .bind(state_text(step.state))
-        .bind(&step.response)
-        .bind(&step.error)
-        .bind(now_ms())
-        .bind(name.operation().as_str())
-        .bind(i64::from(from_round))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((group, device, epoch)) = row else {
-            return Ok(false);
-        };
-        match &step.effect {
-            StepEffect::None => {}
-            StepEffect::KeygenFinished {
-                pairing_id,
-                pairing_sealed,
-                root_public_key,
-                chain_code_sealed,
-            } => {
-                sqlx::query(
-                    "INSERT INTO pairings (device_group, device, epoch, state, pairing_id,
+    )
+    .bind(i64::from(step.round))
+    .bind(&step.input_hash)
+    .bind(&step.reply)
+    .bind(&step.session_sealed)
+    .bind(state_text(step.state))
+    .bind(&step.response)
+    .bind(&step.error)
+    .bind(now_ms())
+    .bind(name.operation().as_str())
+    .bind(i64::from(from_round))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((group, device, epoch)) = row else {
+        return Ok(false);
+    };
+    match &step.effect {
+        StepEffect::None => {}
+        StepEffect::KeygenFinished {
+            pairing_id,
+            pairing_sealed,
+            root_public_key,
+            chain_code_sealed,
+        } => {
+            sqlx::query(
+                "INSERT INTO pairings (device_group, device, epoch, state, pairing_id,
                          pairing_sealed, create_time_ms) VALUES (?, ?, ?, 'PENDING', ?, ?, ?)",
-                )
-                .bind(&group)
-                .bind(&device)
-                .bind(epoch)
-                .bind(pairing_id)
-                .bind(pairing_sealed)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
+            )
+            .bind(&group)
+            .bind(&device)
+            .bind(epoch)
+            .bind(pairing_id)
+            .bind(pairing_sealed)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
                     "UPDATE device_groups SET root_public_key = ?, chain_code_sealed = ? WHERE name = ?",
                 )
                 .bind(root_public_key)
@@ -725,50 +756,49 @@ impl Store for SqliteStore {
                 .bind(&group)
                 .execute(&mut *tx)
                 .await?;
-            }
-            StepEffect::KeygenConfirmed => {
-                sqlx::query(
-                    "UPDATE pairings SET state = 'CONFIRMED'
+        }
+        StepEffect::KeygenConfirmed => {
+            sqlx::query(
+                "UPDATE pairings SET state = 'CONFIRMED'
                      WHERE device_group = ? AND device = ? AND epoch = ? AND state = 'PENDING'",
-                )
+            )
+            .bind(&group)
+            .bind(&device)
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE device_groups SET state = 'ACTIVE' WHERE name = ?")
                 .bind(&group)
-                .bind(&device)
-                .bind(epoch)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE device_groups SET state = 'ACTIVE' WHERE name = ?")
-                    .bind(&group)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            StepEffect::RetirePairing => {
-                sqlx::query(
-                    "UPDATE pairings SET state = 'RETIRED'
+        }
+        StepEffect::RetirePairing => {
+            sqlx::query(
+                "UPDATE pairings SET state = 'RETIRED'
                      WHERE device_group = ? AND device = ? AND epoch = ?",
-                )
-                .bind(&group)
-                .bind(&device)
-                .bind(epoch)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = ?,
+            )
+            .bind(&group)
+            .bind(&device)
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = ?,
                          update_time_ms = ?
                      WHERE device_group = ? AND device = ? AND epoch = ?
                          AND state IN ('PENDING', 'RUNNING')",
-                )
-                .bind(&step.error)
-                .bind(now_ms())
-                .bind(&group)
-                .bind(&device)
-                .bind(epoch)
-                .execute(&mut *tx)
-                .await?;
-            }
+            )
+            .bind(&step.error)
+            .bind(now_ms())
+            .bind(&group)
+            .bind(&device)
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await?;
         }
-        tx.commit().await?;
-        Ok(true)
     }
+    tx.commit().await?;
+    Ok(true)
 }
 
 async fn insert_key(
