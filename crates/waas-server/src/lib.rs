@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-pub use api::{MAX_BODY_BYTES, app, cors};
+pub use api::{app, cors};
 pub use config::Config;
 pub use error::{ApiError, ServerError};
 pub use services::Services;

@@ -13,7 +13,7 @@ use crate::store::Store;
 use crate::time::now_ms;
 
 /// The largest request body accepted: an MPC message (at most 512 KiB) in base64url, plus JSON.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(super) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// An authenticated call: who made it and its JSON body (`()` for calls without one).
 pub(super) struct Call<T> {

@@ -25,7 +25,6 @@ use waas_api::{
     MpcWalletName, OperationName, PoolName, ResourceId, VersionInfo,
 };
 
-pub use extract::MAX_BODY_BYTES;
 use extract::{Call, PublicJson};
 
 use crate::ApiError;

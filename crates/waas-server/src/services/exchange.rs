@@ -41,20 +41,20 @@ use crate::time::now_ms;
 /// Sealing kind of a server MPC session between rounds.
 const SESSION: &str = "mpc-session";
 /// Sealing kind of the server's half of a pairing.
-pub(super) const PAIRING: &str = "pairing";
+const PAIRING: &str = "pairing";
 /// The device's last key-generation message: it has its half (see docs/protocol/operations.md).
 const KEYGEN_CONFIRM_ROUND: u8 = 5;
 /// How long a session may wait for the device's next round. Rounds follow each other within
 /// milliseconds; a session kept longer is only a liability (a restored backup could replay it).
-pub(crate) const SESSION_IDLE_LIMIT_MS: i64 = 10 * 60 * 1000;
+const SESSION_IDLE_LIMIT_MS: i64 = 10 * 60 * 1000;
 /// How long an operation may wait for the device to start it.
-pub(crate) const OPERATION_START_LIMIT_MS: i64 = 60 * 60 * 1000;
+const OPERATION_START_LIMIT_MS: i64 = 60 * 60 * 1000;
 /// What an operation that failed a check says to clients: which check failed stays in the log,
 /// because telling a cheating peer more than "it failed" helps a selective-abort attack.
 const FAILED_CHECK: &str = "the MPC operation failed a check and was stopped";
 
 /// The key-generation context both sides derive from the operation and the device.
-pub(super) fn keygen_context(mpc_operation: &MpcOperationName, device: &str) -> SessionId {
+fn keygen_context(mpc_operation: &MpcOperationName, device: &str) -> SessionId {
     SessionId::derive(
         "waas-sdk keygen",
         &[mpc_operation.to_string().as_bytes(), device.as_bytes()],
