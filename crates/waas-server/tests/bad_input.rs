@@ -10,13 +10,14 @@ mod support;
 use reqwest::Method;
 use serde_json::json;
 use waas_api::auth::RequestClaims;
-use waas_api::resources::{CreateMpcWalletRequest, OperationMetadata};
-use waas_api::{DeviceGroupName, ErrorCode, MpcOperationName, MpcWalletName, RegistrationData};
+use waas_api::resources::{CreateMpcWalletRequest, Operation, OperationMetadata};
+use waas_api::{ErrorCode, MpcOperationName, RegistrationData};
 use waas_mpc::{Keygen, SessionId, Signing, SigningRequest};
 
 use support::eth::hex0x;
 use support::{
-    Auth, Call, Client, DeviceKeys, TestServer, b64, default_pool, mint, random_hex, reply, sha256,
+    Auth, Call, DeviceKeys, StartedKeygen, TestDevice, TestServer, b64, default_pool, flip, mint,
+    mpc_operation_of, random_hex, reply, sha256,
 };
 use waas_api::auth::reason;
 
@@ -29,6 +30,10 @@ enum Expect<'a> {
     /// does not pin to one of the two.
     Status400,
 }
+
+/// Exchanges for [`Checks::exchanges_refused`]: what each one is (for the failure message), its
+/// round and its message.
+type Exchanges<'a> = [(&'a str, u8, &'a [u8])];
 
 /// Collects the failures of one test.
 struct Checks<'a> {
@@ -69,6 +74,21 @@ impl<'a> Checks<'a> {
         self.refused(what, call, Expect::Code(code, None)).await;
     }
 
+    /// Sends each exchange of `cases` on `op` by `device`, in order, as [`Self::refused`]: each
+    /// must be refused as `expect` and change nothing.
+    async fn exchanges_refused(
+        &mut self,
+        device: &TestDevice,
+        op: &MpcOperationName,
+        cases: &Exchanges<'_>,
+        expect: Expect<'_>,
+    ) {
+        for &(what, round, message) in cases {
+            let call = device.exchange_call(op, round, message);
+            self.refused(what, call, expect).await;
+        }
+    }
+
     /// Panics with every failure at once.
     fn finish(self) {
         assert!(
@@ -78,6 +98,14 @@ impl<'a> Checks<'a> {
             self.failures.join("\n\n")
         );
     }
+}
+
+/// `message` with the lowest bit of its middle byte changed: another message of the same length.
+fn other_message(message: &[u8]) -> Vec<u8> {
+    let mut other = message.to_vec();
+    let middle = other.len() / 2;
+    other[middle] ^= 1;
+    other
 }
 
 /// The lines only in `before` (-) and only in `after` (+).
@@ -99,8 +127,7 @@ fn diff(before: &str, after: &str) -> String {
 async fn malformed_requests_are_invalid_argument() {
     let server = TestServer::start();
     let device = server.device().await;
-    let wallet = device.create_wallet(&default_pool()).await;
-    let address = device.generate_address(&wallet.wallet.name, None).await;
+    let (wallet, address) = device.create_wallet_and_address().await;
     let key = &address.mpc_keys[0];
     let wallets = "/v1/pools/default/mpcWallets";
     let valid = serde_json::to_string(&CreateMpcWalletRequest {
@@ -217,9 +244,7 @@ async fn malformed_requests_are_invalid_argument() {
 
     // A message that is not base64url.
     let pending = device.create_wallet_operation(&default_pool(), None).await;
-    let OperationMetadata::CreateMpcWallet { mpc_operation, .. } = &pending.metadata else {
-        panic!("{pending:?}")
-    };
+    let mpc_operation = mpc_operation_of(&pending);
     let body = serde_json::json!({ "round": 1, "message": "not base64!" });
     checks
         .refused(
@@ -363,14 +388,11 @@ async fn another_devices_resources_are_permission_denied() {
     let server = TestServer::start();
     let owner = server.device().await;
     let intruder = server.device().await;
-    let wallet = owner.create_wallet(&default_pool()).await;
-    let address = owner.generate_address(&wallet.wallet.name, None).await;
+    let (wallet, address) = owner.create_wallet_and_address().await;
     let key = &address.mpc_keys[0];
     let digest = sha256(b"owner's payment");
     let signing = owner.create_signature_operation(key, &digest, None).await;
-    let OperationMetadata::CreateSignature { mpc_operation, .. } = &signing.metadata else {
-        panic!("{signing:?}")
-    };
+    let mpc_operation = &mpc_operation_of(&signing);
     let group = format!("/v1/{}", wallet.device_group);
     let wallet_path = format!("/v1/{}", wallet.wallet.name);
     let c = &intruder.client;
@@ -461,31 +483,25 @@ async fn another_devices_resources_are_permission_denied() {
         .await;
 }
 
-/// GenerateAddress and CreateMPCKey on a wallet whose key generation is not confirmed yet.
-async fn not_yet(
-    checks: &mut Checks<'_>,
-    client: &Client,
-    wallet: &MpcWalletName,
-    group: &DeviceGroupName,
-    when: &str,
-) {
+/// GenerateAddress and CreateMPCKey on the wallet of key generation `operation`, which is not
+/// confirmed yet: both must be refused.
+async fn not_yet(checks: &mut Checks<'_>, device: &TestDevice, operation: &Operation, when: &str) {
+    let OperationMetadata::CreateMpcWallet {
+        mpc_wallet,
+        device_group,
+        ..
+    } = &operation.metadata
+    else {
+        panic!("{operation:?}")
+    };
+    let generate = device.generate_address_call(mpc_wallet, None);
+    let code = ErrorCode::FailedPrecondition;
     checks
-        .code(
-            &format!("GenerateAddress {when}"),
-            client
-                .post(format!("/v1/{wallet}:generateAddress"))
-                .json(&serde_json::json!({})),
-            ErrorCode::FailedPrecondition,
-        )
+        .code(&format!("GenerateAddress {when}"), generate, code)
         .await;
+    let create_key = device.create_mpc_key_call(device_group, "0/0");
     checks
-        .code(
-            &format!("CreateMPCKey {when}"),
-            client
-                .post(format!("/v1/{group}/mpcKeys"))
-                .json(&serde_json::json!({"derivationPath": "0/0"})),
-            ErrorCode::FailedPrecondition,
-        )
+        .code(&format!("CreateMPCKey {when}"), create_key, code)
         .await;
 }
 
@@ -493,108 +509,63 @@ async fn not_yet(
 async fn exchange_rounds_out_of_order_conflicting_or_late_are_refused() {
     let server = TestServer::start();
     let device = server.device().await;
-    let operation = device.create_wallet_operation(&default_pool(), None).await;
-    let OperationMetadata::CreateMpcWallet {
-        mpc_operation,
-        device_group,
-        mpc_wallet,
-    } = &operation.metadata
-    else {
-        panic!("{operation:?}")
-    };
-    let op = mpc_operation;
+    let StartedKeygen {
+        operation,
+        op,
+        pending,
+        mut keygen,
+        round1,
+    } = device.begin_keygen().await;
+    let op = &op;
     let mut checks = Checks::new(&server);
     let failed_precondition = Expect::Code(ErrorCode::FailedPrecondition, None);
     let aborted = Expect::Code(ErrorCode::Aborted, None);
     let invalid = Expect::Code(ErrorCode::InvalidArgument, None);
-
-    let pending = device.find_mpc_operation(op).await;
-    let (mut keygen, round1) = device.start_keygen(&pending);
     let garbage = [7u8; 200];
-
-    // Before round 1: later rounds, server rounds, and a message that is no envelope.
-    checks
-        .refused(
-            "round 3 first",
-            device.exchange_call(op, 3, &garbage),
-            failed_precondition,
-        )
-        .await;
-    checks
-        .refused(
-            "round 5 first",
-            device.exchange_call(op, 5, &[0; 32]),
-            failed_precondition,
-        )
-        .await;
-    checks
-        .refused(
-            "round 2 (the server's)",
-            device.exchange_call(op, 2, &round1),
-            Expect::Status400,
-        )
-        .await;
-    checks
-        .refused(
-            "round 0",
-            device.exchange_call(op, 0, &round1),
-            Expect::Status400,
-        )
-        .await;
-    checks
-        .refused(
-            "a round-1 message that is no envelope",
-            device.exchange_call(op, 1, &garbage),
-            invalid,
-        )
-        .await;
-    // A well-formed round 1 of another session (another operation's context) changes nothing.
+    // A well-formed round 1 of another session (another operation's context).
     let other_context = SessionId::derive(
         "waas-sdk keygen",
         &[b"another operation", device.name.to_string().as_bytes()],
     );
     let (_, foreign_round1) = Keygen::start_device(other_context).unwrap();
+
+    // Before round 1: later rounds, server rounds, and a message that is no envelope.
+    let later: &Exchanges = &[
+        ("round 3 first", 3, &garbage),
+        ("round 5 first", 5, &[0; 32]),
+    ];
     checks
-        .refused(
-            "a round 1 of another session",
-            device.exchange_call(op, 1, &foreign_round1),
-            invalid,
-        )
+        .exchanges_refused(&device, op, later, failed_precondition)
+        .await;
+    let wrong_rounds: &Exchanges = &[
+        ("round 2 (the server's)", 2, &round1),
+        ("round 0", 0, &round1),
+    ];
+    checks
+        .exchanges_refused(&device, op, wrong_rounds, Expect::Status400)
+        .await;
+    // The well-formed round 1 of another session changes nothing either.
+    let not_ours: &Exchanges = &[
+        ("a round-1 message that is no envelope", 1, &garbage),
+        ("a round 1 of another session", 1, &foreign_round1),
+    ];
+    checks
+        .exchanges_refused(&device, op, not_ours, invalid)
         .await;
     // The wallet has no key yet: no address, no key.
-    not_yet(
-        &mut checks,
-        &device.client,
-        mpc_wallet,
-        device_group,
-        "before round 1",
-    )
-    .await;
+    not_yet(&mut checks, &device, &operation, "before round 1").await;
 
     // Round 1; the same message again gets the identical stored answer.
-    let first = device.exchange(op, 1, &round1).await;
-    let again = device.exchange(op, 1, &round1).await;
-    assert_eq!(first.status, 200, "{first:?}");
-    assert_eq!(
-        (again.status, &again.body),
-        (200, &first.body),
-        "the repeat:\n{again:?}"
-    );
+    let first = device.exchange_and_repeat(op, 1, &round1).await;
     // Another valid round 1 (a fresh device session) for the round already answered.
     let (_, other_round1) = device.start_keygen(&pending);
+    let conflicting: &Exchanges = &[("a different round 1 after round 1", 1, &other_round1)];
     checks
-        .refused(
-            "a different round 1 after round 1",
-            device.exchange_call(op, 1, &other_round1),
-            aborted,
-        )
+        .exchanges_refused(&device, op, conflicting, aborted)
         .await;
+    let early: &Exchanges = &[("round 5 before round 3", 5, &[0; 32])];
     checks
-        .refused(
-            "round 5 before round 3",
-            device.exchange_call(op, 5, &[0; 32]),
-            failed_precondition,
-        )
+        .exchanges_refused(&device, op, early, failed_precondition)
         .await;
 
     // Round 3, its repeat, and a different round 3.
@@ -603,91 +574,45 @@ async fn exchange_rounds_out_of_order_conflicting_or_late_are_refused() {
         .unwrap()
         .reply
         .unwrap();
-    let third = device.exchange(op, 3, &round3).await;
-    assert_eq!(third.status, 200, "{third:?}");
-    let again = device.exchange(op, 3, &round3).await;
-    assert_eq!(
-        (again.status, &again.body),
-        (200, &third.body),
-        "the repeat:\n{again:?}"
-    );
-    let mut other_round3 = round3.clone();
-    let middle = other_round3.len() / 2;
-    other_round3[middle] ^= 1;
+    let third = device.exchange_and_repeat(op, 3, &round3).await;
+    let other_round3 = other_message(&round3);
+    let conflicting: &Exchanges = &[("a different round 3 after round 3", 3, &other_round3)];
     checks
-        .refused(
-            "a different round 3 after round 3",
-            device.exchange_call(op, 3, &other_round3),
-            aborted,
-        )
+        .exchanges_refused(&device, op, conflicting, aborted)
         .await;
 
     // The server has its half now, but the device has not confirmed it: still no address.
-    not_yet(
-        &mut checks,
-        &device.client,
-        mpc_wallet,
-        device_group,
-        "before round 5",
-    )
-    .await;
+    not_yet(&mut checks, &device, &operation, "before round 5").await;
 
     // The confirmation finishes it; its repeat gets the same answer.
     let step = keygen.handle(&reply(&third.json(), 4)).unwrap();
     let pairing = step.output.unwrap();
+    let pairing_id = pairing.public().id;
+    let id_only: &Exchanges = &[("a confirmation naming only the pairing id", 5, &pairing_id)];
     checks
-        .refused(
-            "a confirmation naming only the pairing id",
-            device.exchange_call(op, 5, &pairing.public().id),
-            invalid,
-        )
+        .exchanges_refused(&device, op, id_only, invalid)
         .await;
     let id = pairing.public().confirmation();
-    let done = device.exchange(op, 5, &id).await;
-    assert_eq!(done.status, 200, "{done:?}");
-    let again = device.exchange(op, 5, &id).await;
-    assert_eq!(
-        (again.status, &again.body),
-        (200, &done.body),
-        "the repeat:\n{again:?}"
-    );
+    device.exchange_and_repeat(op, 5, &id).await;
 
     // Anything else for the finished operation.
-    checks
-        .refused(
-            "a new round 1 after the end",
-            device.exchange_call(op, 1, &other_round1),
-            failed_precondition,
-        )
-        .await;
-    checks
-        .refused(
-            "a different round 3 after the end",
-            device.exchange_call(op, 3, &other_round3),
-            failed_precondition,
-        )
-        .await;
     let mut other_id = id;
     other_id[0] ^= 1;
+    let after_the_end: &Exchanges = &[
+        ("a new round 1 after the end", 1, &other_round1),
+        ("a different round 3 after the end", 3, &other_round3),
+        ("a different confirmation after the end", 5, &other_id),
+        ("round 7 after the end", 7, &id),
+    ];
     checks
-        .refused(
-            "a different confirmation after the end",
-            device.exchange_call(op, 5, &other_id),
-            failed_precondition,
-        )
-        .await;
-    checks
-        .refused(
-            "round 7 after the end",
-            device.exchange_call(op, 7, &id),
-            failed_precondition,
-        )
+        .exchanges_refused(&device, op, after_the_end, failed_precondition)
         .await;
 
     // Operations that do not exist.
-    let unknown: MpcOperationName = format!("{device_group}/mpcOperations/{}", random_hex(8))
-        .parse()
-        .unwrap();
+    let unknown: MpcOperationName =
+        format!("{}/mpcOperations/{}", op.device_group_name(), random_hex(8))
+            .parse()
+            .unwrap();
     checks
         .code(
             "an exchange on an unknown operation",
@@ -722,101 +647,58 @@ async fn exchange_rounds_out_of_order_conflicting_or_late_are_refused() {
 async fn signing_rounds_out_of_order_conflicting_or_late_are_refused() {
     let server = TestServer::start();
     let device = server.device().await;
-    let wallet = device.create_wallet(&default_pool()).await;
-    let address = device.generate_address(&wallet.wallet.name, None).await;
-    let key = &address.mpc_keys[0];
+    let (wallet, address) = device.create_wallet_and_address().await;
+    let (pairing, key) = (&wallet.pairing, &address.mpc_keys[0]);
     let digest = sha256(b"sign me once");
-    let operation = device.create_signature_operation(key, &digest, None).await;
-    let OperationMetadata::CreateSignature {
-        mpc_operation: op, ..
-    } = &operation.metadata
-    else {
-        panic!("{operation:?}")
-    };
-    let pending = device.find_mpc_operation(op).await;
-    let (mut session, round1, path) = device.start_signing(&pending, &wallet.pairing, key, &digest);
-    let (_, other_round1, _) = device.start_signing(&pending, &wallet.pairing, key, &digest);
+    let mut signing = device.begin_signing(pairing, key, &digest).await;
+    // A copy: the session is advanced (borrowed mutably) while the checks name the operation.
+    let op = &signing.op.clone();
+    let (_, other_round1, _) = device.start_signing(&signing.pending, pairing, key, &digest);
     let mut checks = Checks::new(&server);
     let failed_precondition = Expect::Code(ErrorCode::FailedPrecondition, None);
 
+    let first_round3: &Exchanges = &[("round 3 first", 3, &signing.round1)];
     checks
-        .refused(
-            "round 3 first",
-            device.exchange_call(op, 3, &round1),
-            failed_precondition,
-        )
+        .exchanges_refused(&device, op, first_round3, failed_precondition)
         .await;
     // A well-formed round 1 for another digest (another session) changes nothing.
     let name = op.to_string();
     let other = SigningRequest {
         operation: &name,
-        path: &path,
+        path: &signing.path,
         digest: sha256(b"something else"),
     };
-    let (_, foreign_round1) = Signing::start_device(&wallet.pairing, &other).unwrap();
+    let (_, foreign_round1) = Signing::start_device(pairing, &other).unwrap();
+    let foreign: &Exchanges = &[("a round 1 of another session", 1, &foreign_round1)];
+    let invalid = Expect::Code(ErrorCode::InvalidArgument, None);
     checks
-        .refused(
-            "a round 1 of another session",
-            device.exchange_call(op, 1, &foreign_round1),
-            Expect::Code(ErrorCode::InvalidArgument, None),
-        )
+        .exchanges_refused(&device, op, foreign, invalid)
         .await;
-    let first = device.exchange(op, 1, &round1).await;
+    let first = device.exchange(op, 1, &signing.round1).await;
     assert_eq!(first.status, 200, "{first:?}");
+    let conflicting: &Exchanges = &[("a different round 1 after round 1", 1, &other_round1)];
+    let aborted = Expect::Code(ErrorCode::Aborted, None);
     checks
-        .refused(
-            "a different round 1 after round 1",
-            device.exchange_call(op, 1, &other_round1),
-            Expect::Code(ErrorCode::Aborted, None),
-        )
+        .exchanges_refused(&device, op, conflicting, aborted)
         .await;
-    let round3 = session
-        .handle(&wallet.pairing, &reply(&first.json(), 2))
-        .unwrap()
-        .reply
-        .unwrap();
-    let last = device.exchange(op, 3, &round3).await;
-    assert_eq!(last.status, 200, "{last:?}");
-    let again = device.exchange(op, 3, &round3).await;
-    assert_eq!(
-        (again.status, &again.body),
-        (200, &last.body),
-        "the repeat:\n{again:?}"
-    );
-    checks
-        .refused(
-            "a new round 1 after the end",
-            device.exchange_call(op, 1, &other_round1),
-            failed_precondition,
-        )
-        .await;
-    let mut other_round3 = round3.clone();
-    let middle = other_round3.len() / 2;
-    other_round3[middle] ^= 1;
-    checks
-        .refused(
+    let round3 = signing.round3(pairing, &first.json());
+    let last = device.exchange_and_repeat(op, 3, &round3).await;
+    let other_round3 = other_message(&round3);
+    let after_the_end: &Exchanges = &[
+        ("a new round 1 after the end", 1, &other_round1),
+        (
             "a different round 3 (the last round) after the end",
-            device.exchange_call(op, 3, &other_round3),
-            failed_precondition,
-        )
-        .await;
+            3,
+            &other_round3,
+        ),
+        ("round 5 after the end", 5, &round3),
+    ];
     checks
-        .refused(
-            "round 5 after the end",
-            device.exchange_call(op, 5, &round3),
-            failed_precondition,
-        )
+        .exchanges_refused(&device, op, after_the_end, failed_precondition)
         .await;
     checks.finish();
 
-    let signature = session
-        .handle(&wallet.pairing, &reply(&last.json(), 4))
-        .unwrap()
-        .output
-        .unwrap();
-    device
-        .finished_signature(&operation.name, signature, path)
-        .await;
+    signing.finish(&device, pairing, &last.json()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -827,20 +709,10 @@ async fn a_round_that_fails_the_protocol_checks_ends_the_operation_or_changes_no
     // (ABORTED, stored: GetOperation is done with that error, later rounds are refused).
     let server = TestServer::start();
     let device = server.device().await;
-    let operation = device.create_wallet_operation(&default_pool(), None).await;
-    let OperationMetadata::CreateMpcWallet {
-        mpc_operation: op, ..
-    } = &operation.metadata
-    else {
-        panic!("{operation:?}")
-    };
-    let pending = device.find_mpc_operation(op).await;
-    let (mut keygen, round1) = device.start_keygen(&pending);
-    let round2 = reply(&device.exchange_ok(op, 1, &round1).await, 2);
-    let round3 = keygen.handle(&round2).unwrap().reply.unwrap();
-    let mut tampered = round3.clone();
-    let middle = tampered.len() / 2;
-    tampered[middle] ^= 0x55;
+    let mut keygen = device.begin_keygen().await;
+    let round3 = keygen.send_round1(&device).await;
+    let op = &keygen.op;
+    let tampered = flip(&round3, round3.len() / 2);
 
     let before = server.db_dump().await;
     let response = device.exchange(op, 3, &tampered).await;
@@ -852,21 +724,12 @@ async fn a_round_that_fails_the_protocol_checks_ends_the_operation_or_changes_no
         }
         409 => {
             response.assert_error(ErrorCode::Aborted, None);
-            let failed = device.get_operation(&operation.name).await;
-            assert!(failed.done, "{failed:?}");
-            assert_eq!(
-                failed.error.as_ref().map(|e| e.code),
-                Some(ErrorCode::Aborted),
-                "{failed:?}"
-            );
-            assert_eq!(failed.response, None, "{failed:?}");
-            assert!(
-                device
-                    .list_mpc_operations(&op.device_group_name())
-                    .await
-                    .is_empty(),
-                "a failed operation is no longer pending"
-            );
+            device
+                .assert_failed(&keygen.operation.name, ErrorCode::Aborted)
+                .await;
+            let group = op.device_group_name();
+            let why = "a failed operation is no longer pending";
+            device.assert_nothing_pending(&group, why).await;
             // Its exact repeat gets the same (stored) refusal.
             let again = device.exchange(op, 3, &tampered).await;
             assert_eq!(

@@ -6,10 +6,10 @@ mod support;
 use std::sync::Arc;
 
 use waas_api::MpcOperationName;
-use waas_api::resources::{Address, OperationMetadata};
+use waas_api::resources::Address;
 
 use support::eth::assert_signed_by;
-use support::{Raw, TestDevice, TestServer, default_pool, reply, sha256};
+use support::{Raw, TestDevice, TestServer, default_pool, sha256};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_signings_at_once_all_complete_and_verify() {
@@ -74,13 +74,9 @@ async fn fifty_signings_at_once_all_complete_and_verify() {
     names.dedup();
     assert_eq!(names.len(), 50, "every signing is its own operation");
     for (device, wallet) in &wallets {
-        assert!(
-            device
-                .list_mpc_operations(&wallet.device_group)
-                .await
-                .is_empty(),
-            "nothing is left pending"
-        );
+        device
+            .assert_nothing_pending(&wallet.device_group, "nothing is left pending")
+            .await;
     }
 }
 
@@ -113,51 +109,25 @@ async fn the_same_exchange_twice_at_once_gets_one_answer() {
     let device = server.device().await;
 
     // Key generation, every round sent twice at once.
-    let operation = device.create_wallet_operation(&default_pool(), None).await;
-    let OperationMetadata::CreateMpcWallet {
-        mpc_operation: op, ..
-    } = &operation.metadata
-    else {
-        panic!("{operation:?}")
-    };
-    let pending = device.find_mpc_operation(op).await;
-    let (mut keygen, round1) = device.start_keygen(&pending);
-    let round2 = reply(&twice_at_once(&device, op, 1, &round1).await.json(), 2);
-    let round3 = keygen.handle(&round2).unwrap().reply.unwrap();
-    let round4 = reply(&twice_at_once(&device, op, 3, &round3).await.json(), 4);
-    let pairing = keygen.handle(&round4).unwrap().output.unwrap();
-    twice_at_once(&device, op, 5, &pairing.public().confirmation()).await;
-    let wallet = device.finished_wallet(&operation, pairing).await;
+    let mut keygen = device.begin_keygen().await;
+    let round2 = twice_at_once(&device, &keygen.op, 1, &keygen.round1).await;
+    let round3 = keygen.round3(&round2.json());
+    let round4 = twice_at_once(&device, &keygen.op, 3, &round3).await;
+    let pairing = keygen.pairing(&round4.json());
+    twice_at_once(&device, &keygen.op, 5, &pairing.public().confirmation()).await;
+    let wallet = device.finished_wallet(&keygen.operation, pairing).await;
 
     // Signings, every round sent twice at once.
     let address = device.generate_address(&wallet.wallet.name, None).await;
     let key = &address.mpc_keys[0];
     for n in 0..5 {
         let digest = sha256(format!("twice {n}").as_bytes());
-        let operation = device.create_signature_operation(key, &digest, None).await;
-        let OperationMetadata::CreateSignature {
-            mpc_operation: op, ..
-        } = &operation.metadata
-        else {
-            panic!("{operation:?}")
-        };
-        let pending = device.find_mpc_operation(op).await;
-        let (mut session, round1, path) =
-            device.start_signing(&pending, &wallet.pairing, key, &digest);
-        let round2 = reply(&twice_at_once(&device, op, 1, &round1).await.json(), 2);
-        let round3 = session
-            .handle(&wallet.pairing, &round2)
-            .unwrap()
-            .reply
-            .unwrap();
-        let round4 = reply(&twice_at_once(&device, op, 3, &round3).await.json(), 4);
-        let signature = session
-            .handle(&wallet.pairing, &round4)
-            .unwrap()
-            .output
-            .unwrap();
-        let signed = device
-            .finished_signature(&operation.name, signature, path)
+        let mut signing = device.begin_signing(&wallet.pairing, key, &digest).await;
+        let round2 = twice_at_once(&device, &signing.op, 1, &signing.round1).await;
+        let round3 = signing.round3(&wallet.pairing, &round2.json());
+        let round4 = twice_at_once(&device, &signing.op, 3, &round3).await;
+        let signed = signing
+            .finish(&device, &wallet.pairing, &round4.json())
             .await;
         assert_signed_by(&digest, &signed.signature.signed_payload, &address.address);
     }

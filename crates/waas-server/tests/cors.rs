@@ -29,6 +29,16 @@ async fn preflight(server: &TestServer, origin: &str) -> Raw {
         .await
 }
 
+/// A GET of `path` without credentials, from a page on `origin`.
+async fn get_from(server: &TestServer, path: &str, origin: &str) -> Raw {
+    server
+        .anonymous()
+        .get(path)
+        .header("origin", origin)
+        .send()
+        .await
+}
+
 /// The comma-separated values of a header, lower case.
 fn values(response: &Raw, name: &str) -> Vec<String> {
     response
@@ -72,12 +82,7 @@ async fn a_preflight_from_the_allowed_origin_is_answered() {
 async fn responses_to_the_allowed_origin_expose_date() {
     // The SDK corrects its token clock from `Date`, which a page can read only if it is exposed.
     let server = server();
-    let response = server
-        .anonymous()
-        .get("/v1/version")
-        .header("origin", APP)
-        .send()
-        .await;
+    let response = get_from(&server, "/v1/version", APP).await;
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(
         response.header("access-control-allow-origin").as_deref(),
@@ -89,12 +94,7 @@ async fn responses_to_the_allowed_origin_expose_date() {
         "Date is not exposed: {exposed:?}"
     );
     // Errors too: a 401 the page must read to resync its clock.
-    let response = server
-        .anonymous()
-        .get("/v1/pools/default")
-        .header("origin", APP)
-        .send()
-        .await;
+    let response = get_from(&server, "/v1/pools/default", APP).await;
     assert_eq!(response.status, 401, "{response:?}");
     assert_eq!(
         response.header("access-control-allow-origin").as_deref(),
@@ -113,12 +113,7 @@ async fn other_origins_get_no_cors_headers() {
         None,
         "{response:?}"
     );
-    let response = server
-        .anonymous()
-        .get("/v1/version")
-        .header("origin", evil)
-        .send()
-        .await;
+    let response = get_from(&server, "/v1/version", evil).await;
     assert_eq!(
         response.header("access-control-allow-origin"),
         None,

@@ -6,90 +6,80 @@
 
 mod support;
 
-use waas_api::resources::OperationMetadata;
+use waas_api::MpcOperationName;
 
 use support::eth::assert_signed_by;
-use support::{TestDevice, TestServer, Wallet, default_pool, reply, sha256};
+use support::{Raw, TestDevice, TestServer, Wallet, sha256};
 
-/// Where key generation is interrupted, and what the device does after the restart.
+/// Where the server is killed (SIGKILL) and restarted, and what the device does after.
 #[derive(Clone, Copy, Debug)]
-enum KeygenCrash {
+enum Crash {
     /// Killed once round 1 is answered; the device sends round 3.
     AfterRound1Next,
     /// Killed once round 1 is answered; the device repeats round 1 (it lost the answer).
     AfterRound1Repeat,
-    /// Killed once round 3 is answered; the device repeats round 3.
+    /// Killed once round 3 is answered (in signing, the server has the signature); the device
+    /// repeats round 3.
     AfterRound3Repeat,
-    /// Killed once round 3 is answered and the device has its pairing: it confirms (round 5).
+    /// Key generation only: killed once round 3 is answered and the device has its pairing: it
+    /// confirms (round 5).
     BeforeRound5,
-    /// Killed after the confirmation: the operation is done after the restart.
+    /// Key generation only: killed after the confirmation: the operation is done after the
+    /// restart.
     AfterRound5,
 }
 
-/// Key generation with one kill and restart at `crash`; returns the finished wallet.
-async fn keygen_with_crash(
+/// One exchange that must succeed. If `crash` is right after this round, the server is then killed
+/// and restarted, and where `crash` says so the device repeats the exchange (it lost the answer)
+/// and must get the stored answer. Returns the answer the device goes on with.
+async fn exchange_with_crash(
     server: &mut TestServer,
     device: &TestDevice,
-    crash: KeygenCrash,
-) -> Wallet {
-    use KeygenCrash::*;
-    let operation = device.create_wallet_operation(&default_pool(), None).await;
-    let OperationMetadata::CreateMpcWallet {
-        mpc_operation: op, ..
-    } = &operation.metadata
-    else {
-        panic!("{operation:?}")
-    };
-    let pending = device.find_mpc_operation(op).await;
-    let (mut keygen, round1) = device.start_keygen(&pending);
-
-    let first = device.exchange(op, 1, &round1).await;
+    op: &MpcOperationName,
+    round: u8,
+    message: &[u8],
+    crash: Crash,
+) -> Raw {
+    let first = device.exchange(op, round, message).await;
     assert_eq!(first.status, 200, "{first:?}");
-    let mut round2 = first.body.clone();
-    if matches!(crash, AfterRound1Next | AfterRound1Repeat) {
+    let (kill, repeat) = match (crash, round) {
+        (Crash::AfterRound1Next, 1) => (true, false),
+        (Crash::AfterRound1Repeat, 1) | (Crash::AfterRound3Repeat, 3) => (true, true),
+        _ => (false, false),
+    };
+    if kill {
         server.restart();
     }
-    if matches!(crash, AfterRound1Repeat) {
-        let again = device.exchange(op, 1, &round1).await;
-        assert_eq!(
-            (again.status, &again.body),
-            (200, &first.body),
-            "after the restart, the repeat gets the stored answer:\n{again:?}"
-        );
-        round2 = again.body;
+    if !repeat {
+        return first;
     }
-    let round2 = reply(&serde_json::from_slice(&round2).unwrap(), 2);
+    let why = "after the restart, the repeat gets the stored answer";
+    device.assert_repeat(op, round, message, &first, why).await
+}
 
-    let round3 = keygen.handle(&round2).unwrap().reply.unwrap();
-    let third = device.exchange(op, 3, &round3).await;
-    assert_eq!(third.status, 200, "{third:?}");
-    if matches!(crash, AfterRound3Repeat) {
-        server.restart();
-        let again = device.exchange(op, 3, &round3).await;
-        assert_eq!(
-            (again.status, &again.body),
-            (200, &third.body),
-            "after the restart, the repeat gets the stored answer:\n{again:?}"
-        );
-    }
-    let step = keygen.handle(&reply(&third.json(), 4)).unwrap();
-    let pairing = step.output.unwrap();
-    if matches!(crash, BeforeRound5) {
+/// Key generation with one kill and restart at `crash`; returns the finished wallet.
+async fn keygen_with_crash(server: &mut TestServer, device: &TestDevice, crash: Crash) -> Wallet {
+    let mut keygen = device.begin_keygen().await;
+    let first = exchange_with_crash(server, device, &keygen.op, 1, &keygen.round1, crash).await;
+    let round3 = keygen.round3(&first.json());
+    let third = exchange_with_crash(server, device, &keygen.op, 3, &round3, crash).await;
+    let pairing = keygen.pairing(&third.json());
+    if matches!(crash, Crash::BeforeRound5) {
         server.restart();
     }
     let done = device
-        .exchange_ok(op, 5, &pairing.public().confirmation())
+        .exchange_ok(&keygen.op, 5, &pairing.public().confirmation())
         .await;
     assert!(done.done, "{done:?}");
-    if matches!(crash, AfterRound5) {
+    if matches!(crash, Crash::AfterRound5) {
         server.restart();
     }
-    device.finished_wallet(&operation, pairing).await
+    device.finished_wallet(&keygen.operation, pairing).await
 }
 
 /// Key generation survives the kill, and the wallet signs afterwards (the server's half of the
 /// pairing was stored before it answered).
-async fn keygen_survives(crash: KeygenCrash) {
+async fn keygen_survives(crash: Crash) {
     let mut server = TestServer::start();
     let device = server.device().await;
     let wallet = keygen_with_crash(&mut server, &device, crash).await;
@@ -103,112 +93,58 @@ async fn keygen_survives(crash: KeygenCrash) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keygen_killed_after_round_1_continues_with_round_3() {
-    keygen_survives(KeygenCrash::AfterRound1Next).await;
+    keygen_survives(Crash::AfterRound1Next).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keygen_killed_after_round_1_answers_its_repeat() {
-    keygen_survives(KeygenCrash::AfterRound1Repeat).await;
+    keygen_survives(Crash::AfterRound1Repeat).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keygen_killed_after_round_3_answers_its_repeat() {
-    keygen_survives(KeygenCrash::AfterRound3Repeat).await;
+    keygen_survives(Crash::AfterRound3Repeat).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keygen_killed_before_the_confirmation_takes_it() {
-    keygen_survives(KeygenCrash::BeforeRound5).await;
+    keygen_survives(Crash::BeforeRound5).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keygen_killed_after_the_confirmation_is_done() {
-    keygen_survives(KeygenCrash::AfterRound5).await;
+    keygen_survives(Crash::AfterRound5).await;
 }
 
-/// Where signing is interrupted.
-#[derive(Clone, Copy, Debug)]
-enum SigningCrash {
-    /// Killed once round 1 is answered; the device sends round 3.
-    AfterRound1Next,
-    /// Killed once round 1 is answered; the device repeats round 1.
-    AfterRound1Repeat,
-    /// Killed once round 3 is answered (the server has the signature); the device repeats round 3.
-    AfterRound3Repeat,
-}
-
-async fn signing_survives(crash: SigningCrash) {
-    use SigningCrash::*;
+/// Signing survives the kill, and its signature verifies.
+async fn signing_survives(crash: Crash) {
     let mut server = TestServer::start();
     let device = server.device().await;
-    let wallet = device.create_wallet(&default_pool()).await;
-    let address = device.generate_address(&wallet.wallet.name, None).await;
-    let key = &address.mpc_keys[0];
+    let (wallet, address) = device.create_wallet_and_address().await;
+    let pairing = &wallet.pairing;
     let digest = sha256(format!("signing {crash:?}").as_bytes());
-    let operation = device.create_signature_operation(key, &digest, None).await;
-    let OperationMetadata::CreateSignature {
-        mpc_operation: op, ..
-    } = &operation.metadata
-    else {
-        panic!("{operation:?}")
-    };
-    let pending = device.find_mpc_operation(op).await;
-    let (mut session, round1, path) = device.start_signing(&pending, &wallet.pairing, key, &digest);
-
-    let first = device.exchange(op, 1, &round1).await;
-    assert_eq!(first.status, 200, "{first:?}");
-    let mut round2 = first.body.clone();
-    if matches!(crash, AfterRound1Next | AfterRound1Repeat) {
-        server.restart();
-    }
-    if matches!(crash, AfterRound1Repeat) {
-        let again = device.exchange(op, 1, &round1).await;
-        assert_eq!(
-            (again.status, &again.body),
-            (200, &first.body),
-            "after the restart, the repeat gets the stored answer:\n{again:?}"
-        );
-        round2 = again.body;
-    }
-    let round2 = reply(&serde_json::from_slice(&round2).unwrap(), 2);
-    let round3 = session
-        .handle(&wallet.pairing, &round2)
-        .unwrap()
-        .reply
-        .unwrap();
-    let last = device.exchange(op, 3, &round3).await;
-    assert_eq!(last.status, 200, "{last:?}");
-    if matches!(crash, AfterRound3Repeat) {
-        server.restart();
-        let again = device.exchange(op, 3, &round3).await;
-        assert_eq!(
-            (again.status, &again.body),
-            (200, &last.body),
-            "after the restart, the repeat gets the stored answer:\n{again:?}"
-        );
-    }
-    let signature = session
-        .handle(&wallet.pairing, &reply(&last.json(), 4))
-        .unwrap()
-        .output
-        .unwrap();
-    let signed = device
-        .finished_signature(&operation.name, signature, path)
+    let mut signing = device
+        .begin_signing(pairing, &address.mpc_keys[0], &digest)
         .await;
+    let first =
+        exchange_with_crash(&mut server, &device, &signing.op, 1, &signing.round1, crash).await;
+    let round3 = signing.round3(pairing, &first.json());
+    let last = exchange_with_crash(&mut server, &device, &signing.op, 3, &round3, crash).await;
+    let signed = signing.finish(&device, pairing, &last.json()).await;
     assert_signed_by(&digest, &signed.signature.signed_payload, &address.address);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_killed_after_round_1_continues_with_round_3() {
-    signing_survives(SigningCrash::AfterRound1Next).await;
+    signing_survives(Crash::AfterRound1Next).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_killed_after_round_1_answers_its_repeat() {
-    signing_survives(SigningCrash::AfterRound1Repeat).await;
+    signing_survives(Crash::AfterRound1Repeat).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_killed_after_round_3_answers_its_repeat() {
-    signing_survives(SigningCrash::AfterRound3Repeat).await;
+    signing_survives(Crash::AfterRound3Repeat).await;
 }

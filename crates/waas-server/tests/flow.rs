@@ -36,13 +36,9 @@ async fn register_generate_keys_addresses_and_sign() {
     let group = device.get_device_group(&wallet.device_group).await;
     assert_eq!(group.name, wallet.device_group);
     assert_eq!(group.devices, vec![device.name.clone()]);
-    assert!(
-        device
-            .list_mpc_operations(&wallet.device_group)
-            .await
-            .is_empty(),
-        "no work is left for the device"
-    );
+    device
+        .assert_nothing_pending(&wallet.device_group, "no work is left for the device")
+        .await;
 
     // Three addresses at 0/0, 0/1, 0/2, each the one the device derives from its own xpub.
     let mut addresses = Vec::new();
@@ -157,12 +153,9 @@ async fn request_ids_make_creation_idempotent() {
         .await;
     assert_signed_by(&digest, &signed.signature.signed_payload, &address.address);
     // Only the one signing was pending: the repeat made no second one.
-    assert!(
-        device
-            .list_mpc_operations(&wallet.device_group)
-            .await
-            .is_empty()
-    );
+    device
+        .assert_nothing_pending(&wallet.device_group, "the repeat made no second signing")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

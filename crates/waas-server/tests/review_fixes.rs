@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use waas_api::resources::{Device, Operation, OperationMetadata};
-use waas_api::{ErrorBody, ErrorCode, MpcKeyName, MpcOperationName};
-use waas_mpc::{Pairing, Signing};
+use waas_api::{DeviceGroupName, ErrorBody, ErrorCode, MpcKeyName, MpcOperationName};
+use waas_mpc::Pairing;
 
 use support::eth::{address_at, hex0x};
 use support::{
-    Auth, DeviceKeys, TestDevice, TestServer, Wallet, default_pool, mint, reply, sha256,
+    Auth, DeviceKeys, StartedSigning, TestDevice, TestServer, Wallet, default_pool, flip, mint,
+    mpc_operation_of, sha256,
 };
 
 /// What the server stores, and answers, for an operation that failed a check.
@@ -43,72 +44,23 @@ fn row_id(operation: &MpcOperationName) -> String {
     operation.operation_name().operation().as_str().to_owned()
 }
 
-/// The device's part of an operation.
-fn mpc_operation(operation: &Operation) -> MpcOperationName {
-    match &operation.metadata {
-        OperationMetadata::CreateMpcWallet { mpc_operation, .. }
-        | OperationMetadata::CreateSignature { mpc_operation, .. } => mpc_operation.clone(),
-        other => panic!("unexpected metadata {other:?}"),
-    }
-}
-
-/// A signing the device has taken through round 1: its session waits to read round 2.
-struct Started {
-    operation: Operation,
-    op: MpcOperationName,
-    session: Signing,
-    round2: Vec<u8>,
-}
-
-impl Started {
-    /// The device's honest round 3.
-    fn round3(&mut self, pairing: &Pairing) -> Vec<u8> {
-        self.session
-            .handle(pairing, &self.round2)
-            .unwrap()
-            .reply
-            .unwrap()
-    }
-}
-
-/// CreateSignature of `digest` with `key`, and round 1.
+/// CreateSignature of `digest` with `key`, and round 1 sent: the signing, and the device's honest
+/// round 3 (not sent yet).
 async fn start_signing(
     device: &TestDevice,
     pairing: &Pairing,
     key: &MpcKeyName,
     digest: &[u8; 32],
-) -> Started {
-    let operation = device.create_signature_operation(key, digest, None).await;
-    let op = mpc_operation(&operation);
-    let pending = device.find_mpc_operation(&op).await;
-    let (session, round1, _) = device.start_signing(&pending, pairing, key, digest);
-    let round2 = reply(&device.exchange_ok(&op, 1, &round1).await, 2);
-    Started {
-        operation,
-        op,
-        session,
-        round2,
-    }
+) -> (StartedSigning, Vec<u8>) {
+    let mut signing = device.begin_signing(pairing, key, digest).await;
+    let round3 = signing.send_round1(device, pairing).await;
+    (signing, round3)
 }
 
 /// A wallet of `device` with its first address's key.
 async fn wallet_and_key(device: &TestDevice) -> (Wallet, MpcKeyName) {
-    let wallet = device.create_wallet(&default_pool()).await;
-    let address = device.generate_address(&wallet.wallet.name, None).await;
-    let key = address.mpc_keys[0].clone();
-    (wallet, key)
-}
-
-/// GetOperation must show `operation` done with the error `code`; returns the error.
-async fn failed_with(device: &TestDevice, operation: &Operation, code: ErrorCode) -> ErrorBody {
-    let now = device.get_operation(&operation.name).await;
-    assert!(now.done, "the operation must be done:\n{now:?}");
-    assert_eq!(now.response, None, "{now:?}");
-    let error = now
-        .error
-        .unwrap_or_else(|| panic!("no error in {:?}", operation.name));
-    assert_eq!(error.code, code, "{error:?}");
-    error
+    let (wallet, address) = device.create_wallet_and_address().await;
+    (wallet, address.mpc_keys[0].clone())
 }
 
 /// The database's view of one operation: `state|quote(session_sealed)`.
@@ -124,11 +76,11 @@ async fn stored_state(server: &TestServer, op: &MpcOperationName) -> String {
 }
 
 /// The states of the pairings of a group, by epoch.
-async fn pairing_states(server: &TestServer, group: &str) -> Vec<String> {
+async fn pairing_states(server: &TestServer, group: &DeviceGroupName) -> Vec<String> {
     server
         .db_query(
             "SELECT state FROM pairings WHERE device_group = ? ORDER BY epoch",
-            &[group],
+            &[&group.to_string()],
         )
         .await
 }
@@ -156,16 +108,9 @@ mod round3 {
     }
 }
 
-/// `message` with the byte at `at` changed.
-fn flip(message: &[u8], at: usize) -> Vec<u8> {
-    let mut tampered = message.to_vec();
-    tampered[at] ^= 0x55;
-    tampered
-}
-
 /// Sends a tampered round 3 and checks the answer: ABORTED with the generic message only, and
 /// GetOperation done with exactly that error (fix 2).
-async fn send_failing_round3(device: &TestDevice, started: &Started, tampered: &[u8]) {
+async fn send_failing_round3(device: &TestDevice, started: &StartedSigning, tampered: &[u8]) {
     let response = device.exchange(&started.op, 3, tampered).await;
     response.assert_error(ErrorCode::Aborted, None);
     assert_eq!(
@@ -173,19 +118,18 @@ async fn send_failing_round3(device: &TestDevice, started: &Started, tampered: &
         FAILED_CHECK,
         "the exchange's answer names no engine detail:\n{response:?}"
     );
-    let error = failed_with(device, &started.operation, ErrorCode::Aborted).await;
+    let error = device
+        .assert_failed(&started.operation.name, ErrorCode::Aborted)
+        .await;
     assert_eq!(
         error,
         ErrorBody::new(ErrorCode::Aborted, FAILED_CHECK),
         "GetOperation's error is the generic one"
     );
     // Its exact repeat gets the same stored answer.
-    let again = device.exchange(&started.op, 3, tampered).await;
-    assert_eq!(
-        (again.status, &again.body),
-        (response.status, &response.body),
-        "the repeat:\n{again:?}"
-    );
+    device
+        .assert_repeat(&started.op, 3, tampered, &response, "the repeat")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -198,16 +142,17 @@ async fn a_cheating_round_3_retires_the_pairing_and_fails_every_other_operation_
     let (other_wallet, other_key) = wallet_and_key(&device).await;
 
     // On the first pairing: the signing that will cheat, one at round 1, one not started.
-    let mut cheating = start_signing(&device, pairing, &key, &sha256(b"cheat")).await;
-    let mut at_round1 = start_signing(&device, pairing, &key, &sha256(b"bystander")).await;
-    let digest = sha256(b"not started");
-    let not_started = device.create_signature_operation(&key, &digest, None).await;
-    let not_started_op = mpc_operation(&not_started);
-    // What the device would start it from (it is listed only while it is open).
-    let not_started_entry = device.find_mpc_operation(&not_started_op).await;
+    let (cheating, honest) = start_signing(&device, pairing, &key, &sha256(b"cheat")).await;
+    let bystander = sha256(b"bystander");
+    let (at_round1, at_round1_round3) = start_signing(&device, pairing, &key, &bystander).await;
+    // The device starts its session for the one not started now, while it is listed (it is
+    // listed only while it is open), but sends nothing.
+    let not_started = device
+        .begin_signing(pairing, &key, &sha256(b"not started"))
+        .await;
     // On the other pairing: a signing at round 1.
     let other_digest = sha256(b"other pairing");
-    let mut elsewhere =
+    let (elsewhere, elsewhere_round3) =
         start_signing(&device, &other_wallet.pairing, &other_key, &other_digest).await;
     assert_eq!(
         device.list_mpc_operations(&wallet.device_group).await.len(),
@@ -216,7 +161,6 @@ async fn a_cheating_round_3_retires_the_pairing_and_fails_every_other_operation_
     );
 
     // The cheat: round 3 with its multiplication (OT) data changed.
-    let honest = cheating.round3(pairing);
     let tampered = flip(&honest, round3::multiplication_byte(&honest));
     send_failing_round3(&device, &cheating, &tampered).await;
     // The server classified it as terminal: its log says so (the API does not).
@@ -228,32 +172,38 @@ async fn a_cheating_round_3_retires_the_pairing_and_fails_every_other_operation_
 
     // (a) The signing at round 1 is over: its honest round 3 is refused, and it failed with the
     // same generic error.
-    let round3 = at_round1.round3(pairing);
     device
-        .exchange(&at_round1.op, 3, &round3)
+        .exchange(&at_round1.op, 3, &at_round1_round3)
         .await
         .assert_error(ErrorCode::FailedPrecondition, None);
-    let error = failed_with(&device, &at_round1.operation, ErrorCode::Aborted).await;
+    let error = device
+        .assert_failed(&at_round1.operation.name, ErrorCode::Aborted)
+        .await;
     assert_eq!(error.message, FAILED_CHECK, "{error:?}");
     // So is the one never started.
-    failed_with(&device, &not_started, ErrorCode::Aborted).await;
-    let (_, round1, _) = device.start_signing(&not_started_entry, pairing, &key, &digest);
     device
-        .exchange(&not_started_op, 1, &round1)
+        .assert_failed(&not_started.operation.name, ErrorCode::Aborted)
+        .await;
+    device
+        .exchange(&not_started.op, 1, &not_started.round1)
         .await
         .assert_error(ErrorCode::FailedPrecondition, None);
     // Their sessions are gone, and the pairing is retired.
-    for op in [&at_round1.op, &not_started_op, &cheating.op] {
+    for op in [&at_round1.op, &not_started.op, &cheating.op] {
         assert_eq!(stored_state(&server, op).await, "FAILED|NULL", "{op}");
     }
     assert_eq!(
-        pairing_states(&server, &wallet.device_group.to_string()).await,
+        pairing_states(&server, &wallet.device_group).await,
         ["RETIRED"]
     );
 
     // (b) Nothing is left for the device to compute on that group.
-    let open = device.list_mpc_operations(&wallet.device_group).await;
-    assert!(open.is_empty(), "still listed: {open:?}");
+    device
+        .assert_nothing_pending(
+            &wallet.device_group,
+            "nothing to compute on a retired pairing",
+        )
+        .await;
 
     // (c) No new signing on that group, by the device or by the API key.
     let body = serde_json::json!({ "payload": hex0x(&sha256(b"after the cheat")) });
@@ -275,20 +225,15 @@ async fn a_cheating_round_3_retires_the_pairing_and_fails_every_other_operation_
 
     // The other pairing is untouched: its signing goes on and finishes.
     assert_eq!(
-        pairing_states(&server, &other_wallet.device_group.to_string()).await,
+        pairing_states(&server, &other_wallet.device_group).await,
         ["CONFIRMED"]
     );
-    let round3 = elsewhere.round3(&other_wallet.pairing);
-    let last = device.exchange_ok(&elsewhere.op, 3, &round3).await;
+    let last = device
+        .exchange_ok(&elsewhere.op, 3, &elsewhere_round3)
+        .await;
     assert!(last.done, "{last:?}");
-    let signature = elsewhere
-        .session
-        .handle(&other_wallet.pairing, &reply(&last, 4))
-        .unwrap()
-        .output
-        .unwrap();
-    device
-        .finished_signature(&elsewhere.operation.name, signature, vec![0, 0])
+    elsewhere
+        .finish(&device, &other_wallet.pairing, &last)
         .await;
 }
 
@@ -297,18 +242,15 @@ async fn a_wrong_final_broadcast_also_retires_the_pairing() {
     let server = TestServer::start();
     let device = server.device().await;
     let (wallet, key) = wallet_and_key(&device).await;
-    let mut cheating = start_signing(&device, &wallet.pairing, &key, &sha256(b"w")).await;
-    let honest = cheating.round3(&wallet.pairing);
+    let (cheating, honest) = start_signing(&device, &wallet.pairing, &key, &sha256(b"w")).await;
     let tampered = flip(&honest, round3::final_broadcast_byte(&honest));
     send_failing_round3(&device, &cheating, &tampered).await;
     assert_eq!(
-        pairing_states(&server, &wallet.device_group.to_string()).await,
+        pairing_states(&server, &wallet.device_group).await,
         ["RETIRED"]
     );
     device
-        .client
-        .post(format!("/v1/{key}/signatures"))
-        .json(&serde_json::json!({ "payload": hex0x(&sha256(b"again")) }))
+        .create_signature_call(&key, &sha256(b"again"), None)
         .send()
         .await
         .assert_error(ErrorCode::FailedPrecondition, None);
@@ -327,11 +269,9 @@ async fn a_signing_racing_the_cheat_either_finishes_before_it_or_not_at_all() {
         let (wallet, key) = wallet_and_key(&device).await;
         let pairing = &wallet.pairing;
         let digest = sha256(format!("race {attempt}").as_bytes());
-        let mut cheating = start_signing(&device, pairing, &key, &sha256(b"cheat")).await;
-        let mut racing = start_signing(&device, pairing, &key, &digest).await;
-        let honest = cheating.round3(pairing);
+        let (cheating, honest) = start_signing(&device, pairing, &key, &sha256(b"cheat")).await;
+        let (racing, racing_round3) = start_signing(&device, pairing, &key, &digest).await;
         let tampered = flip(&honest, round3::multiplication_byte(&honest));
-        let racing_round3 = racing.round3(pairing);
         // The cheat leaves a little later each time (a round 3 takes some 50 ms), so that both
         // orders happen; which one wins is up to the scheduler.
         let (cheat, race) = tokio::join!(
@@ -346,16 +286,7 @@ async fn a_signing_racing_the_cheat_either_finishes_before_it_or_not_at_all() {
         assert!(stored.done, "{stored:?}");
         if race.status == 200 {
             finished += 1;
-            let last = race.json();
-            let signature = racing
-                .session
-                .handle(pairing, &reply(&last, 4))
-                .unwrap()
-                .output
-                .unwrap();
-            device
-                .finished_signature(&racing.operation.name, signature, vec![0, 0])
-                .await;
+            racing.finish(&device, pairing, &race.json()).await;
         } else {
             refused += 1;
             race.assert_error(ErrorCode::FailedPrecondition, None);
@@ -367,7 +298,7 @@ async fn a_signing_racing_the_cheat_either_finishes_before_it_or_not_at_all() {
             assert_eq!(stored_state(&server, &racing.op).await, "FAILED|NULL");
         }
         assert_eq!(
-            pairing_states(&server, &wallet.device_group.to_string()).await,
+            pairing_states(&server, &wallet.device_group).await,
             ["RETIRED"]
         );
     }
@@ -380,12 +311,12 @@ async fn a_recoverable_failed_check_ends_only_its_own_operation() {
     let device = server.device().await;
     let (wallet, key) = wallet_and_key(&device).await;
     let pairing = &wallet.pairing;
-    let mut failing = start_signing(&device, pairing, &key, &sha256(b"fails")).await;
-    let mut bystander = start_signing(&device, pairing, &key, &sha256(b"goes on")).await;
+    let (failing, honest) = start_signing(&device, pairing, &key, &sha256(b"fails")).await;
+    let goes_on = sha256(b"goes on");
+    let (bystander, bystander_round3) = start_signing(&device, pairing, &key, &goes_on).await;
 
     // Round 3 with its session binding changed: the engine rejects it before it uses its kept
     // OT state (recoverable, not a cheat), but the operation still ends with the generic error.
-    let honest = failing.round3(pairing);
     let tampered = flip(&honest, round3::SESSION_BINDING_BYTE);
     send_failing_round3(&device, &failing, &tampered).await;
     assert_eq!(stored_state(&server, &failing.op).await, "FAILED|NULL");
@@ -397,20 +328,13 @@ async fn a_recoverable_failed_check_ends_only_its_own_operation() {
 
     // The pairing stays: the other signing finishes, and a new one can start.
     assert_eq!(
-        pairing_states(&server, &wallet.device_group.to_string()).await,
+        pairing_states(&server, &wallet.device_group).await,
         ["CONFIRMED"]
     );
-    let round3 = bystander.round3(pairing);
-    let last = device.exchange_ok(&bystander.op, 3, &round3).await;
-    let signature = bystander
-        .session
-        .handle(pairing, &reply(&last, 4))
-        .unwrap()
-        .output
-        .unwrap();
-    device
-        .finished_signature(&bystander.operation.name, signature, vec![0, 0])
+    let last = device
+        .exchange_ok(&bystander.op, 3, &bystander_round3)
         .await;
+    bystander.finish(&device, pairing, &last).await;
     device.sign(pairing, &key, &sha256(b"a new one")).await;
 }
 
@@ -419,50 +343,28 @@ async fn a_request_id_names_one_request() {
     let server = TestServer::start();
     let device = server.device().await;
     let (_, key) = wallet_and_key(&device).await;
-    let signatures = format!("/v1/{key}/signatures");
-    let (digest, other_digest) = (hex0x(&sha256(b"one")), hex0x(&sha256(b"two")));
-    let body = |payload: &str| serde_json::json!({ "payload": payload, "requestId": "pay-1" });
+    let (digest, other_digest) = (sha256(b"one"), sha256(b"two"));
+    let id = Some("pay-1");
 
     // CreateSignature: the same id and digest is the same operation; another digest is refused
     // and changes nothing.
-    let first: Operation = device
-        .client
-        .post(&signatures)
-        .json(&body(&digest))
-        .ok()
-        .await;
-    let again: Operation = device
-        .client
-        .post(&signatures)
-        .json(&body(&digest))
-        .ok()
-        .await;
+    let first = device.create_signature_operation(&key, &digest, id).await;
+    let again = device.create_signature_operation(&key, &digest, id).await;
     assert_eq!(
         again.name, first.name,
         "the same request, the same operation"
     );
-    let before = server.db_dump().await;
-    device
-        .client
-        .post(&signatures)
-        .json(&body(&other_digest))
-        .send()
-        .await
-        .assert_error(ErrorCode::InvalidArgument, None);
-    assert_eq!(
-        before,
-        server.db_dump().await,
-        "the refused reuse changed the database"
-    );
+    let reuse = device.create_signature_call(&key, &other_digest, id);
+    server
+        .assert_refused_unchanged(reuse, ErrorCode::InvalidArgument)
+        .await;
     // With another key (0/1) the same id is another request too.
     let other_key = device
         .create_mpc_key(&key.device_group_name(), "0/1")
         .await
         .name;
     device
-        .client
-        .post(format!("/v1/{other_key}/signatures"))
-        .json(&body(&digest))
+        .create_signature_call(&other_key, &digest, id)
         .send()
         .await
         .assert_error(ErrorCode::InvalidArgument, None);
@@ -481,18 +383,10 @@ async fn a_request_id_names_one_request() {
         again.name, for_alice.name,
         "the same request, the same operation"
     );
-    let before = server.db_dump().await;
-    api.client
-        .post("/v1/pools/default/mpcWallets")
-        .json(&serde_json::json!({ "device": bob.name, "requestId": "onboard-1" }))
-        .send()
-        .await
-        .assert_error(ErrorCode::InvalidArgument, None);
-    assert_eq!(
-        before,
-        server.db_dump().await,
-        "the refused reuse changed the database"
-    );
+    let reuse = api.create_wallet_call(&pool, &bob.name, Some("onboard-1"));
+    server
+        .assert_refused_unchanged(reuse, ErrorCode::InvalidArgument)
+        .await;
     // The id is the caller's: Bob's own request under the same id is his own operation.
     let own = bob.create_wallet_operation(&pool, Some("onboard-1")).await;
     assert_ne!(own.name, for_alice.name);
@@ -510,20 +404,14 @@ async fn registering_an_auth_key_again_with_another_archive_key_is_refused() {
         auth: device.keys.auth.clone(),
         archive: DeviceKeys::random().archive,
     };
-    let before = server.db_dump().await;
-    let response = server
-        .anonymous()
+    let anonymous = server.anonymous();
+    let register = anonymous
         .post("/v1/device:register")
-        .json(&changed.register_request())
-        .send()
+        .json(&changed.register_request());
+    let response = server
+        .assert_refused_unchanged(register, ErrorCode::AlreadyExists)
         .await;
-    response.assert_error(ErrorCode::AlreadyExists, None);
     assert_eq!(response.status, 409);
-    assert_eq!(
-        before,
-        server.db_dump().await,
-        "the refusal changed the database"
-    );
     assert_eq!(
         device.get_device().await,
         first,
@@ -579,36 +467,35 @@ async fn a_revoked_device_is_told_so_only_when_it_signed_the_token() {
     own.assert_error(ErrorCode::PermissionDenied, None);
     assert_eq!(own.status, 403);
     device
-        .client
-        .post("/v1/pools/default/mpcWallets")
-        .json(&serde_json::json!({ "device": device.name }))
+        .create_wallet_call(&default_pool(), None)
         .send()
         .await
         .assert_error(ErrorCode::PermissionDenied, None);
 }
 
-/// Moves an operation's last change back by `ms` milliseconds.
+/// Moves an operation's last change back by `ms` milliseconds: it has been idle that long.
 async fn age_update(server: &TestServer, op: &MpcOperationName, ms: &str) {
-    let changed = server
-        .db_execute(
-            "UPDATE operations SET update_time_ms = update_time_ms - CAST(? AS INTEGER)
-             WHERE id = ?",
-            &[ms, &row_id(op)],
-        )
-        .await;
-    assert_eq!(changed, 1, "no row for {op}");
+    move_back(server, op, &["update_time_ms"], ms).await;
 }
 
-/// Moves an operation's creation (and last change) back by `ms` milliseconds.
+/// Moves an operation's creation (and last change) back by `ms` milliseconds: it was created
+/// that long ago and not touched since.
 async fn age_creation(server: &TestServer, op: &MpcOperationName, ms: &str) {
-    let changed = server
-        .db_execute(
-            "UPDATE operations SET create_time_ms = create_time_ms - CAST(? AS INTEGER),
-                 update_time_ms = update_time_ms - CAST(? AS INTEGER)
-             WHERE id = ?",
-            &[ms, ms, &row_id(op)],
-        )
-        .await;
+    move_back(server, op, &["create_time_ms", "update_time_ms"], ms).await;
+}
+
+/// Subtracts `ms` milliseconds from the timestamp `columns` of an operation's row, in one
+/// statement (the server may read the row at any moment).
+async fn move_back(server: &TestServer, op: &MpcOperationName, columns: &[&str], ms: &str) {
+    let set: Vec<String> = columns
+        .iter()
+        .map(|column| format!("{column} = {column} - CAST(? AS INTEGER)"))
+        .collect();
+    let sql = format!("UPDATE operations SET {} WHERE id = ?", set.join(", "));
+    let id = row_id(op);
+    let mut params = vec![ms; columns.len()];
+    params.push(&id);
+    let changed = server.db_execute(&sql, &params).await;
     assert_eq!(changed, 1, "no row for {op}");
 }
 
@@ -625,11 +512,13 @@ async fn assert_expired(
     round: u8,
     message: &[u8],
 ) {
-    let op = mpc_operation(operation);
+    let op = mpc_operation_of(operation);
     let response = device.exchange(&op, round, message).await;
     response.assert_error(ErrorCode::Aborted, None);
     assert!(response.error().message.contains("expired"), "{response:?}");
-    let error = failed_with(device, operation, ErrorCode::Aborted).await;
+    let error = device
+        .assert_failed(&operation.name, ErrorCode::Aborted)
+        .await;
     assert!(error.message.contains("expired"), "{error:?}");
     assert_eq!(stored_state(server, &op).await, "FAILED|NULL");
     let open = device.list_mpc_operations(&op.device_group_name()).await;
@@ -647,25 +536,23 @@ async fn a_signing_idle_for_ten_minutes_expires() {
     let pairing = &wallet.pairing;
 
     // Idle for 9 minutes: still within the limit, it goes on.
-    let mut slow = start_signing(&device, pairing, &key, &sha256(b"slow")).await;
+    let (slow, round3) = start_signing(&device, pairing, &key, &sha256(b"slow")).await;
     age_update(&server, &slow.op, "540000").await;
-    let round3 = slow.round3(pairing);
     assert!(device.exchange_ok(&slow.op, 3, &round3).await.done);
 
     // Idle for 11 minutes: the next round is refused, the operation failed, its session deleted.
-    let mut idle = start_signing(&device, pairing, &key, &sha256(b"idle")).await;
+    let (idle, round3) = start_signing(&device, pairing, &key, &sha256(b"idle")).await;
     let running = stored_state(&server, &idle.op).await;
     assert!(
         running.starts_with("RUNNING|X'"),
         "a sealed session: {running}"
     );
     age_update(&server, &idle.op, ELEVEN_MINUTES_MS).await;
-    let round3 = idle.round3(pairing);
     assert_expired(&server, &device, &idle.operation, 3, &round3).await;
 
     // An expired signing is no cheat: the pairing still signs.
     assert_eq!(
-        pairing_states(&server, &wallet.device_group.to_string()).await,
+        pairing_states(&server, &wallet.device_group).await,
         ["CONFIRMED"]
     );
     device.sign(pairing, &key, &sha256(b"after")).await;
@@ -675,40 +562,34 @@ async fn a_signing_idle_for_ten_minutes_expires() {
 async fn an_unconfirmed_key_generation_expires_and_the_servers_half_is_deleted() {
     let server = TestServer::start();
     let device = server.device().await;
-    let operation = device.create_wallet_operation(&default_pool(), None).await;
+    let mut keygen = device.begin_keygen().await;
     let OperationMetadata::CreateMpcWallet {
-        mpc_operation: op,
         device_group,
         mpc_wallet,
-    } = &operation.metadata
+        ..
+    } = keygen.operation.metadata.clone()
     else {
-        panic!("{operation:?}")
+        panic!("{:?}", keygen.operation)
     };
-    let group = device_group.to_string();
 
     // Rounds 1 and 3: the server has its half, pending the device's confirmation.
-    let pending = device.find_mpc_operation(op).await;
-    let (mut keygen, round1) = device.start_keygen(&pending);
-    let round2 = reply(&device.exchange_ok(op, 1, &round1).await, 2);
-    let round3 = keygen.handle(&round2).unwrap().reply.unwrap();
-    let round4 = reply(&device.exchange_ok(op, 3, &round3).await, 4);
-    let pairing = keygen.handle(&round4).unwrap().output.unwrap();
-    assert_eq!(pairing_states(&server, &group).await, ["PENDING"]);
+    let round3 = keygen.send_round1(&device).await;
+    let round4 = device.exchange_ok(&keygen.op, 3, &round3).await;
+    let pairing = keygen.pairing(&round4);
+    assert_eq!(pairing_states(&server, &device_group).await, ["PENDING"]);
 
     // Eleven minutes without the confirmation: it is refused, and the server's half deleted.
-    age_update(&server, op, ELEVEN_MINUTES_MS).await;
+    age_update(&server, &keygen.op, ELEVEN_MINUTES_MS).await;
     let confirmation = pairing.public().confirmation();
-    assert_expired(&server, &device, &operation, 5, &confirmation).await;
+    assert_expired(&server, &device, &keygen.operation, 5, &confirmation).await;
     assert!(
-        pairing_states(&server, &group).await.is_empty(),
+        pairing_states(&server, &device_group).await.is_empty(),
         "the unconfirmed pairing must be deleted"
     );
 
     // The wallet never became usable.
     device
-        .client
-        .post(format!("/v1/{mpc_wallet}:generateAddress"))
-        .json(&serde_json::json!({}))
+        .generate_address_call(&mpc_wallet, None)
         .send()
         .await
         .assert_error(ErrorCode::FailedPrecondition, None);
@@ -723,30 +604,24 @@ async fn an_operation_not_started_within_an_hour_expires() {
     let sixty_one_minutes = "3660000";
 
     // A key generation created 61 minutes ago and never started.
-    let keygen = device.create_wallet_operation(&default_pool(), None).await;
-    let keygen_op = mpc_operation(&keygen);
-    let (_, round1) = device.start_keygen(&device.find_mpc_operation(&keygen_op).await);
-    age_creation(&server, &keygen_op, sixty_one_minutes).await;
-    assert_expired(&server, &device, &keygen, 1, &round1).await;
+    let keygen = device.begin_keygen().await;
+    age_creation(&server, &keygen.op, sixty_one_minutes).await;
+    assert_expired(&server, &device, &keygen.operation, 1, &keygen.round1).await;
 
     // A signing created 61 minutes ago and never started.
-    let digest = sha256(b"late");
-    let late = device.create_signature_operation(&key, &digest, None).await;
-    let late_op = mpc_operation(&late);
-    let entry = device.find_mpc_operation(&late_op).await;
-    let (_, round1, _) = device.start_signing(&entry, pairing, &key, &digest);
-    age_creation(&server, &late_op, sixty_one_minutes).await;
-    assert_expired(&server, &device, &late, 1, &round1).await;
+    let late = device.begin_signing(pairing, &key, &sha256(b"late")).await;
+    age_creation(&server, &late.op, sixty_one_minutes).await;
+    assert_expired(&server, &device, &late.operation, 1, &late.round1).await;
 
     // Not started for 11 minutes: the idle limit is for sessions, so it still runs.
     let digest = sha256(b"waited");
     let waited = device.create_signature_operation(&key, &digest, None).await;
-    age_creation(&server, &mpc_operation(&waited), ELEVEN_MINUTES_MS).await;
+    age_creation(&server, &mpc_operation_of(&waited), ELEVEN_MINUTES_MS).await;
     device.complete_signature(pairing, &waited, &digest).await;
 
     // Expiry retired nothing.
     assert_eq!(
-        pairing_states(&server, &wallet.device_group.to_string()).await,
+        pairing_states(&server, &wallet.device_group).await,
         ["CONFIRMED"]
     );
 }
@@ -763,9 +638,7 @@ async fn concurrent_generate_address_calls_get_consecutive_paths() {
             let (device, wallet) = (device.clone(), wallet.clone());
             tokio::spawn(async move {
                 device
-                    .client
-                    .post(format!("/v1/{}:generateAddress", wallet.wallet.name))
-                    .json(&serde_json::json!({}))
+                    .generate_address_call(&wallet.wallet.name, None)
                     .send()
                     .await
             })

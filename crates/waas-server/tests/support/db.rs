@@ -13,12 +13,7 @@ const SKIPPED: &[&str] = &["request_tokens"];
 /// order. Read through a separate connection while the server runs (the database is in WAL mode,
 /// so this reader sees the last committed state and blocks no one).
 pub async fn db_dump(path: &Path) -> String {
-    let mut connection = SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap_or_else(|error| panic!("cannot open {}: {error}", path.display()));
+    let mut connection = reader(path).await;
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master \
          WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
@@ -55,6 +50,17 @@ pub async fn db_dump(path: &Path) -> String {
     dump
 }
 
+/// A read-only connection of its own to the server's database, opened while the server runs
+/// (WAL mode: it sees the last committed state and blocks no one).
+async fn reader(path: &Path) -> sqlx::SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap_or_else(|error| panic!("cannot open {}: {error}", path.display()))
+}
+
 /// A read-write connection of its own to the server's database, opened while the server runs
 /// (WAL mode: it waits for the server's writers, up to the busy timeout, and they wait for it).
 async fn writer(path: &Path) -> sqlx::SqliteConnection {
@@ -86,12 +92,7 @@ pub async fn db_execute(path: &Path, sql: &str, params: &[&str]) -> u64 {
 /// The first column of every row of a query (with text parameters), as text: select
 /// `quote(column)` to see NULLs and blobs too. Read through a read-only connection.
 pub async fn db_query(path: &Path, sql: &str, params: &[&str]) -> Vec<String> {
-    let mut connection = SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap_or_else(|error| panic!("cannot open {}: {error}", path.display()));
+    let mut connection = reader(path).await;
     let mut query = sqlx::query_scalar(AssertSqlSafe(sql.to_owned()));
     for param in params {
         query = query.bind(*param);

@@ -21,6 +21,7 @@ use waas_api::{
 use waas_mpc::{Keygen, Pairing, SessionId, Signing, SigningRequest};
 
 use super::client::{Auth, Call, Client, Raw, Signer, b64};
+use super::default_pool;
 use super::eth::{hex0x, hex32};
 use super::server::DevApiKey;
 
@@ -128,6 +129,22 @@ fn v1(name: impl std::fmt::Display) -> String {
     format!("/v1/{name}")
 }
 
+/// CreateMPCWallet in `pool` for `device`, by whoever `client` signs as (the device itself or an
+/// API key), built but not sent.
+fn create_wallet_call<'a>(
+    client: &'a Client,
+    pool: &PoolName,
+    device: &DeviceName,
+    request_id: Option<&str>,
+) -> Call<'a> {
+    client
+        .post(format!("{}/mpcWallets", v1(pool)))
+        .json(&CreateMpcWalletRequest {
+            device: device.clone(),
+            request_id: request_id.map(str::to_owned),
+        })
+}
+
 /// A registered device.
 pub struct TestDevice {
     /// `devices/{id}`.
@@ -178,20 +195,19 @@ impl TestDevice {
         self.client.get(v1(pool)).ok().await
     }
 
+    /// CreateMPCWallet for this device (self-service), built but not sent, for tests that expect
+    /// a refusal.
+    pub fn create_wallet_call(&self, pool: &PoolName, request_id: Option<&str>) -> Call<'_> {
+        create_wallet_call(&self.client, pool, &self.name, request_id)
+    }
+
     /// CreateMPCWallet for this device (self-service): the operation, not done yet.
     pub async fn create_wallet_operation(
         &self,
         pool: &PoolName,
         request_id: Option<&str>,
     ) -> Operation {
-        self.client
-            .post(format!("{}/mpcWallets", v1(pool)))
-            .json(&CreateMpcWalletRequest {
-                device: self.name.clone(),
-                request_id: request_id.map(str::to_owned),
-            })
-            .ok()
-            .await
+        self.create_wallet_call(pool, request_id).ok().await
     }
 
     /// GetOperation.
@@ -204,16 +220,21 @@ impl TestDevice {
         self.client.get(v1(wallet)).ok().await
     }
 
-    /// GenerateAddress (`network` None: the body names none, the server's default applies).
-    pub async fn generate_address(&self, wallet: &MpcWalletName, network: Option<&str>) -> Address {
+    /// GenerateAddress, built but not sent (`network` None: the body names none, the server's
+    /// default applies), for tests that expect a refusal.
+    pub fn generate_address_call(&self, wallet: &MpcWalletName, network: Option<&str>) -> Call<'_> {
         let call = self.client.post(format!("{}:generateAddress", v1(wallet)));
-        let call = match network {
+        match network {
             Some(network) => call.json(&GenerateAddressRequest {
                 network: network.to_owned(),
             }),
             None => call.json(&serde_json::json!({})),
-        };
-        call.ok().await
+        }
+    }
+
+    /// GenerateAddress (`network` None: the server's default).
+    pub async fn generate_address(&self, wallet: &MpcWalletName, network: Option<&str>) -> Address {
+        self.generate_address_call(wallet, network).ok().await
     }
 
     /// ListAddresses.
@@ -259,20 +280,38 @@ impl TestDevice {
             .unwrap_or_else(|| panic!("{name} is not among the pending operations {names:?}"))
     }
 
-    /// CreateMPCKey.
-    pub async fn create_mpc_key(&self, group: &DeviceGroupName, path: &str) -> MpcKey {
+    /// CreateMPCKey, built but not sent, for tests that expect a refusal.
+    pub fn create_mpc_key_call(&self, group: &DeviceGroupName, path: &str) -> Call<'_> {
         self.client
             .post(format!("{}/mpcKeys", v1(group)))
             .json(&CreateMpcKeyRequest {
                 derivation_path: path.to_owned(),
             })
-            .ok()
-            .await
+    }
+
+    /// CreateMPCKey.
+    pub async fn create_mpc_key(&self, group: &DeviceGroupName, path: &str) -> MpcKey {
+        self.create_mpc_key_call(group, path).ok().await
     }
 
     /// GetMPCKey.
     pub async fn get_mpc_key(&self, key: &MpcKeyName) -> MpcKey {
         self.client.get(v1(key)).ok().await
+    }
+
+    /// CreateSignature, built but not sent, for tests that expect a refusal.
+    pub fn create_signature_call(
+        &self,
+        key: &MpcKeyName,
+        digest: &[u8; 32],
+        request_id: Option<&str>,
+    ) -> Call<'_> {
+        self.client
+            .post(format!("{}/signatures", v1(key)))
+            .json(&CreateSignatureRequest {
+                payload: hex0x(digest),
+                request_id: request_id.map(str::to_owned),
+            })
     }
 
     /// CreateSignature: the operation, not done yet.
@@ -282,12 +321,7 @@ impl TestDevice {
         digest: &[u8; 32],
         request_id: Option<&str>,
     ) -> Operation {
-        self.client
-            .post(format!("{}/signatures", v1(key)))
-            .json(&CreateSignatureRequest {
-                payload: hex0x(digest),
-                request_id: request_id.map(str::to_owned),
-            })
+        self.create_signature_call(key, digest, request_id)
             .ok()
             .await
     }
@@ -344,31 +378,6 @@ impl TestDevice {
         Keygen::start_device(self.keygen_context(&operation.name)).unwrap()
     }
 
-    /// Runs the device's side of key generation `operation` to the end: rounds 1 and 3, then the
-    /// confirmation (round 5, the pairing id). Returns the device's pairing.
-    pub async fn run_keygen(&self, operation: &MpcOperationName) -> Pairing {
-        let pending = self.find_mpc_operation(operation).await;
-        let (mut keygen, round1) = self.start_keygen(&pending);
-        let round2 = reply(&self.exchange_ok(operation, 1, &round1).await, 2);
-        let round3 = keygen.handle(&round2).unwrap().reply.unwrap();
-        let response = self.exchange_ok(operation, 3, &round3).await;
-        assert!(!response.done, "done before the confirmation: {response:?}");
-        let step = keygen.handle(&reply(&response, 4)).unwrap();
-        assert!(
-            step.reply.is_none(),
-            "the device sends nothing after round 4"
-        );
-        let pairing = step.output.unwrap();
-        let confirmed = self
-            .exchange_ok(operation, 5, &pairing.public().confirmation())
-            .await;
-        assert!(
-            confirmed.done,
-            "the confirmation must finish: {confirmed:?}"
-        );
-        pairing
-    }
-
     /// After key generation: GetOperation must be done with the wallet of its metadata.
     pub async fn finished_wallet(&self, operation: &Operation, pairing: Pairing) -> Wallet {
         let OperationMetadata::CreateMpcWallet {
@@ -394,13 +403,27 @@ impl TestDevice {
         }
     }
 
-    /// Runs key generation for an operation someone created for this device (itself or an API key).
+    /// Runs key generation for an operation someone created for this device (itself or an API
+    /// key) to the end: rounds 1 and 3, then the confirmation (round 5, the pairing id).
     pub async fn complete_wallet(&self, operation: &Operation) -> Wallet {
-        let OperationMetadata::CreateMpcWallet { mpc_operation, .. } = &operation.metadata else {
-            panic!("not a CreateMPCWallet operation: {operation:?}")
-        };
         assert!(!operation.done, "{operation:?}");
-        let pairing = self.run_keygen(mpc_operation).await;
+        let mut started = self.begin_keygen_of(operation).await;
+        let round3 = started.send_round1(self).await;
+        let response = self.exchange_ok(&started.op, 3, &round3).await;
+        assert!(!response.done, "done before the confirmation: {response:?}");
+        let step = started.keygen.handle(&reply(&response, 4)).unwrap();
+        assert!(
+            step.reply.is_none(),
+            "the device sends nothing after round 4"
+        );
+        let pairing = step.output.unwrap();
+        let confirmed = self
+            .exchange_ok(&started.op, 5, &pairing.public().confirmation())
+            .await;
+        assert!(
+            confirmed.done,
+            "the confirmation must finish: {confirmed:?}"
+        );
         self.finished_wallet(operation, pairing).await
     }
 
@@ -408,6 +431,19 @@ impl TestDevice {
     pub async fn create_wallet(&self, pool: &PoolName) -> Wallet {
         let operation = self.create_wallet_operation(pool, None).await;
         self.complete_wallet(&operation).await
+    }
+
+    /// A wallet in the default pool and its first address (0/0): where most signing tests start.
+    pub async fn create_wallet_and_address(&self) -> (Wallet, Address) {
+        let wallet = self.create_wallet(&default_pool()).await;
+        let address = self.generate_address(&wallet.wallet.name, None).await;
+        (wallet, address)
+    }
+
+    /// Asserts that ListMPCOperations of `group` is empty: no work is left for the device.
+    pub async fn assert_nothing_pending(&self, group: &DeviceGroupName, why: &str) {
+        let open = self.list_mpc_operations(group).await;
+        assert!(open.is_empty(), "{why}; still pending: {open:?}");
     }
 
     /// Checks that `operation` asks this device to sign exactly `digest` with `key` under its
@@ -490,28 +526,14 @@ impl TestDevice {
         operation: &Operation,
         digest: &[u8; 32],
     ) -> Signed {
-        let OperationMetadata::CreateSignature {
-            mpc_key,
-            mpc_operation,
-        } = &operation.metadata
-        else {
-            panic!("not a CreateSignature operation: {operation:?}")
-        };
-        let pending = self.find_mpc_operation(mpc_operation).await;
-        let (mut session, round1, path) = self.start_signing(&pending, pairing, mpc_key, digest);
-        let round2 = reply(&self.exchange_ok(mpc_operation, 1, &round1).await, 2);
-        let round3 = session.handle(pairing, &round2).unwrap().reply.unwrap();
-        let response = self.exchange_ok(mpc_operation, 3, &round3).await;
+        let mut started = self.begin_signing_of(pairing, operation, digest).await;
+        let round3 = started.send_round1(self, pairing).await;
+        let response = self.exchange_ok(&started.op, 3, &round3).await;
         assert!(
             response.done,
             "the server finishes at round 3: {response:?}"
         );
-        let device = session
-            .handle(pairing, &reply(&response, 4))
-            .unwrap()
-            .output
-            .unwrap();
-        self.finished_signature(&operation.name, device, path).await
+        started.finish(self, pairing, &response).await
     }
 
     /// CreateSignature of `digest` with `key` and signing to the end.
@@ -557,6 +579,16 @@ impl ApiKeyClient {
         self.client.get(v1(pool)).ok().await
     }
 
+    /// CreateMPCWallet for `device`, built but not sent, for tests that expect a refusal.
+    pub fn create_wallet_call(
+        &self,
+        pool: &PoolName,
+        device: &DeviceName,
+        request_id: Option<&str>,
+    ) -> Call<'_> {
+        create_wallet_call(&self.client, pool, device, request_id)
+    }
+
     /// CreateMPCWallet for `device`.
     pub async fn create_wallet_operation(
         &self,
@@ -564,14 +596,7 @@ impl ApiKeyClient {
         device: &DeviceName,
         request_id: Option<&str>,
     ) -> Operation {
-        self.client
-            .post(format!("{}/mpcWallets", v1(pool)))
-            .json(&CreateMpcWalletRequest {
-                device: device.clone(),
-                request_id: request_id.map(str::to_owned),
-            })
-            .ok()
-            .await
+        self.create_wallet_call(pool, device, request_id).ok().await
     }
 
     /// GetOperation.

@@ -2,7 +2,8 @@
 //! itself ([`TestServer`]), signed HTTP calls ([`Client`]), a device that registers, generates keys
 //! and signs ([`TestDevice`]), the dev API key ([`ApiKeyClient`]), Ethereum address checks
 //! ([`eth`]), a text dump of the database ([`db_dump`]), and direct reads and writes of it
-//! ([`db_query`], [`db_execute`]) for states the API cannot reach yet.
+//! ([`db_query`], [`db_execute`]) for states the API cannot reach yet; key generations and
+//! signings taken round by round ([`StartedKeygen`], [`StartedSigning`]).
 //!
 //! Shared by every test target and by `benches/loopback.rs`; each uses part of it.
 #![allow(dead_code, unreachable_pub, unused_imports)]
@@ -12,11 +13,13 @@ mod db;
 mod device;
 pub mod eth;
 mod server;
+mod started;
 
 pub use client::{Auth, Call, Client, Raw, Signer, b64, mint, random_hex, sha256};
 pub use db::{db_dump, db_execute, db_query};
 pub use device::{ApiKeyClient, DeviceKeys, Signed, TestDevice, Wallet, reply};
 pub use server::TestServer;
+pub use started::{StartedKeygen, StartedSigning, flip, mpc_operation_of};
 
 /// The audience the server checks in every token (its `--audience`, default `waas-server`).
 pub const AUDIENCE: &str = "waas-server";

@@ -8,8 +8,9 @@ use std::sync::{Arc, RwLock, mpsc};
 use std::time::Duration;
 
 use serde::Deserialize;
+use waas_api::ErrorCode;
 
-use super::{AUDIENCE, ApiKeyClient, Client, TestDevice, db_dump};
+use super::{AUDIENCE, ApiKeyClient, Call, Client, Raw, TestDevice, db_dump};
 
 /// How long the server may take to print its first line (it creates and migrates the database).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -173,6 +174,20 @@ impl TestServer {
     /// [`db_dump`] of this server's database.
     pub async fn db_dump(&self) -> String {
         db_dump(&self.database()).await
+    }
+
+    /// Sends `call` between two [`db_dump`]s: it must be refused as `code`, and change nothing.
+    /// Returns the answer for closer checks.
+    pub async fn assert_refused_unchanged(&self, call: Call<'_>, code: ErrorCode) -> Raw {
+        let before = self.db_dump().await;
+        let response = call.send().await;
+        response.assert_error(code, None);
+        assert_eq!(
+            before,
+            self.db_dump().await,
+            "the refused request changed the database:\n{response:?}"
+        );
+        response
     }
 
     /// [`db_execute`](super::db_execute) on this server's database, while it runs.
