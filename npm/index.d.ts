@@ -8,12 +8,28 @@ export * from './waas_sdk.js';
  * may branch on them. New codes can appear in minor versions.
  */
 export type WaasErrorCode =
+  /** `bootstrapDevice` was called on a profile that has a device (another tab may have made it). */
+  | 'ALREADY_BOOTSTRAPPED'
+  /** WebCrypto or the random source failed. */
+  | 'CRYPTO'
   /** `initAsync()` could not fetch or instantiate the wasm module. */
   | 'INIT_FAILED'
+  /** An argument is not acceptable, e.g. a passcode that breaks the policy. */
+  | 'INVALID_ARGUMENT'
   /** A string is not a valid resource name (`pools/p/deviceGroups/g`, ...). */
   | 'INVALID_NAME'
+  /** This profile has no device yet: call `bootstrapDevice` first. */
+  | 'NOT_BOOTSTRAPPED'
   /** The SDK was called before `initAsync()` resolved. */
-  | 'NOT_INITIALIZED';
+  | 'NOT_INITIALIZED'
+  /** IndexedDB failed (quota, private browsing, a blocked upgrade). */
+  | 'STORAGE'
+  /** A stored record fails its integrity check: altered, or copied from another profile. */
+  | 'STORAGE_CORRUPT'
+  /** The environment lacks IndexedDB or WebCrypto. */
+  | 'UNSUPPORTED'
+  /** The passcode does not open this device's keys. */
+  | 'WRONG_PASSCODE';
 
 /** The one error class the SDK throws. Branch on `code`; `message` is for people. */
 export declare class WaasError extends Error {

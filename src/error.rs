@@ -12,18 +12,60 @@ pub enum SdkError {
     /// A string that should be a resource name is not one.
     #[error("invalid resource name: {0}")]
     InvalidName(#[from] waas_api::NameError),
+    /// An argument is not acceptable (e.g. a passcode that breaks the policy).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The passcode does not open the key store.
+    #[error("wrong passcode")]
+    WrongPasscode,
+    /// This browser profile has no device yet: call `bootstrapDevice` first.
+    #[error("this browser profile has no device yet: call bootstrapDevice first")]
+    NotBootstrapped,
+    /// This browser profile has a device already.
+    #[error("this browser profile has a device already")]
+    AlreadyBootstrapped,
+    /// IndexedDB failed (quota, private mode, a blocked upgrade).
+    #[error("browser storage failed: {0}")]
+    Storage(String),
+    /// A stored record fails its integrity check: altered, or copied from another profile.
+    #[error("stored keys are damaged: {0}")]
+    Corrupt(String),
+    /// WebCrypto or the random source failed.
+    #[error("cryptography failed: {0}")]
+    Crypto(String),
+    /// The environment lacks an API the SDK needs (IndexedDB, WebCrypto).
+    #[error("unsupported environment: {0}")]
+    Unsupported(String),
 }
 
 impl SdkError {
     /// Every code the Rust side can produce. The JS side adds `NOT_INITIALIZED` and `INIT_FAILED`
     /// (npm/loader.js); `npm/index.d.ts` lists all of them, and a test keeps the two in step.
-    pub const CODES: &[&str] = &["INVALID_NAME"];
+    pub const CODES: &[&str] = &[
+        "INVALID_NAME",
+        "INVALID_ARGUMENT",
+        "WRONG_PASSCODE",
+        "NOT_BOOTSTRAPPED",
+        "ALREADY_BOOTSTRAPPED",
+        "STORAGE",
+        "STORAGE_CORRUPT",
+        "CRYPTO",
+        "UNSUPPORTED",
+    ];
 
     /// The stable code, the `code` property of the thrown `WaasError`. Codes are never reused or
     /// renamed; `pkg/index.d.ts` lists them as a union type.
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidName(_) => "INVALID_NAME",
+            Self::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Self::WrongPasscode => "WRONG_PASSCODE",
+            Self::NotBootstrapped => "NOT_BOOTSTRAPPED",
+            Self::AlreadyBootstrapped => "ALREADY_BOOTSTRAPPED",
+            Self::Storage(_) => "STORAGE",
+            Self::Corrupt(_) => "STORAGE_CORRUPT",
+            Self::Crypto(_) => "CRYPTO",
+            Self::Unsupported(_) => "UNSUPPORTED",
         }
     }
 }

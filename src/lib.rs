@@ -5,11 +5,15 @@
 //! Every exported function returns `Result<_, SdkError>`, which reaches JS as a thrown `WaasError`
 //! with a stable `code`; nothing here panics across the wasm boundary.
 
+mod browser;
+mod device;
 mod error;
+mod keystore;
 mod names;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 
+pub use device::{WaasDevice, bootstrap_device, get_registration_data, reset_passcode};
 pub use error::SdkError;
 pub use names::ResourceName;
 

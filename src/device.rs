@@ -1,0 +1,169 @@
+//! The device, for JS: bootstrap with a passcode, reset it, read the registration data.
+//! `WaasDevice` works on a named key store (several devices in one origin, tests); the
+//! top-level functions use the origin's default one.
+
+use js_sys::Reflect;
+use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use crate::SdkError;
+use crate::browser::call_async;
+use crate::keystore::{DEFAULT_STORE, KeyStore, PasscodePolicy};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** Options of `bootstrapDevice`, `resetPasscode` and `WaasDevice`. */
+export interface DeviceOptions {
+  /** The fewest characters a passcode may have. Default 6. */
+  minPasscodeLength?: number;
+  /** Whether a passcode is digits only, like a phone PIN. Default true. */
+  digitsOnly?: boolean;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `DeviceOptions`, as JS passes it.
+    #[wasm_bindgen(typescript_type = "DeviceOptions")]
+    pub type DeviceOptions;
+}
+
+fn policy(options: Option<DeviceOptions>) -> Result<PasscodePolicy, SdkError> {
+    let mut policy = PasscodePolicy::default();
+    let Some(options) = options else {
+        return Ok(policy);
+    };
+    let options = JsValue::from(options);
+    if options.is_undefined() || options.is_null() {
+        return Ok(policy);
+    }
+    let get = |key: &str| Reflect::get(&options, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let min = get("minPasscodeLength");
+    if !min.is_undefined() {
+        policy.min_length = min
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && (4.0..=256.0).contains(n))
+            .map(|n| n as usize)
+            .ok_or_else(|| {
+                SdkError::InvalidArgument(
+                    "minPasscodeLength must be a whole number from 4 to 256".into(),
+                )
+            })?;
+    }
+    let digits = get("digitsOnly");
+    if !digits.is_undefined() {
+        policy.digits_only = digits
+            .as_bool()
+            .ok_or_else(|| SdkError::InvalidArgument("digitsOnly must be a boolean".into()))?;
+    }
+    Ok(policy)
+}
+
+/// Asks the browser to keep this origin's storage (best effort: browsers may still decide).
+async fn request_persistence() {
+    let navigator =
+        Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
+    let storage = Reflect::get(&navigator, &"storage".into()).unwrap_or(JsValue::UNDEFINED);
+    if storage.is_object() {
+        let _ = call_async(&storage, "persist", &[]).await;
+    }
+}
+
+/// This browser profile as a device: its key store and passcode policy.
+#[wasm_bindgen]
+pub struct WaasDevice {
+    store: KeyStore,
+    policy: PasscodePolicy,
+}
+
+#[wasm_bindgen]
+impl WaasDevice {
+    /// Opens the device of the key store `storeName` (default: the origin's `waas-sdk`).
+    pub async fn open(
+        #[wasm_bindgen(js_name = storeName)] store_name: Option<String>,
+        options: Option<DeviceOptions>,
+    ) -> Result<WaasDevice, SdkError> {
+        let policy = policy(options)?;
+        let store = KeyStore::open(store_name.as_deref().unwrap_or(DEFAULT_STORE)).await?;
+        Ok(Self { store, policy })
+    }
+
+    /// Whether this profile has a device.
+    #[wasm_bindgen(js_name = isBootstrapped)]
+    pub async fn is_bootstrapped(&self) -> Result<bool, SdkError> {
+        self.store.is_bootstrapped().await
+    }
+
+    /// Creates the device's keys, locked by `passcode`. Resolves `true` when it created them and
+    /// `false` when the profile had a device already (then nothing changes: a no-op).
+    pub async fn bootstrap(&self, passcode: String) -> Result<bool, SdkError> {
+        match self.store.bootstrap(&passcode, self.policy).await {
+            Ok(()) => {
+                request_persistence().await;
+                Ok(true)
+            }
+            Err(SdkError::AlreadyBootstrapped) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Changes the passcode; rejects with `WRONG_PASSCODE` (and changes nothing) if `oldPasscode`
+    /// is wrong.
+    #[wasm_bindgen(js_name = resetPasscode)]
+    pub async fn reset_passcode(
+        &self,
+        #[wasm_bindgen(js_name = oldPasscode)] old_passcode: String,
+        #[wasm_bindgen(js_name = newPasscode)] new_passcode: String,
+    ) -> Result<(), SdkError> {
+        self.store
+            .reset_passcode(&old_passcode, &new_passcode, self.policy)
+            .await
+    }
+
+    /// Checks a passcode without doing anything else (e.g. before a long operation).
+    #[wasm_bindgen(js_name = checkPasscode)]
+    pub async fn check_passcode(&self, passcode: String) -> Result<(), SdkError> {
+        self.store.unlock(&passcode).await.map(drop)
+    }
+
+    /// The registration data RegisterDevice takes: the device's public keys and its proofs of
+    /// possession, base64url.
+    #[wasm_bindgen(js_name = registrationData)]
+    pub async fn registration_data(&self) -> Result<String, SdkError> {
+        Ok(self.store.public().await?.registration_data)
+    }
+}
+
+/// Creates this profile's device (keys locked by `passcode`); `false` if it exists already.
+#[wasm_bindgen(js_name = bootstrapDevice)]
+pub async fn bootstrap_device(
+    passcode: String,
+    options: Option<DeviceOptions>,
+) -> Result<bool, SdkError> {
+    WaasDevice::open(None, options)
+        .await?
+        .bootstrap(passcode)
+        .await
+}
+
+/// Changes this profile's passcode.
+#[wasm_bindgen(js_name = resetPasscode)]
+pub async fn reset_passcode(
+    #[wasm_bindgen(js_name = oldPasscode)] old_passcode: String,
+    #[wasm_bindgen(js_name = newPasscode)] new_passcode: String,
+    options: Option<DeviceOptions>,
+) -> Result<(), SdkError> {
+    WaasDevice::open(None, options)
+        .await?
+        .reset_passcode(old_passcode, new_passcode)
+        .await
+}
+
+/// This profile's registration data (see [`WaasDevice::registration_data`]).
+#[wasm_bindgen(js_name = getRegistrationData)]
+pub async fn get_registration_data() -> Result<String, SdkError> {
+    WaasDevice::open(None, None)
+        .await?
+        .registration_data()
+        .await
+}

@@ -1,0 +1,430 @@
+//! The device's key store (design §3), in one IndexedDB database per origin:
+//!
+//! - `keys/wrapping`: a non-extractable WebCrypto AES-256-GCM key, bound to this profile;
+//! - `keys/auth`: the non-extractable WebCrypto P-256 key that signs API requests;
+//! - `meta/device`: public facts (both public keys, the registration data) and the data key
+//!   (DEK), wrapped twice: by an Argon2id key from the passcode, then by `keys/wrapping`, so an
+//!   unlock needs this profile's key *and* the passcode;
+//! - `records/{id}`: secrets (the archive key, pairings), each AES-256-GCM under the DEK with its
+//!   id in the AAD, so a record moved to another id does not open.
+//!
+//! The DEK and every secret exist only in wasm memory, zeroized on drop.
+
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use argon2::{Algorithm, Argon2, Params, Version};
+use js_sys::{Object, Reflect, Uint8Array};
+use k256::ecdsa::signature::Signer;
+use waas_api::RegistrationData;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::CryptoKey;
+use zeroize::Zeroizing;
+
+use crate::SdkError;
+use crate::browser::idb::Database;
+use crate::browser::subtle;
+
+/// The database every SDK call uses unless told otherwise.
+pub(crate) const DEFAULT_STORE: &str = "waas-sdk";
+const FORMAT_VERSION: u32 = 1;
+const DEK_AAD_PASSCODE: &[u8] = b"waas-sdk dek/passcode v1";
+const DEK_AAD_PROFILE: &[u8] = b"waas-sdk dek/profile v1";
+const RECORD_AAD: &[u8] = b"waas-sdk record v1\0";
+/// The record holding the archive key's secret.
+const ARCHIVE_KEY: &str = "archive-key";
+
+/// Argon2id parameters for the passcode key. OWASP's minimum for Argon2id (19 MiB, 2 passes);
+/// stored with the wrapped key, so stronger settings later still open old stores.
+const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+const ARGON2_ITERATIONS: u32 = 2;
+const ARGON2_PARALLELISM: u32 = 1;
+/// The most memory a stored parameter set may ask for: a tampered store must not hang the page.
+const ARGON2_MAX_MEMORY_KIB: u32 = 256 * 1024;
+
+/// What a passcode must look like.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PasscodePolicy {
+    /// The fewest characters.
+    pub(crate) min_length: usize,
+    /// Digits only, like a phone's PIN.
+    pub(crate) digits_only: bool,
+}
+
+impl Default for PasscodePolicy {
+    fn default() -> Self {
+        Self {
+            min_length: 6,
+            digits_only: true,
+        }
+    }
+}
+
+impl PasscodePolicy {
+    fn check(&self, passcode: &str) -> Result<(), SdkError> {
+        if passcode.chars().count() < self.min_length {
+            return Err(SdkError::InvalidArgument(format!(
+                "the passcode needs at least {} characters",
+                self.min_length
+            )));
+        }
+        if self.digits_only && !passcode.chars().all(|c| c.is_ascii_digit()) {
+            return Err(SdkError::InvalidArgument(
+                "the passcode may only contain digits".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The key store of one origin (or of a named database, for several devices in one origin).
+pub(crate) struct KeyStore {
+    db: Database,
+}
+
+/// The public facts of this device, readable without unlocking.
+pub(crate) struct DevicePublic {
+    pub(crate) registration_data: String,
+}
+
+/// The store, unlocked: holds the DEK until dropped.
+pub(crate) struct Unlocked {
+    dek: Zeroizing<[u8; 32]>,
+}
+
+/// How the DEK is wrapped by the passcode (and then by the profile's key).
+struct PasscodeWrap {
+    salt: [u8; 16],
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+    inner_nonce: [u8; 12],
+    outer_nonce: [u8; 12],
+    wrapped: Vec<u8>,
+}
+
+fn random<const N: usize>() -> Result<[u8; N], SdkError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|error| SdkError::Crypto(error.to_string()))?;
+    Ok(bytes)
+}
+
+fn set(object: &Object, key: &str, value: &JsValue) -> Result<(), SdkError> {
+    Reflect::set(object, &key.into(), value)
+        .map(drop)
+        .map_err(|_| SdkError::Storage(format!("cannot set {key}")))
+}
+
+fn bytes_value(bytes: &[u8]) -> JsValue {
+    Uint8Array::from(bytes).into()
+}
+
+fn field(object: &JsValue, key: &str) -> Result<JsValue, SdkError> {
+    Reflect::get(object, &key.into())
+        .ok()
+        .filter(|value| !value.is_undefined())
+        .ok_or_else(|| SdkError::Corrupt(format!("the stored device has no {key}")))
+}
+
+fn bytes_field(object: &JsValue, key: &str) -> Result<Vec<u8>, SdkError> {
+    field(object, key)?
+        .dyn_into::<Uint8Array>()
+        .map(|array| array.to_vec())
+        .map_err(|_| SdkError::Corrupt(format!("the stored {key} is not bytes")))
+}
+
+fn array_field<const N: usize>(object: &JsValue, key: &str) -> Result<[u8; N], SdkError> {
+    bytes_field(object, key)?
+        .try_into()
+        .map_err(|_| SdkError::Corrupt(format!("the stored {key} has the wrong length")))
+}
+
+fn u32_field(object: &JsValue, key: &str) -> Result<u32, SdkError> {
+    field(object, key)?
+        .as_f64()
+        .filter(|value| value.fract() == 0.0 && *value >= 0.0 && *value <= f64::from(u32::MAX))
+        .map(|value| value as u32)
+        .ok_or_else(|| SdkError::Corrupt(format!("the stored {key} is not a count")))
+}
+
+/// AES-256-GCM in wasm (the DEK and the passcode key never leave wasm memory).
+fn seal(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SdkError> {
+    Aes256Gcm::new(key.into())
+        .encrypt(
+            &Nonce::from(*nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| SdkError::Crypto("encryption failed".into()))
+}
+
+fn open(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    Aes256Gcm::new(key.into())
+        .decrypt(
+            &Nonce::from(*nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .ok()
+        .map(Zeroizing::new)
+}
+
+impl PasscodeWrap {
+    fn passcode_key(
+        passcode: &str,
+        salt: &[u8; 16],
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+    ) -> Result<Zeroizing<[u8; 32]>, SdkError> {
+        if memory_kib > ARGON2_MAX_MEMORY_KIB || iterations > 100 || parallelism > 16 {
+            return Err(SdkError::Corrupt(
+                "the stored passcode parameters are out of range".into(),
+            ));
+        }
+        let params = Params::new(memory_kib, iterations, parallelism, Some(32))
+            .map_err(|error| SdkError::Corrupt(format!("passcode parameters: {error}")))?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(passcode.as_bytes(), salt, key.as_mut_slice())
+            .map_err(|error| SdkError::Crypto(format!("Argon2id: {error}")))?;
+        Ok(key)
+    }
+
+    /// Wraps `dek` under the passcode, then under the profile's key.
+    async fn new(passcode: &str, dek: &[u8; 32], profile: &CryptoKey) -> Result<Self, SdkError> {
+        let salt = random::<16>()?;
+        let key = Self::passcode_key(
+            passcode,
+            &salt,
+            ARGON2_MEMORY_KIB,
+            ARGON2_ITERATIONS,
+            ARGON2_PARALLELISM,
+        )?;
+        let inner_nonce = random::<12>()?;
+        let inner = Zeroizing::new(seal(&key, &inner_nonce, DEK_AAD_PASSCODE, dek)?);
+        let outer_nonce = random::<12>()?;
+        let wrapped = subtle::encrypt(profile, &outer_nonce, DEK_AAD_PROFILE, &inner).await?;
+        Ok(Self {
+            salt,
+            memory_kib: ARGON2_MEMORY_KIB,
+            iterations: ARGON2_ITERATIONS,
+            parallelism: ARGON2_PARALLELISM,
+            inner_nonce,
+            outer_nonce,
+            wrapped,
+        })
+    }
+
+    /// The DEK, if `passcode` is right. The profile's key is checked first: a store copied to
+    /// another profile, or altered, fails as corrupt before any passcode is tried.
+    async fn unwrap(
+        &self,
+        passcode: &str,
+        profile: &CryptoKey,
+    ) -> Result<Zeroizing<[u8; 32]>, SdkError> {
+        let inner =
+            subtle::decrypt(profile, &self.outer_nonce, DEK_AAD_PROFILE, &self.wrapped).await?;
+        let key = Self::passcode_key(
+            passcode,
+            &self.salt,
+            self.memory_kib,
+            self.iterations,
+            self.parallelism,
+        )?;
+        let dek = open(&key, &self.inner_nonce, DEK_AAD_PASSCODE, &inner)
+            .ok_or(SdkError::WrongPasscode)?;
+        let dek: [u8; 32] = dek
+            .as_slice()
+            .try_into()
+            .map_err(|_| SdkError::Corrupt("the data key has the wrong length".into()))?;
+        Ok(Zeroizing::new(dek))
+    }
+
+    fn to_js(&self) -> Result<JsValue, SdkError> {
+        let object = Object::new();
+        set(&object, "salt", &bytes_value(&self.salt))?;
+        set(&object, "memoryKib", &self.memory_kib.into())?;
+        set(&object, "iterations", &self.iterations.into())?;
+        set(&object, "parallelism", &self.parallelism.into())?;
+        set(&object, "innerNonce", &bytes_value(&self.inner_nonce))?;
+        set(&object, "outerNonce", &bytes_value(&self.outer_nonce))?;
+        set(&object, "wrapped", &bytes_value(&self.wrapped))?;
+        Ok(object.into())
+    }
+
+    fn from_js(value: &JsValue) -> Result<Self, SdkError> {
+        Ok(Self {
+            salt: array_field(value, "salt")?,
+            memory_kib: u32_field(value, "memoryKib")?,
+            iterations: u32_field(value, "iterations")?,
+            parallelism: u32_field(value, "parallelism")?,
+            inner_nonce: array_field(value, "innerNonce")?,
+            outer_nonce: array_field(value, "outerNonce")?,
+            wrapped: bytes_field(value, "wrapped")?,
+        })
+    }
+}
+
+impl KeyStore {
+    /// Opens the key store database `name`.
+    pub(crate) async fn open(name: &str) -> Result<Self, SdkError> {
+        Ok(Self {
+            db: Database::open(name).await?,
+        })
+    }
+
+    /// Whether this profile has a device.
+    pub(crate) async fn is_bootstrapped(&self) -> Result<bool, SdkError> {
+        Ok(self.db.get("meta", "device").await?.is_some())
+    }
+
+    /// Creates the device: the keys, the DEK under `passcode`, the archive key, the registration
+    /// data. All or nothing; `AlreadyBootstrapped` if the profile has a device (even one created
+    /// by another tab a moment ago).
+    pub(crate) async fn bootstrap(
+        &self,
+        passcode: &str,
+        policy: PasscodePolicy,
+    ) -> Result<(), SdkError> {
+        policy.check(passcode)?;
+        if self.is_bootstrapped().await? {
+            return Err(SdkError::AlreadyBootstrapped);
+        }
+        let profile = subtle::generate_wrapping_key().await?;
+        let (auth_key, auth_public_key) = subtle::generate_signing_key().await?;
+        let archive_secret = Zeroizing::new(random::<32>()?);
+        let archive = k256::ecdsa::SigningKey::from_slice(archive_secret.as_slice())
+            .map_err(|_| SdkError::Crypto("the archive key is not a valid scalar".into()))?;
+        let archive_public_key: [u8; 33] = archive
+            .verifying_key()
+            .to_sec1_point(true)
+            .as_bytes()
+            .try_into()
+            .map_err(|_| SdkError::Crypto("the archive public key is not compressed".into()))?;
+        let signed = RegistrationData::signed_bytes(&auth_public_key, &archive_public_key);
+        let auth_proof = subtle::sign_es256(&auth_key, &signed).await?;
+        let archive_proof: k256::ecdsa::Signature = archive.sign(&signed);
+        let registration_data = RegistrationData {
+            auth_public_key,
+            archive_public_key,
+            auth_proof,
+            archive_proof: archive_proof.to_bytes().into(),
+        }
+        .encode();
+
+        let dek = Zeroizing::new(random::<32>()?);
+        let wrap = PasscodeWrap::new(passcode, &dek, &profile).await?;
+        let unlocked = Unlocked { dek };
+        let archive_record = unlocked.seal_record(ARCHIVE_KEY, archive_secret.as_slice())?;
+
+        let device = Object::new();
+        set(&device, "version", &FORMAT_VERSION.into())?;
+        set(&device, "authPublicKey", &bytes_value(&auth_public_key))?;
+        set(
+            &device,
+            "archivePublicKey",
+            &bytes_value(&archive_public_key),
+        )?;
+        set(&device, "registrationData", &registration_data.into())?;
+        set(&device, "passcode", &wrap.to_js()?)?;
+        set(&device, "createTime", &js_sys::Date::now().into())?;
+        self.db
+            .insert_many(&[
+                ("keys", "wrapping", &profile.into()),
+                ("keys", "auth", &auth_key.into()),
+                ("records", ARCHIVE_KEY, &archive_record),
+                ("meta", "device", &device.into()),
+            ])
+            .await
+            .map_err(|error| match error {
+                SdkError::Storage(message) if message.contains("ConstraintError") => {
+                    SdkError::AlreadyBootstrapped
+                }
+                other => other,
+            })
+    }
+
+    async fn device(&self) -> Result<(JsValue, CryptoKey), SdkError> {
+        let [device, profile] = <[Option<JsValue>; 2]>::try_from(
+            self.db
+                .get_many(&[("meta", "device"), ("keys", "wrapping")])
+                .await?,
+        )
+        .map_err(|_| SdkError::Storage("unexpected read".into()))?;
+        let device = device.ok_or(SdkError::NotBootstrapped)?;
+        let version = u32_field(&device, "version")?;
+        if version != FORMAT_VERSION {
+            return Err(SdkError::Corrupt(format!(
+                "unknown key store version {version}"
+            )));
+        }
+        let profile = profile
+            .and_then(|key| key.dyn_into::<CryptoKey>().ok())
+            .ok_or_else(|| SdkError::Corrupt("the profile key is missing".into()))?;
+        Ok((device, profile))
+    }
+
+    /// The device's public facts.
+    pub(crate) async fn public(&self) -> Result<DevicePublic, SdkError> {
+        let (device, _) = self.device().await?;
+        let registration_data = field(&device, "registrationData")?
+            .as_string()
+            .ok_or_else(|| SdkError::Corrupt("the stored registration data is not text".into()))?;
+        Ok(DevicePublic { registration_data })
+    }
+
+    /// The DEK, for a correct passcode.
+    pub(crate) async fn unlock(&self, passcode: &str) -> Result<Unlocked, SdkError> {
+        let (device, profile) = self.device().await?;
+        let wrap = PasscodeWrap::from_js(&field(&device, "passcode")?)?;
+        Ok(Unlocked {
+            dek: wrap.unwrap(passcode, &profile).await?,
+        })
+    }
+
+    /// Rewraps the DEK under a new passcode; the records stay as they are.
+    pub(crate) async fn reset_passcode(
+        &self,
+        old: &str,
+        new: &str,
+        policy: PasscodePolicy,
+    ) -> Result<(), SdkError> {
+        policy.check(new)?;
+        let (device, profile) = self.device().await?;
+        let unlocked = self.unlock(old).await?;
+        let wrap = PasscodeWrap::new(new, &unlocked.dek, &profile).await?;
+        // A copy of the stored object with only the wrap replaced (keeps fields of newer versions).
+        let updated: Object = Object::assign(&Object::new(), device.unchecked_ref());
+        set(&updated, "passcode", &wrap.to_js()?)?;
+        self.db
+            .put_many(&[("meta", "device", Some(&updated.into()))])
+            .await
+    }
+}
+
+impl Unlocked {
+    /// A record for `id`: `{ nonce, ciphertext }`, AES-256-GCM under the DEK, the id in the AAD.
+    pub(crate) fn seal_record(&self, id: &str, plaintext: &[u8]) -> Result<JsValue, SdkError> {
+        let nonce = random::<12>()?;
+        let aad = [RECORD_AAD, id.as_bytes()].concat();
+        let ciphertext = seal(&self.dek, &nonce, &aad, plaintext)?;
+        let record = Object::new();
+        set(&record, "nonce", &bytes_value(&nonce))?;
+        set(&record, "ciphertext", &bytes_value(&ciphertext))?;
+        Ok(record.into())
+    }
+}
