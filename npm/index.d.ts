@@ -8,7 +8,7 @@ export * from './waas_sdk.js';
  * may branch on them. New codes can appear in minor versions.
  */
 export type WaasErrorCode =
-  /** `bootstrapDevice` was called on a profile that has a device (another tab may have made it). */
+  /** `bootstrapDevice` found a device already (another tab may have made it). */
   | 'ALREADY_BOOTSTRAPPED'
   /** WebCrypto or the random source failed. */
   | 'CRYPTO'
@@ -18,16 +18,26 @@ export type WaasErrorCode =
   | 'INVALID_ARGUMENT'
   /** A string is not a valid resource name (`pools/p/deviceGroups/g`, ...). */
   | 'INVALID_NAME'
+  /** The server could not be reached (offline, connection refused, CORS). */
+  | 'NETWORK'
   /** This profile has no device yet: call `bootstrapDevice` first. */
   | 'NOT_BOOTSTRAPPED'
   /** The SDK was called before `initAsync()` resolved. */
   | 'NOT_INITIALIZED'
+  /** The MPC protocol stopped: a message failed a check, or the server gave up. */
+  | 'PROTOCOL_ABORT'
+  /** The server refused the request (the message names its code, e.g. `NOT_FOUND`). */
+  | 'SERVER'
   /** IndexedDB failed (quota, private browsing, a blocked upgrade). */
   | 'STORAGE'
   /** A stored record fails its integrity check: altered, or copied from another profile. */
   | 'STORAGE_CORRUPT'
+  /** An operation did not finish in time, or the wait was aborted. */
+  | 'TIMEOUT'
   /** The environment lacks IndexedDB or WebCrypto. */
   | 'UNSUPPORTED'
+  /** The server sent an address or key that differs from the device's own derivation. */
+  | 'UNTRUSTED_SERVER'
   /** The passcode does not open this device's keys. */
   | 'WRONG_PASSCODE';
 

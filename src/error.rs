@@ -36,6 +36,30 @@ pub enum SdkError {
     /// The environment lacks an API the SDK needs (IndexedDB, WebCrypto).
     #[error("unsupported environment: {0}")]
     Unsupported(String),
+    /// The server could not be reached (offline, DNS, CORS, connection refused).
+    #[error("the server could not be reached: {0}")]
+    Network(String),
+    /// The server refused the request; its own code (`NOT_FOUND`, `PERMISSION_DENIED`, …) is in
+    /// the message.
+    #[error("the server refused the request: {code} ({status}): {message}")]
+    Server {
+        /// The server's error code.
+        code: String,
+        /// The HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// The MPC protocol stopped: the server's message failed a check, or the server gave up.
+    #[error("the MPC operation stopped: {0}")]
+    ProtocolAbort(String),
+    /// The server sent something the SDK refuses: an address or key that differs from the
+    /// device's own derivation, an answer for another operation.
+    #[error("the server's answer is not acceptable: {0}")]
+    Untrusted(String),
+    /// An operation did not finish in time, or the caller aborted the wait.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl SdkError {
@@ -51,6 +75,11 @@ impl SdkError {
         "STORAGE_CORRUPT",
         "CRYPTO",
         "UNSUPPORTED",
+        "NETWORK",
+        "SERVER",
+        "PROTOCOL_ABORT",
+        "UNTRUSTED_SERVER",
+        "TIMEOUT",
     ];
 
     /// The stable code, the `code` property of the thrown `WaasError`. Codes are never reused or
@@ -66,6 +95,11 @@ impl SdkError {
             Self::Corrupt(_) => "STORAGE_CORRUPT",
             Self::Crypto(_) => "CRYPTO",
             Self::Unsupported(_) => "UNSUPPORTED",
+            Self::Network(_) => "NETWORK",
+            Self::Server { .. } => "SERVER",
+            Self::ProtocolAbort(_) => "PROTOCOL_ABORT",
+            Self::Untrusted(_) => "UNTRUSTED_SERVER",
+            Self::Timeout(_) => "TIMEOUT",
         }
     }
 }

@@ -416,7 +416,144 @@ impl KeyStore {
     }
 }
 
+impl KeyStore {
+    /// The non-extractable key that signs this device's requests.
+    pub(crate) async fn auth_key(&self) -> Result<CryptoKey, SdkError> {
+        self.db
+            .get("keys", "auth")
+            .await?
+            .ok_or(SdkError::NotBootstrapped)?
+            .dyn_into()
+            .map_err(|_| SdkError::Corrupt("the auth key is not a CryptoKey".into()))
+    }
+
+    /// This device's resource name: `devices/{first 16 bytes of SHA-256(auth key), hex}`, as the
+    /// server derives it.
+    pub(crate) async fn device_name(&self) -> Result<waas_api::DeviceName, SdkError> {
+        use sha2::Digest;
+        let data = RegistrationData::decode(&self.public().await?.registration_data)
+            .map_err(|error| SdkError::Corrupt(error.to_string()))?;
+        let hash = sha2::Sha256::digest(data.auth_public_key);
+        Ok(waas_api::DeviceName::new(waas_api::ResourceId::new(
+            hex::encode(&hash[..16]),
+        )?))
+    }
+
+    /// The pairing of `group` this device holds: its public facts (no unlock needed) and its
+    /// sealed record.
+    pub(crate) async fn group(&self, group: &str) -> Result<Option<StoredGroup>, SdkError> {
+        let [entry, profile] = <[Option<JsValue>; 2]>::try_from(
+            self.db
+                .get_many(&[("meta", &format!("group/{group}")), ("keys", "wrapping")])
+                .await?,
+        )
+        .map_err(|_| SdkError::Storage("unexpected read".into()))?;
+        let (Some(entry), Some(profile)) = (entry, profile) else {
+            return Ok(None);
+        };
+        let profile: CryptoKey = profile
+            .dyn_into()
+            .map_err(|_| SdkError::Corrupt("the profile key is missing".into()))?;
+        let nonce: [u8; 12] = array_field(&entry, "chainCodeNonce")?;
+        let sealed = bytes_field(&entry, "chainCode")?;
+        let chain_code = subtle::decrypt(&profile, &nonce, &chain_code_aad(group), &sealed).await?;
+        Ok(Some(StoredGroup {
+            root_public_key: array_field(&entry, "rootPublicKey")?,
+            chain_code: chain_code
+                .as_slice()
+                .try_into()
+                .map_err(|_| SdkError::Corrupt("the chain code has the wrong length".into()))?,
+        }))
+    }
+
+    /// Stores a new group's pairing (epoch 0) with its public facts, atomically; refuses to
+    /// overwrite one that exists (another tab, or a replayed operation).
+    pub(crate) async fn insert_pairing(
+        &self,
+        unlocked: &Unlocked,
+        group: &str,
+        pairing: &waas_mpc::Pairing,
+    ) -> Result<(), SdkError> {
+        let profile: CryptoKey = self
+            .db
+            .get("keys", "wrapping")
+            .await?
+            .ok_or(SdkError::NotBootstrapped)?
+            .dyn_into()
+            .map_err(|_| SdkError::Corrupt("the profile key is missing".into()))?;
+        let public = pairing.public();
+        let nonce = random::<12>()?;
+        let chain_code =
+            subtle::encrypt(&profile, &nonce, &chain_code_aad(group), &public.chain_code).await?;
+        let entry = Object::new();
+        set(&entry, "epoch", &(pairing.epoch() as f64).into())?;
+        set(&entry, "pairingId", &bytes_value(&public.id))?;
+        set(
+            &entry,
+            "rootPublicKey",
+            &bytes_value(&public.root_public_key),
+        )?;
+        set(&entry, "chainCodeNonce", &bytes_value(&nonce))?;
+        set(&entry, "chainCode", &bytes_value(&chain_code))?;
+        let id = pairing_record_id(group, pairing.epoch());
+        let bytes = pairing
+            .to_bytes()
+            .map_err(|error| SdkError::Crypto(error.to_string()))?;
+        let record = unlocked.seal_record(&id, &bytes)?;
+        self.db
+            .insert_many(&[
+                ("records", &id, &record),
+                ("meta", &format!("group/{group}"), &entry.into()),
+            ])
+            .await
+    }
+
+    /// The device's half of `group`'s pairing at `epoch`.
+    pub(crate) async fn pairing(
+        &self,
+        unlocked: &Unlocked,
+        group: &str,
+        epoch: u64,
+    ) -> Result<waas_mpc::Pairing, SdkError> {
+        let id = pairing_record_id(group, epoch);
+        let record = self.db.get("records", &id).await?.ok_or_else(|| {
+            SdkError::InvalidArgument(format!(
+                "this device has no pairing for {group} at epoch {epoch}"
+            ))
+        })?;
+        let bytes = unlocked.open_record(&id, &record)?;
+        waas_mpc::Pairing::from_bytes(&bytes).map_err(|error| SdkError::Corrupt(error.to_string()))
+    }
+}
+
+/// A group's public facts as the device stored them.
+pub(crate) struct StoredGroup {
+    pub(crate) root_public_key: [u8; 33],
+    pub(crate) chain_code: [u8; 32],
+}
+
+fn chain_code_aad(group: &str) -> Vec<u8> {
+    [b"waas-sdk chain code v1\0".as_slice(), group.as_bytes()].concat()
+}
+
+fn pairing_record_id(group: &str, epoch: u64) -> String {
+    format!("pairing/{group}/{epoch}")
+}
+
 impl Unlocked {
+    /// Opens the record stored under `id`; a changed, moved or foreign record is `Corrupt`.
+    pub(crate) fn open_record(
+        &self,
+        id: &str,
+        record: &JsValue,
+    ) -> Result<Zeroizing<Vec<u8>>, SdkError> {
+        let nonce: [u8; 12] = array_field(record, "nonce")?;
+        let ciphertext = bytes_field(record, "ciphertext")?;
+        let aad = [RECORD_AAD, id.as_bytes()].concat();
+        open(&self.dek, &nonce, &aad, &ciphertext)
+            .ok_or_else(|| SdkError::Corrupt(format!("the record {id} fails its integrity check")))
+    }
+
     /// A record for `id`: `{ nonce, ciphertext }`, AES-256-GCM under the DEK, the id in the AAD.
     pub(crate) fn seal_record(&self, id: &str, plaintext: &[u8]) -> Result<JsValue, SdkError> {
         let nonce = random::<12>()?;

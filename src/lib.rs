@@ -6,6 +6,7 @@
 //! with a stable `code`; nothing here panics across the wasm boundary.
 
 mod browser;
+mod client;
 mod device;
 mod error;
 mod keystore;
@@ -13,6 +14,7 @@ mod names;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 
+pub use client::WaasClient;
 pub use device::{WaasDevice, bootstrap_device, get_registration_data, reset_passcode};
 pub use error::SdkError;
 pub use names::ResourceName;

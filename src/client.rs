@@ -1,0 +1,785 @@
+//! `WaasClient`: the REST calls of the server over `fetch`, each signed with the device's
+//! non-extractable key (docs/api.md, "Request tokens"), and the device's side of the MPC
+//! operations (`computeMPCOperation`) with the convenience flows built on them.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use js_sys::Reflect;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use waas_api::auth::{ALGORITHM, MAX_TOKEN_LIFETIME_SECS, RequestClaims, TokenHeader, reason};
+use waas_api::resources::{
+    Address, CreateMpcWalletRequest, CreateSignatureRequest, DEFAULT_NETWORK, DeviceGroup,
+    ExchangeRequest, ExchangeResponse, GenerateAddressRequest, ListMpcOperationsResponse, MpcData,
+    MpcProtocol, Operation, OperationMetadata, OperationResponse, RegisterDeviceRequest,
+};
+use waas_api::{DeviceGroupName, ErrorBody, MpcKeyName, MpcOperationName, PoolName};
+use waas_mpc::{Keygen, SessionId, Signing, SigningRequest, ethereum_address, parse_path};
+use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use crate::SdkError;
+use crate::browser::{fetch, subtle};
+use crate::keystore::{DEFAULT_STORE, KeyStore};
+
+/// The pool wallets are created in unless the caller names one (the server creates it).
+const DEFAULT_POOL: &str = "pools/default";
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** How `WaasClient.connect` reaches the server. */
+export interface ClientOptions {
+  /** The key store (default: the origin's `waas-sdk`). */
+  storeName?: string;
+  /** The server's `--audience` (default `waas-server`). */
+  audience?: string;
+}
+/** What unlocks the device's keys for one operation. */
+export interface Unlock { passcode: string; }
+/** How long `waitOperation` waits. */
+export interface WaitOptions { timeoutMs?: number; intervalMs?: number; signal?: AbortSignal; }
+/** A long-running operation (docs/api.md). */
+export interface Operation {
+  name: string;
+  metadata: { '@type': string; deviceGroup?: string; mpcWallet?: string; mpcKey?: string; mpcOperation: string };
+  done: boolean;
+  error?: { code: string; message: string; status: number };
+  response?: MpcWallet | Signature;
+}
+export interface MpcWallet { '@type'?: 'MPCWallet'; name: string; deviceGroup: string; createTime: string; }
+export interface Signature {
+  '@type'?: 'Signature';
+  mpcKey: string;
+  payload: string;
+  signedPayload: { r: string; s: string; v: number; signature: string };
+}
+export interface Address { address: string; network: string; mpcWallet: string; mpcKeys: string[]; derivationPath: string; }
+export interface DeviceGroup { name: string; devices: string[]; }
+export interface MpcOperation { name: string; mpcData: string; metadata: Operation['metadata']; }
+export interface Device { name: string; state: 'ACTIVE' | 'REVOKED'; archivePublicKey: string; createTime: string; }
+/** What `createWallet` made: the wallet and its first address, checked against the device's own key. */
+export interface CreatedWallet { wallet: MpcWallet; address: Address; }
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `ClientOptions`.
+    #[wasm_bindgen(typescript_type = "ClientOptions")]
+    pub type ClientOptions;
+    /// `Unlock`.
+    #[wasm_bindgen(typescript_type = "Unlock")]
+    pub type Unlock;
+    /// `WaitOptions`.
+    #[wasm_bindgen(typescript_type = "WaitOptions")]
+    pub type WaitOptions;
+    /// `Operation`.
+    #[wasm_bindgen(typescript_type = "Operation")]
+    pub type JsOperation;
+    /// `Address`.
+    #[wasm_bindgen(typescript_type = "Address")]
+    pub type JsAddress;
+    /// `DeviceGroup`.
+    #[wasm_bindgen(typescript_type = "DeviceGroup")]
+    pub type JsDeviceGroup;
+    /// `MpcOperation[]`.
+    #[wasm_bindgen(typescript_type = "MpcOperation[]")]
+    pub type JsMpcOperations;
+    /// `Device`.
+    #[wasm_bindgen(typescript_type = "Device")]
+    pub type JsDevice;
+    /// `Signature`.
+    #[wasm_bindgen(typescript_type = "Signature")]
+    pub type JsSignature;
+    /// `CreatedWallet`.
+    #[wasm_bindgen(typescript_type = "CreatedWallet")]
+    pub type JsCreatedWallet;
+}
+
+fn string_option(options: &JsValue, key: &str) -> Option<String> {
+    Reflect::get(options, &key.into())
+        .ok()
+        .and_then(|value| value.as_string())
+}
+
+fn number_option(options: &JsValue, key: &str) -> Option<f64> {
+    Reflect::get(options, &key.into())
+        .ok()
+        .and_then(|value| value.as_f64())
+}
+
+/// A serde value as a plain JS object (through JSON, so the shape is exactly the API's).
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, SdkError> {
+    let json = serde_json::to_string(value).map_err(|error| SdkError::Crypto(error.to_string()))?;
+    js_sys::JSON::parse(&json).map_err(|_| SdkError::Crypto("cannot build a JS value".into()))
+}
+
+fn passcode(unlock: &Unlock) -> Result<String, SdkError> {
+    string_option(unlock, "passcode")
+        .ok_or_else(|| SdkError::InvalidArgument("unlock needs { passcode }".into()))
+}
+
+/// The client of one server, for this profile's device.
+#[wasm_bindgen]
+pub struct WaasClient {
+    base_url: String,
+    audience: String,
+    store: Rc<KeyStore>,
+    /// Server time minus local time, from the last `Date` header, in milliseconds.
+    clock_offset_ms: Cell<f64>,
+}
+
+#[wasm_bindgen]
+impl WaasClient {
+    /// A client of the server at `baseUrl` (`https://waas.example`, or `''` for this origin).
+    pub async fn connect(
+        #[wasm_bindgen(js_name = baseUrl)] base_url: String,
+        options: Option<ClientOptions>,
+    ) -> Result<WaasClient, SdkError> {
+        let options: JsValue = options.map_or(JsValue::UNDEFINED, JsValue::from);
+        let store_name =
+            string_option(&options, "storeName").unwrap_or_else(|| DEFAULT_STORE.into());
+        Ok(Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            audience: string_option(&options, "audience").unwrap_or_else(|| "waas-server".into()),
+            store: Rc::new(KeyStore::open(&store_name).await?),
+            clock_offset_ms: Cell::new(0.0),
+        })
+    }
+
+    /// RegisterDevice: registers this profile's device (again is fine: the same device).
+    #[wasm_bindgen(js_name = registerDevice)]
+    pub async fn register_device(&self) -> Result<JsDevice, SdkError> {
+        let body = RegisterDeviceRequest {
+            registration_data: self.store.public().await?.registration_data,
+        };
+        let device: waas_api::resources::Device = self
+            .send("POST", "/v1/device:register", Some(&body), false)
+            .await?;
+        Ok(to_js(&device)?.into())
+    }
+
+    /// CreateMPCWallet for this device, in `pool` (default `pools/default`).
+    #[wasm_bindgen(js_name = createMPCWallet)]
+    pub async fn create_mpc_wallet(&self, pool: Option<String>) -> Result<JsOperation, SdkError> {
+        Ok(to_js(&self.create_wallet_operation(pool).await?)?.into())
+    }
+
+    /// GetDeviceGroup.
+    #[wasm_bindgen(js_name = getDeviceGroup)]
+    pub async fn get_device_group(&self, name: String) -> Result<JsDeviceGroup, SdkError> {
+        let name: DeviceGroupName = name.parse()?;
+        let group: DeviceGroup = self
+            .send::<(), _>("GET", &format!("/v1/{name}"), None, true)
+            .await?;
+        Ok(to_js(&group)?.into())
+    }
+
+    /// ListMPCOperations: what this device has to compute on the group.
+    #[wasm_bindgen(js_name = listMPCOperations)]
+    pub async fn list_mpc_operations(
+        &self,
+        #[wasm_bindgen(js_name = deviceGroup)] device_group: String,
+    ) -> Result<JsMpcOperations, SdkError> {
+        let list = self.list_operations(&device_group.parse()?).await?;
+        Ok(to_js(&list.mpc_operations)?.into())
+    }
+
+    /// GenerateAddress: the wallet's next address, refused unless it is this device's own
+    /// derivation of that path.
+    #[wasm_bindgen(js_name = generateAddress)]
+    pub async fn generate_address(
+        &self,
+        wallet: String,
+        network: Option<String>,
+    ) -> Result<JsAddress, SdkError> {
+        let wallet: waas_api::MpcWalletName = wallet.parse()?;
+        let wallet_resource: waas_api::resources::MpcWallet = self
+            .send::<(), _>("GET", &format!("/v1/{wallet}"), None, true)
+            .await?;
+        let body = GenerateAddressRequest {
+            network: network.unwrap_or_else(|| DEFAULT_NETWORK.into()),
+        };
+        let address: Address = self
+            .send(
+                "POST",
+                &format!("/v1/{wallet}:generateAddress"),
+                Some(&body),
+                true,
+            )
+            .await?;
+        self.check_address(&wallet_resource.device_group, &address)
+            .await?;
+        Ok(to_js(&address)?.into())
+    }
+
+    /// CreateSignature: an operation to sign a 32-byte digest (`0x` hex) with the key.
+    #[wasm_bindgen(js_name = createSignature)]
+    pub async fn create_signature(
+        &self,
+        #[wasm_bindgen(js_name = mpcKey)] mpc_key: String,
+        digest: String,
+        #[wasm_bindgen(js_name = requestId)] request_id: Option<String>,
+    ) -> Result<JsOperation, SdkError> {
+        let key: MpcKeyName = mpc_key.parse()?;
+        Ok(to_js(&self.signature_operation(&key, &digest, request_id).await?)?.into())
+    }
+
+    /// GetOperation.
+    #[wasm_bindgen(js_name = getOperation)]
+    pub async fn get_operation(&self, name: String) -> Result<JsOperation, SdkError> {
+        Ok(to_js(&self.operation(&name).await?)?.into())
+    }
+
+    /// Polls an operation until it is done (or `timeoutMs`, default 60 s, passes, or `signal`
+    /// aborts). Resolves with the done operation; one that failed rejects with `PROTOCOL_ABORT`.
+    #[wasm_bindgen(js_name = waitOperation)]
+    pub async fn wait_operation(
+        &self,
+        name: String,
+        options: Option<WaitOptions>,
+    ) -> Result<JsOperation, SdkError> {
+        let options: JsValue = options.map_or(JsValue::UNDEFINED, JsValue::from);
+        Ok(to_js(&self.wait(&name, &options).await?)?.into())
+    }
+
+    /// Runs this device's side of an MPC operation (`mpcData` from ListMPCOperations): key
+    /// generation or signing. The new pairing is stored encrypted; a signature is returned by
+    /// GetOperation. Holds a Web Lock on the device group while it runs.
+    #[wasm_bindgen(js_name = computeMPCOperation)]
+    pub async fn compute_mpc_operation(
+        &self,
+        #[wasm_bindgen(js_name = mpcData)] mpc_data: String,
+        unlock: Unlock,
+    ) -> Result<(), SdkError> {
+        let data = MpcData::decode(&mpc_data)
+            .map_err(|error| SdkError::InvalidArgument(error.to_string()))?;
+        let passcode = passcode(&unlock)?;
+        self.compute(&data, &passcode).await
+    }
+
+    /// The whole wallet creation: CreateMPCWallet, key generation on this device, and the first
+    /// address (checked against the device's own key).
+    #[wasm_bindgen(js_name = createWallet)]
+    pub async fn create_wallet(
+        &self,
+        unlock: Unlock,
+        pool: Option<String>,
+    ) -> Result<JsCreatedWallet, SdkError> {
+        let passcode = passcode(&unlock)?;
+        // Check the passcode before the server does any work.
+        self.store.unlock(&passcode).await?;
+        let operation = self.create_wallet_operation(pool).await?;
+        let OperationMetadata::CreateMpcWallet {
+            device_group,
+            mpc_wallet,
+            mpc_operation,
+        } = &operation.metadata
+        else {
+            return Err(SdkError::Untrusted(
+                "CreateMPCWallet answered another kind of operation".into(),
+            ));
+        };
+        let pending = self.pending(device_group, mpc_operation).await?;
+        self.compute(&pending, &passcode).await?;
+        let done = self
+            .wait(&operation.name.to_string(), &JsValue::UNDEFINED)
+            .await?;
+        let Some(OperationResponse::MpcWallet(wallet)) = done.response else {
+            return Err(SdkError::Untrusted(
+                "the wallet operation has no wallet".into(),
+            ));
+        };
+        if wallet.name != *mpc_wallet {
+            return Err(SdkError::Untrusted(
+                "the operation made another wallet".into(),
+            ));
+        }
+        let address: Address = self
+            .send(
+                "POST",
+                &format!("/v1/{mpc_wallet}:generateAddress"),
+                Some(&GenerateAddressRequest {
+                    network: DEFAULT_NETWORK.into(),
+                }),
+                true,
+            )
+            .await?;
+        self.check_address(device_group, &address).await?;
+        let created = serde_json::json!({ "wallet": wallet, "address": address });
+        Ok(to_js(&created)?.into())
+    }
+
+    /// Signs a 32-byte digest (`0x` hex) with the key: CreateSignature, this device's side of
+    /// the signing, and the finished signature (checked to be for this digest).
+    #[wasm_bindgen(js_name = signPayload)]
+    pub async fn sign_payload(
+        &self,
+        #[wasm_bindgen(js_name = mpcKey)] mpc_key: String,
+        digest: String,
+        unlock: Unlock,
+    ) -> Result<JsSignature, SdkError> {
+        let passcode = passcode(&unlock)?;
+        let key: MpcKeyName = mpc_key.parse()?;
+        self.store.unlock(&passcode).await?;
+        let operation = self.signature_operation(&key, &digest, None).await?;
+        let OperationMetadata::CreateSignature { mpc_operation, .. } = &operation.metadata else {
+            return Err(SdkError::Untrusted(
+                "CreateSignature answered another kind of operation".into(),
+            ));
+        };
+        let pending = self
+            .pending(&key.device_group_name(), mpc_operation)
+            .await?;
+        match &pending.protocol {
+            MpcProtocol::CreateSignature {
+                digest: asked,
+                mpc_key,
+                ..
+            } if asked.eq_ignore_ascii_case(&digest) && *mpc_key == key => {}
+            _ => {
+                return Err(SdkError::Untrusted(
+                    "the operation signs something else".into(),
+                ));
+            }
+        }
+        self.compute(&pending, &passcode).await?;
+        let done = self
+            .wait(&operation.name.to_string(), &JsValue::UNDEFINED)
+            .await?;
+        match done.response {
+            Some(OperationResponse::Signature(signature))
+                if signature.payload.eq_ignore_ascii_case(&digest) =>
+            {
+                Ok(to_js(&signature)?.into())
+            }
+            _ => Err(SdkError::Untrusted(
+                "the operation has no signature of this digest".into(),
+            )),
+        }
+    }
+
+    /// EIP-191 `personal_sign`: signs Keccak-256("\x19Ethereum Signed Message:\n" ‖ length ‖
+    /// message) with the key.
+    #[wasm_bindgen(js_name = signMessage)]
+    pub async fn sign_message(
+        &self,
+        #[wasm_bindgen(js_name = mpcKey)] mpc_key: String,
+        message: String,
+        unlock: Unlock,
+    ) -> Result<JsSignature, SdkError> {
+        use sha3::Digest as _;
+        let bytes = message.as_bytes();
+        let mut hash = sha3::Keccak256::new();
+        hash.update(format!("\x19Ethereum Signed Message:\n{}", bytes.len()).as_bytes());
+        hash.update(bytes);
+        let digest = format!("0x{}", hex::encode(hash.finalize()));
+        self.sign_payload(mpc_key, digest, unlock).await
+    }
+}
+
+impl WaasClient {
+    async fn create_wallet_operation(&self, pool: Option<String>) -> Result<Operation, SdkError> {
+        let pool: PoolName = pool.as_deref().unwrap_or(DEFAULT_POOL).parse()?;
+        let body = CreateMpcWalletRequest {
+            device: self.store.device_name().await?,
+            request_id: None,
+        };
+        self.send("POST", &format!("/v1/{pool}/mpcWallets"), Some(&body), true)
+            .await
+    }
+
+    async fn signature_operation(
+        &self,
+        key: &MpcKeyName,
+        digest: &str,
+        request_id: Option<String>,
+    ) -> Result<Operation, SdkError> {
+        let body = CreateSignatureRequest {
+            payload: digest.to_owned(),
+            request_id,
+        };
+        self.send("POST", &format!("/v1/{key}/signatures"), Some(&body), true)
+            .await
+    }
+
+    async fn list_operations(
+        &self,
+        group: &DeviceGroupName,
+    ) -> Result<ListMpcOperationsResponse, SdkError> {
+        self.send::<(), _>("GET", &format!("/v1/{group}/mpcOperations"), None, true)
+            .await
+    }
+
+    /// The device's part of `mpc_operation`, from ListMPCOperations.
+    async fn pending(
+        &self,
+        group: &DeviceGroupName,
+        mpc_operation: &MpcOperationName,
+    ) -> Result<MpcData, SdkError> {
+        let list = self.list_operations(group).await?;
+        let entry = list
+            .mpc_operations
+            .into_iter()
+            .find(|entry| entry.name == *mpc_operation)
+            .ok_or_else(|| {
+                SdkError::Untrusted(format!("{mpc_operation} is not pending for this device"))
+            })?;
+        let data = MpcData::decode(&entry.mpc_data)
+            .map_err(|error| SdkError::Untrusted(error.to_string()))?;
+        if data.mpc_operation != *mpc_operation {
+            return Err(SdkError::Untrusted(
+                "mpcData names another operation".into(),
+            ));
+        }
+        Ok(data)
+    }
+
+    async fn operation(&self, name: &str) -> Result<Operation, SdkError> {
+        let name: waas_api::OperationName = name.parse()?;
+        self.send::<(), _>("GET", &format!("/v1/{name}"), None, true)
+            .await
+    }
+
+    async fn wait(&self, name: &str, options: &JsValue) -> Result<Operation, SdkError> {
+        let timeout = number_option(options, "timeoutMs").unwrap_or(60_000.0);
+        let interval = number_option(options, "intervalMs")
+            .unwrap_or(250.0)
+            .max(50.0);
+        let signal = Reflect::get(options, &"signal".into()).unwrap_or(JsValue::UNDEFINED);
+        let deadline = js_sys::Date::now() + timeout;
+        loop {
+            if Reflect::get(&signal, &"aborted".into())
+                .ok()
+                .and_then(|v| v.as_bool())
+                == Some(true)
+            {
+                return Err(SdkError::Timeout("the wait was aborted".into()));
+            }
+            let operation = self.operation(name).await?;
+            if operation.done {
+                if let Some(error) = operation.error {
+                    return Err(SdkError::ProtocolAbort(format!(
+                        "{}: {}",
+                        error_code(&error),
+                        error.message
+                    )));
+                }
+                return Ok(operation);
+            }
+            if js_sys::Date::now() >= deadline {
+                return Err(SdkError::Timeout(format!(
+                    "{name} did not finish in {timeout} ms"
+                )));
+            }
+            crate::browser::sleep(interval).await;
+        }
+    }
+
+    /// Checks a server-supplied address against this device's own derivation of its path.
+    async fn check_address(
+        &self,
+        group: &DeviceGroupName,
+        address: &Address,
+    ) -> Result<(), SdkError> {
+        let stored =
+            self.store.group(&group.to_string()).await?.ok_or_else(|| {
+                SdkError::Untrusted(format!("this device has no key for {group}"))
+            })?;
+        let path = parse_path(&address.derivation_path)
+            .map_err(|error| SdkError::Untrusted(error.to_string()))?;
+        let key = waas_mpc::ExtendedPublicKey::root(stored.root_public_key, stored.chain_code)
+            .derive(&path)
+            .map_err(|error| SdkError::Untrusted(error.to_string()))?;
+        let own = ethereum_address(&key.public_key)
+            .map_err(|error| SdkError::Untrusted(error.to_string()))?;
+        if own != address.address {
+            return Err(SdkError::Untrusted(format!(
+                "the server says {} for {}, this device derives {own}",
+                address.address, address.derivation_path
+            )));
+        }
+        Ok(())
+    }
+
+    /// The device's side of one operation, under a Web Lock on its group.
+    async fn compute(&self, data: &MpcData, passcode: &str) -> Result<(), SdkError> {
+        let device = self.store.device_name().await?;
+        if data.device != device {
+            return Err(SdkError::InvalidArgument(format!(
+                "{} is for another device",
+                data.mpc_operation
+            )));
+        }
+        let group = data.mpc_operation.device_group_name();
+        let _lock = crate::browser::WebLock::acquire(&format!("waas-sdk/{group}")).await?;
+        let unlocked = self.store.unlock(passcode).await?;
+        match &data.protocol {
+            MpcProtocol::CreateDeviceGroup => {
+                if self.store.group(&group.to_string()).await?.is_some() {
+                    return Err(SdkError::InvalidArgument(format!(
+                        "this device has a key for {group} already"
+                    )));
+                }
+                let context = SessionId::derive(
+                    "waas-sdk keygen",
+                    &[
+                        data.mpc_operation.to_string().as_bytes(),
+                        device.to_string().as_bytes(),
+                    ],
+                );
+                let (mut keygen, round1) = Keygen::start_device(context).map_err(abort)?;
+                let round2 = self.exchange(&data.mpc_operation, 1, &round1).await?;
+                let round3 = keygen
+                    .handle(&round2)
+                    .map_err(abort)?
+                    .reply
+                    .ok_or_else(|| abort_text("no round 3"))?;
+                let round4 = self.exchange(&data.mpc_operation, 3, &round3).await?;
+                let pairing = keygen
+                    .handle(&round4)
+                    .map_err(abort)?
+                    .output
+                    .ok_or_else(|| abort_text("no pairing"))?;
+                self.store
+                    .insert_pairing(&unlocked, &group.to_string(), &pairing)
+                    .await?;
+                self.exchange_last(&data.mpc_operation, 5, &pairing.public().confirmation())
+                    .await
+            }
+            MpcProtocol::CreateSignature {
+                derivation_path,
+                digest,
+                pairing_id,
+                ..
+            } => {
+                let pairing = self
+                    .store
+                    .pairing(&unlocked, &group.to_string(), data.epoch)
+                    .await?;
+                if !pairing_id
+                    .eq_ignore_ascii_case(&format!("0x{}", hex::encode(pairing.public().id)))
+                {
+                    return Err(SdkError::Untrusted(
+                        "the operation names another pairing".into(),
+                    ));
+                }
+                let path = parse_path(derivation_path)
+                    .map_err(|error| SdkError::Untrusted(error.to_string()))?;
+                let digest = parse_digest(digest)?;
+                let operation = data.mpc_operation.to_string();
+                let request = SigningRequest {
+                    operation: &operation,
+                    path: &path,
+                    digest,
+                };
+                let (mut signing, round1) =
+                    Signing::start_device(&pairing, &request).map_err(abort)?;
+                let round2 = self.exchange(&data.mpc_operation, 1, &round1).await?;
+                let round3 = signing
+                    .handle(&pairing, &round2)
+                    .map_err(abort)?
+                    .reply
+                    .ok_or_else(|| abort_text("no round 3"))?;
+                let round4 = self.exchange(&data.mpc_operation, 3, &round3).await?;
+                signing
+                    .handle(&pairing, &round4)
+                    .map_err(abort)?
+                    .output
+                    .ok_or_else(|| abort_text("no signature"))?;
+                Ok(())
+            }
+            _ => Err(SdkError::InvalidArgument(
+                "this SDK does not run that protocol yet".into(),
+            )),
+        }
+    }
+
+    /// One exchange round; returns the server's reply message.
+    async fn exchange(
+        &self,
+        operation: &MpcOperationName,
+        round: u8,
+        message: &[u8],
+    ) -> Result<Vec<u8>, SdkError> {
+        let response = self.exchange_raw(operation, round, message).await?;
+        let reply = response
+            .message
+            .ok_or_else(|| abort_text("the server sent no reply"))?;
+        URL_SAFE_NO_PAD
+            .decode(reply)
+            .map_err(|_| SdkError::Untrusted("the reply is not base64url".into()))
+    }
+
+    /// The last exchange round, which has no reply message.
+    async fn exchange_last(
+        &self,
+        operation: &MpcOperationName,
+        round: u8,
+        message: &[u8],
+    ) -> Result<(), SdkError> {
+        let response = self.exchange_raw(operation, round, message).await?;
+        if response.done {
+            Ok(())
+        } else {
+            Err(abort_text("the server did not finish the operation"))
+        }
+    }
+
+    async fn exchange_raw(
+        &self,
+        operation: &MpcOperationName,
+        round: u8,
+        message: &[u8],
+    ) -> Result<ExchangeResponse, SdkError> {
+        let body = ExchangeRequest {
+            round,
+            message: URL_SAFE_NO_PAD.encode(message),
+        };
+        self.send(
+            "POST",
+            &format!("/v1/{operation}:exchange"),
+            Some(&body),
+            true,
+        )
+        .await
+        .map_err(|error| match error {
+            SdkError::Server { code, message, .. } if code == "ABORTED" => {
+                SdkError::ProtocolAbort(message)
+            }
+            other => other,
+        })
+    }
+
+    /// One API call: JSON body, request token, clock correction from `Date`, typed answer. A
+    /// token refused for the clock is minted again once, with the corrected clock.
+    async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+        signed: bool,
+    ) -> Result<T, SdkError> {
+        let body = body
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|error| SdkError::InvalidArgument(error.to_string()))?;
+        let mut retried = false;
+        loop {
+            let mut headers = vec![("Accept", "application/json".to_owned())];
+            if body.is_some() {
+                headers.push(("Content-Type", "application/json".to_owned()));
+            }
+            if signed {
+                let token = self
+                    .token(method, path, body.as_deref().unwrap_or(""))
+                    .await?;
+                headers.push(("Authorization", format!("Bearer {token}")));
+            }
+            let header_refs: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let sent_at = js_sys::Date::now();
+            let response = fetch(
+                method,
+                &format!("{}{path}", self.base_url),
+                &header_refs,
+                body.as_deref(),
+            )
+            .await?;
+            if let Some(server_ms) = response.date_ms {
+                // Date has whole seconds: correct only when off by more than that.
+                let local = (sent_at + js_sys::Date::now()) / 2.0;
+                let offset = server_ms + 500.0 - local;
+                if (offset - self.clock_offset_ms.get()).abs() > 1500.0 {
+                    self.clock_offset_ms.set(offset);
+                }
+            }
+            if (200..300).contains(&response.status) {
+                return serde_json::from_str(&response.body).map_err(|error| {
+                    SdkError::Untrusted(format!("unexpected answer to {method} {path}: {error}"))
+                });
+            }
+            let error: Option<ErrorBody> = serde_json::from_str(&response.body).ok();
+            let clock = error.as_ref().and_then(|error| error.reason.as_deref());
+            if !retried && matches!(clock, Some(reason::CLOCK_SKEW | reason::TOKEN_EXPIRED)) {
+                retried = true;
+                continue;
+            }
+            return Err(match error {
+                Some(error) => SdkError::Server {
+                    code: error_code(&error),
+                    status: response.status,
+                    message: error.message,
+                },
+                None => SdkError::Server {
+                    code: "UNKNOWN".into(),
+                    status: response.status,
+                    message: format!("{method} {path} answered HTTP {}", response.status),
+                },
+            });
+        }
+    }
+
+    /// A request token for one request (docs/api.md).
+    async fn token(&self, method: &str, path: &str, body: &str) -> Result<String, SdkError> {
+        let now = ((js_sys::Date::now() + self.clock_offset_ms.get()) / 1000.0).floor() as i64;
+        let mut jti = [0u8; 16];
+        getrandom::fill(&mut jti).map_err(|error| SdkError::Crypto(error.to_string()))?;
+        let header = TokenHeader {
+            alg: ALGORITHM.into(),
+            typ: Some("JWT".into()),
+        };
+        let claims = RequestClaims {
+            sub: self.store.device_name().await?.to_string(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp: now + MAX_TOKEN_LIFETIME_SECS,
+            jti: hex::encode(jti),
+            htm: method.into(),
+            htu: path.into(),
+            bh: URL_SAFE_NO_PAD.encode(Sha256::digest(body.as_bytes())),
+        };
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(to_json(&header)?),
+            URL_SAFE_NO_PAD.encode(to_json(&claims)?)
+        );
+        let signature =
+            subtle::sign_es256(&self.store.auth_key().await?, signing_input.as_bytes()).await?;
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        ))
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, SdkError> {
+    serde_json::to_string(value).map_err(|error| SdkError::Crypto(error.to_string()))
+}
+
+fn error_code(error: &ErrorBody) -> String {
+    serde_json::to_value(error.code)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "UNKNOWN".into())
+}
+
+fn parse_digest(digest: &str) -> Result<[u8; 32], SdkError> {
+    let mut bytes = [0u8; 32];
+    digest
+        .strip_prefix("0x")
+        .and_then(|hex_digits| hex::decode_to_slice(hex_digits, &mut bytes).ok())
+        .ok_or_else(|| SdkError::InvalidArgument("a digest is 0x and 64 hex digits".into()))?;
+    Ok(bytes)
+}
+
+fn abort(error: waas_mpc::MpcError) -> SdkError {
+    SdkError::ProtocolAbort(error.to_string())
+}
+
+fn abort_text(text: &str) -> SdkError {
+    SdkError::ProtocolAbort(text.into())
+}
