@@ -24,7 +24,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::SdkError;
 use crate::browser::{fetch, subtle};
-use crate::keystore::{DEFAULT_STORE, KeyStore};
+use crate::keystore::{DEFAULT_STORE, KeyStore, Unlocked};
 
 /// The pool wallets are created in unless the caller names one (the server creates it).
 const DEFAULT_POOL: &str = "pools/default";
@@ -38,8 +38,9 @@ export interface ClientOptions {
   /** The server's `--audience` (default `waas-server`). */
   audience?: string;
 }
-/** What unlocks the device's keys for one operation. */
-export interface Unlock { passcode: string; }
+/** What unlocks the device's keys for one operation: the passcode, or the passkey (the browser
+ * asks the user to verify). */
+export type Unlock = { passcode: string } | { passkey: true };
 /** How long `waitOperation` waits. */
 export interface WaitOptions { timeoutMs?: number; intervalMs?: number; signal?: AbortSignal; }
 /** A long-running operation (docs/api.md). */
@@ -117,9 +118,20 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, SdkError> {
     js_sys::JSON::parse(&json).map_err(|_| SdkError::Crypto("cannot build a JS value".into()))
 }
 
-fn passcode(unlock: &Unlock) -> Result<String, SdkError> {
-    string_option(unlock, "passcode")
-        .ok_or_else(|| SdkError::InvalidArgument("unlock needs { passcode }".into()))
+fn unlock_of(unlock: &Unlock) -> Result<crate::keystore::Unlock, SdkError> {
+    if let Some(passcode) = string_option(unlock, "passcode") {
+        return Ok(crate::keystore::Unlock::Passcode(passcode));
+    }
+    if Reflect::get(unlock, &"passkey".into())
+        .ok()
+        .and_then(|value| value.as_bool())
+        == Some(true)
+    {
+        return Ok(crate::keystore::Unlock::Passkey);
+    }
+    Err(SdkError::InvalidArgument(
+        "unlock is { passcode } or { passkey: true }".into(),
+    ))
 }
 
 /// The client of one server, for this profile's device.
@@ -257,8 +269,8 @@ impl WaasClient {
     ) -> Result<(), SdkError> {
         let data = MpcData::decode(&mpc_data)
             .map_err(|error| SdkError::InvalidArgument(error.to_string()))?;
-        let passcode = passcode(&unlock)?;
-        self.compute(&data, &passcode).await
+        let unlocked = self.store.unlock(&unlock_of(&unlock)?).await?;
+        self.compute(&data, &unlocked).await
     }
 
     /// The whole wallet creation: CreateMPCWallet, key generation on this device, and the first
@@ -269,9 +281,8 @@ impl WaasClient {
         unlock: Unlock,
         pool: Option<String>,
     ) -> Result<JsCreatedWallet, SdkError> {
-        let passcode = passcode(&unlock)?;
-        // Check the passcode before the server does any work.
-        self.store.unlock(&passcode).await?;
+        // Unlock before the server does any work: a wrong passcode costs nothing there.
+        let unlocked = self.store.unlock(&unlock_of(&unlock)?).await?;
         let operation = self.create_wallet_operation(pool).await?;
         let OperationMetadata::CreateMpcWallet {
             device_group,
@@ -284,7 +295,7 @@ impl WaasClient {
             ));
         };
         let pending = self.pending(device_group, mpc_operation).await?;
-        self.compute(&pending, &passcode).await?;
+        self.compute(&pending, &unlocked).await?;
         let done = self
             .wait(&operation.name.to_string(), &JsValue::UNDEFINED)
             .await?;
@@ -322,9 +333,8 @@ impl WaasClient {
         digest: String,
         unlock: Unlock,
     ) -> Result<JsSignature, SdkError> {
-        let passcode = passcode(&unlock)?;
         let key: MpcKeyName = mpc_key.parse()?;
-        self.store.unlock(&passcode).await?;
+        let unlocked = self.store.unlock(&unlock_of(&unlock)?).await?;
         let operation = self.signature_operation(&key, &digest, None).await?;
         let OperationMetadata::CreateSignature { mpc_operation, .. } = &operation.metadata else {
             return Err(SdkError::Untrusted(
@@ -346,7 +356,7 @@ impl WaasClient {
                 ));
             }
         }
-        self.compute(&pending, &passcode).await?;
+        self.compute(&pending, &unlocked).await?;
         let done = self
             .wait(&operation.name.to_string(), &JsValue::UNDEFINED)
             .await?;
@@ -506,7 +516,7 @@ impl WaasClient {
     }
 
     /// The device's side of one operation, under a Web Lock on its group.
-    async fn compute(&self, data: &MpcData, passcode: &str) -> Result<(), SdkError> {
+    async fn compute(&self, data: &MpcData, unlocked: &Unlocked) -> Result<(), SdkError> {
         let device = self.store.device_name().await?;
         if data.device != device {
             return Err(SdkError::InvalidArgument(format!(
@@ -516,7 +526,6 @@ impl WaasClient {
         }
         let group = data.mpc_operation.device_group_name();
         let _lock = crate::browser::WebLock::acquire(&format!("waas-sdk/{group}")).await?;
-        let unlocked = self.store.unlock(passcode).await?;
         match &data.protocol {
             MpcProtocol::CreateDeviceGroup => {
                 if self.store.group(&group.to_string()).await?.is_some() {
@@ -545,7 +554,7 @@ impl WaasClient {
                     .output
                     .ok_or_else(|| abort_text("no pairing"))?;
                 self.store
-                    .insert_pairing(&unlocked, &group.to_string(), &pairing)
+                    .insert_pairing(unlocked, &group.to_string(), &pairing)
                     .await?;
                 self.exchange_last(&data.mpc_operation, 5, &pairing.public().confirmation())
                     .await
@@ -558,7 +567,7 @@ impl WaasClient {
             } => {
                 let pairing = self
                     .store
-                    .pairing(&unlocked, &group.to_string(), data.epoch)
+                    .pairing(unlocked, &group.to_string(), data.epoch)
                     .await?;
                 if !pairing_id
                     .eq_ignore_ascii_case(&format!("0x{}", hex::encode(pairing.public().id)))

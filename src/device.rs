@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::SdkError;
 use crate::browser::call_async;
-use crate::keystore::{DEFAULT_STORE, KeyStore, PasscodePolicy};
+use crate::keystore::{DEFAULT_STORE, KeyStore, PasscodePolicy, Unlock};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -18,6 +18,9 @@ export interface DeviceOptions {
   minPasscodeLength?: number;
   /** Whether a passcode is digits only, like a phone PIN. Default true. */
   digitsOnly?: boolean;
+  /** At bootstrap, also create a passkey and let it unlock the keys where the browser supports
+   * the WebAuthn PRF extension (`hasPasskey()` tells whether it did). Default false. */
+  passkey?: boolean;
 }
 "#;
 
@@ -28,14 +31,15 @@ extern "C" {
     pub type DeviceOptions;
 }
 
-fn policy(options: Option<DeviceOptions>) -> Result<PasscodePolicy, SdkError> {
+/// The passcode policy and whether to enrol a passkey, from `DeviceOptions`.
+fn parse_options(options: Option<DeviceOptions>) -> Result<(PasscodePolicy, bool), SdkError> {
     let mut policy = PasscodePolicy::default();
     let Some(options) = options else {
-        return Ok(policy);
+        return Ok((policy, false));
     };
     let options = JsValue::from(options);
     if options.is_undefined() || options.is_null() {
-        return Ok(policy);
+        return Ok((policy, false));
     }
     let get = |key: &str| Reflect::get(&options, &key.into()).unwrap_or(JsValue::UNDEFINED);
     let min = get("minPasscodeLength");
@@ -56,7 +60,15 @@ fn policy(options: Option<DeviceOptions>) -> Result<PasscodePolicy, SdkError> {
             .as_bool()
             .ok_or_else(|| SdkError::InvalidArgument("digitsOnly must be a boolean".into()))?;
     }
-    Ok(policy)
+    let passkey = get("passkey");
+    let passkey = if passkey.is_undefined() {
+        false
+    } else {
+        passkey
+            .as_bool()
+            .ok_or_else(|| SdkError::InvalidArgument("passkey must be a boolean".into()))?
+    };
+    Ok((policy, passkey))
 }
 
 /// Asks the browser to keep this origin's storage (best effort: browsers may still decide).
@@ -74,6 +86,7 @@ async fn request_persistence() {
 pub struct WaasDevice {
     store: KeyStore,
     policy: PasscodePolicy,
+    passkey: bool,
 }
 
 #[wasm_bindgen]
@@ -83,9 +96,13 @@ impl WaasDevice {
         #[wasm_bindgen(js_name = storeName)] store_name: Option<String>,
         options: Option<DeviceOptions>,
     ) -> Result<WaasDevice, SdkError> {
-        let policy = policy(options)?;
+        let (policy, passkey) = parse_options(options)?;
         let store = KeyStore::open(store_name.as_deref().unwrap_or(DEFAULT_STORE)).await?;
-        Ok(Self { store, policy })
+        Ok(Self {
+            store,
+            policy,
+            passkey,
+        })
     }
 
     /// Whether this profile has a device.
@@ -97,8 +114,12 @@ impl WaasDevice {
     /// Creates the device's keys, locked by `passcode`. Resolves `true` when it created them and
     /// `false` when the profile had a device already (then nothing changes: a no-op).
     pub async fn bootstrap(&self, passcode: String) -> Result<bool, SdkError> {
-        match self.store.bootstrap(&passcode, self.policy).await {
-            Ok(()) => {
+        match self
+            .store
+            .bootstrap(&passcode, self.policy, self.passkey)
+            .await
+        {
+            Ok(_) => {
                 request_persistence().await;
                 Ok(true)
             }
@@ -123,7 +144,16 @@ impl WaasDevice {
     /// Checks a passcode without doing anything else (e.g. before a long operation).
     #[wasm_bindgen(js_name = checkPasscode)]
     pub async fn check_passcode(&self, passcode: String) -> Result<(), SdkError> {
-        self.store.unlock(&passcode).await.map(drop)
+        self.store
+            .unlock(&Unlock::Passcode(passcode))
+            .await
+            .map(drop)
+    }
+
+    /// Whether a passkey can unlock this device's keys.
+    #[wasm_bindgen(js_name = hasPasskey)]
+    pub async fn has_passkey(&self) -> Result<bool, SdkError> {
+        self.store.has_passkey().await
     }
 
     /// The registration data RegisterDevice takes: the device's public keys and its proofs of

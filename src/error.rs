@@ -57,6 +57,10 @@ pub enum SdkError {
     /// device's own derivation, an answer for another operation.
     #[error("the server's answer is not acceptable: {0}")]
     Untrusted(String),
+    /// The passkey could not be used: none was enrolled, the user cancelled, or the
+    /// authenticator gave no PRF output.
+    #[error("the passkey could not be used: {0}")]
+    PasskeyFailed(String),
     /// An operation did not finish in time, or the caller aborted the wait.
     #[error("{0}")]
     Timeout(String),
@@ -80,6 +84,7 @@ impl SdkError {
         "PROTOCOL_ABORT",
         "UNTRUSTED_SERVER",
         "TIMEOUT",
+        "PASSKEY_FAILED",
     ];
 
     /// The stable code, the `code` property of the thrown `WaasError`. Codes are never reused or
@@ -100,6 +105,7 @@ impl SdkError {
             Self::ProtocolAbort(_) => "PROTOCOL_ABORT",
             Self::Untrusted(_) => "UNTRUSTED_SERVER",
             Self::Timeout(_) => "TIMEOUT",
+            Self::PasskeyFailed(_) => "PASSKEY_FAILED",
         }
     }
 }

@@ -22,13 +22,15 @@ use zeroize::Zeroizing;
 
 use crate::SdkError;
 use crate::browser::idb::Database;
-use crate::browser::subtle;
+use crate::browser::{subtle, webauthn};
 
 /// The database every SDK call uses unless told otherwise.
 pub(crate) const DEFAULT_STORE: &str = "waas-sdk";
 const FORMAT_VERSION: u32 = 1;
-const DEK_AAD_PASSCODE: &[u8] = b"waas-sdk dek/passcode v1";
-const DEK_AAD_PROFILE: &[u8] = b"waas-sdk dek/profile v1";
+/// The labels of the two ways the DEK is wrapped; each layer's AAD names the way, so a layer of
+/// one cannot be passed off as the other's.
+const PASSCODE: &str = "passcode";
+const PASSKEY: &str = "passkey";
 const RECORD_AAD: &[u8] = b"waas-sdk record v1\0";
 /// The record holding the archive key's secret.
 const ARCHIVE_KEY: &str = "archive-key";
@@ -91,15 +93,36 @@ pub(crate) struct Unlocked {
     dek: Zeroizing<[u8; 32]>,
 }
 
-/// How the DEK is wrapped by the passcode (and then by the profile's key).
+/// The DEK wrapped in two layers: by a key from the passcode or the passkey (in wasm), then by
+/// the profile's non-extractable key (WebCrypto). Unwrapping needs both.
+struct Layers {
+    inner_nonce: [u8; 12],
+    outer_nonce: [u8; 12],
+    wrapped: Vec<u8>,
+}
+
+/// How the DEK is wrapped by the passcode.
 struct PasscodeWrap {
     salt: [u8; 16],
     memory_kib: u32,
     iterations: u32,
     parallelism: u32,
-    inner_nonce: [u8; 12],
-    outer_nonce: [u8; 12],
-    wrapped: Vec<u8>,
+    layers: Layers,
+}
+
+/// How the DEK is wrapped by a passkey's PRF output.
+struct PasskeyWrap {
+    credential_id: Vec<u8>,
+    salt: [u8; 32],
+    layers: Layers,
+}
+
+/// What unlocks the store for one operation.
+pub(crate) enum Unlock {
+    /// The user's passcode.
+    Passcode(String),
+    /// The device's passkey (the browser asks the user to verify).
+    Passkey,
 }
 
 fn random<const N: usize>() -> Result<[u8; N], SdkError> {
@@ -182,6 +205,62 @@ fn open(
         .map(Zeroizing::new)
 }
 
+fn aad(way: &str, layer: &str) -> Vec<u8> {
+    format!("waas-sdk dek/{way}/{layer} v1").into_bytes()
+}
+
+impl Layers {
+    async fn wrap(
+        way: &str,
+        key: &[u8; 32],
+        dek: &[u8; 32],
+        profile: &CryptoKey,
+    ) -> Result<Self, SdkError> {
+        let inner_nonce = random::<12>()?;
+        let inner = Zeroizing::new(seal(key, &inner_nonce, &aad(way, "inner"), dek)?);
+        let outer_nonce = random::<12>()?;
+        let wrapped = subtle::encrypt(profile, &outer_nonce, &aad(way, "profile"), &inner).await?;
+        Ok(Self {
+            inner_nonce,
+            outer_nonce,
+            wrapped,
+        })
+    }
+
+    /// The outer layer only: fails as corrupt when the store was altered or copied to another
+    /// profile, before any passcode or passkey is tried.
+    async fn peel(&self, way: &str, profile: &CryptoKey) -> Result<Zeroizing<Vec<u8>>, SdkError> {
+        subtle::decrypt(
+            profile,
+            &self.outer_nonce,
+            &aad(way, "profile"),
+            &self.wrapped,
+        )
+        .await
+    }
+
+    /// The DEK from the peeled inner layer, if `key` is the right one.
+    fn open_inner(&self, way: &str, key: &[u8; 32], inner: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+        let dek = open(key, &self.inner_nonce, &aad(way, "inner"), inner)?;
+        let dek: [u8; 32] = dek.as_slice().try_into().ok()?;
+        Some(Zeroizing::new(dek))
+    }
+
+    fn write(&self, object: &Object) -> Result<(), SdkError> {
+        set(object, "innerNonce", &bytes_value(&self.inner_nonce))?;
+        set(object, "outerNonce", &bytes_value(&self.outer_nonce))?;
+        set(object, "wrapped", &bytes_value(&self.wrapped))
+    }
+
+    fn read(value: &JsValue) -> Result<Self, SdkError> {
+        Ok(Self {
+            inner_nonce: array_field(value, "innerNonce")?,
+            outer_nonce: array_field(value, "outerNonce")?,
+            wrapped: bytes_field(value, "wrapped")?,
+        })
+    }
+}
+
 impl PasscodeWrap {
     fn passcode_key(
         passcode: &str,
@@ -214,30 +293,22 @@ impl PasscodeWrap {
             ARGON2_ITERATIONS,
             ARGON2_PARALLELISM,
         )?;
-        let inner_nonce = random::<12>()?;
-        let inner = Zeroizing::new(seal(&key, &inner_nonce, DEK_AAD_PASSCODE, dek)?);
-        let outer_nonce = random::<12>()?;
-        let wrapped = subtle::encrypt(profile, &outer_nonce, DEK_AAD_PROFILE, &inner).await?;
         Ok(Self {
             salt,
             memory_kib: ARGON2_MEMORY_KIB,
             iterations: ARGON2_ITERATIONS,
             parallelism: ARGON2_PARALLELISM,
-            inner_nonce,
-            outer_nonce,
-            wrapped,
+            layers: Layers::wrap(PASSCODE, &key, dek, profile).await?,
         })
     }
 
-    /// The DEK, if `passcode` is right. The profile's key is checked first: a store copied to
-    /// another profile, or altered, fails as corrupt before any passcode is tried.
+    /// The DEK, if `passcode` is right.
     async fn unwrap(
         &self,
         passcode: &str,
         profile: &CryptoKey,
     ) -> Result<Zeroizing<[u8; 32]>, SdkError> {
-        let inner =
-            subtle::decrypt(profile, &self.outer_nonce, DEK_AAD_PROFILE, &self.wrapped).await?;
+        let inner = self.layers.peel(PASSCODE, profile).await?;
         let key = Self::passcode_key(
             passcode,
             &self.salt,
@@ -245,13 +316,9 @@ impl PasscodeWrap {
             self.iterations,
             self.parallelism,
         )?;
-        let dek = open(&key, &self.inner_nonce, DEK_AAD_PASSCODE, &inner)
-            .ok_or(SdkError::WrongPasscode)?;
-        let dek: [u8; 32] = dek
-            .as_slice()
-            .try_into()
-            .map_err(|_| SdkError::Corrupt("the data key has the wrong length".into()))?;
-        Ok(Zeroizing::new(dek))
+        self.layers
+            .open_inner(PASSCODE, &key, &inner)
+            .ok_or(SdkError::WrongPasscode)
     }
 
     fn to_js(&self) -> Result<JsValue, SdkError> {
@@ -260,9 +327,7 @@ impl PasscodeWrap {
         set(&object, "memoryKib", &self.memory_kib.into())?;
         set(&object, "iterations", &self.iterations.into())?;
         set(&object, "parallelism", &self.parallelism.into())?;
-        set(&object, "innerNonce", &bytes_value(&self.inner_nonce))?;
-        set(&object, "outerNonce", &bytes_value(&self.outer_nonce))?;
-        set(&object, "wrapped", &bytes_value(&self.wrapped))?;
+        self.layers.write(&object)?;
         Ok(object.into())
     }
 
@@ -272,9 +337,62 @@ impl PasscodeWrap {
             memory_kib: u32_field(value, "memoryKib")?,
             iterations: u32_field(value, "iterations")?,
             parallelism: u32_field(value, "parallelism")?,
-            inner_nonce: array_field(value, "innerNonce")?,
-            outer_nonce: array_field(value, "outerNonce")?,
-            wrapped: bytes_field(value, "wrapped")?,
+            layers: Layers::read(value)?,
+        })
+    }
+}
+
+impl PasskeyWrap {
+    /// The wrapping key from the authenticator's PRF output.
+    fn passkey_key(prf: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, SdkError> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(b"waas-sdk passkey"), prf)
+            .expand(b"waas-sdk dek wrapping key v1", key.as_mut_slice())
+            .map_err(|_| SdkError::Crypto("HKDF".into()))?;
+        Ok(key)
+    }
+
+    /// Creates a passkey and wraps `dek` under its PRF output; `None` if the browser or the
+    /// authenticator has no PRF (the device then unlocks with the passcode alone).
+    async fn new(dek: &[u8; 32], profile: &CryptoKey) -> Result<Option<Self>, SdkError> {
+        let salt = random::<32>()?;
+        let (credential_id, prf) = webauthn::create("waas-sdk device", &salt).await?;
+        let Some(prf) = prf else {
+            return Ok(None);
+        };
+        let key = Self::passkey_key(&prf)?;
+        Ok(Some(Self {
+            credential_id,
+            salt,
+            layers: Layers::wrap(PASSKEY, &key, dek, profile).await?,
+        }))
+    }
+
+    /// The DEK, after the user verifies with the passkey.
+    async fn unwrap(&self, profile: &CryptoKey) -> Result<Zeroizing<[u8; 32]>, SdkError> {
+        let inner = self.layers.peel(PASSKEY, profile).await?;
+        let prf = webauthn::evaluate(&self.credential_id, &self.salt)
+            .await?
+            .ok_or_else(|| SdkError::PasskeyFailed("the passkey gave no PRF output".into()))?;
+        let key = Self::passkey_key(&prf)?;
+        self.layers
+            .open_inner(PASSKEY, &key, &inner)
+            .ok_or_else(|| SdkError::PasskeyFailed("another passkey answered".into()))
+    }
+
+    fn to_js(&self) -> Result<JsValue, SdkError> {
+        let object = Object::new();
+        set(&object, "credentialId", &bytes_value(&self.credential_id))?;
+        set(&object, "salt", &bytes_value(&self.salt))?;
+        self.layers.write(&object)?;
+        Ok(object.into())
+    }
+
+    fn from_js(value: &JsValue) -> Result<Self, SdkError> {
+        Ok(Self {
+            credential_id: bytes_field(value, "credentialId")?,
+            salt: array_field(value, "salt")?,
+            layers: Layers::read(value)?,
         })
     }
 }
@@ -295,11 +413,14 @@ impl KeyStore {
     /// Creates the device: the keys, the DEK under `passcode`, the archive key, the registration
     /// data. All or nothing; `AlreadyBootstrapped` if the profile has a device (even one created
     /// by another tab a moment ago).
+    /// With `passkey`, also creates a passkey and wraps the DEK under its PRF output where the
+    /// browser supports PRF; returns whether it did.
     pub(crate) async fn bootstrap(
         &self,
         passcode: &str,
         policy: PasscodePolicy,
-    ) -> Result<(), SdkError> {
+        passkey: bool,
+    ) -> Result<bool, SdkError> {
         policy.check(passcode)?;
         if self.is_bootstrapped().await? {
             return Err(SdkError::AlreadyBootstrapped);
@@ -328,6 +449,11 @@ impl KeyStore {
 
         let dek = Zeroizing::new(random::<32>()?);
         let wrap = PasscodeWrap::new(passcode, &dek, &profile).await?;
+        let passkey_wrap = if passkey {
+            PasskeyWrap::new(&dek, &profile).await?
+        } else {
+            None
+        };
         let unlocked = Unlocked { dek };
         let archive_record = unlocked.seal_record(ARCHIVE_KEY, archive_secret.as_slice())?;
 
@@ -341,6 +467,9 @@ impl KeyStore {
         )?;
         set(&device, "registrationData", &registration_data.into())?;
         set(&device, "passcode", &wrap.to_js()?)?;
+        if let Some(passkey_wrap) = &passkey_wrap {
+            set(&device, "passkey", &passkey_wrap.to_js()?)?;
+        }
         set(&device, "createTime", &js_sys::Date::now().into())?;
         self.db
             .insert_many(&[
@@ -355,7 +484,14 @@ impl KeyStore {
                     SdkError::AlreadyBootstrapped
                 }
                 other => other,
-            })
+            })?;
+        Ok(passkey_wrap.is_some())
+    }
+
+    /// Whether the device can unlock with a passkey.
+    pub(crate) async fn has_passkey(&self) -> Result<bool, SdkError> {
+        let (device, _) = self.device().await?;
+        Ok(Reflect::get(&device, &"passkey".into()).is_ok_and(|value| value.is_object()))
     }
 
     async fn device(&self) -> Result<(JsValue, CryptoKey), SdkError> {
@@ -387,13 +523,24 @@ impl KeyStore {
         Ok(DevicePublic { registration_data })
     }
 
-    /// The DEK, for a correct passcode.
-    pub(crate) async fn unlock(&self, passcode: &str) -> Result<Unlocked, SdkError> {
+    /// The DEK, for a correct passcode or after the passkey's user verification.
+    pub(crate) async fn unlock(&self, unlock: &Unlock) -> Result<Unlocked, SdkError> {
         let (device, profile) = self.device().await?;
-        let wrap = PasscodeWrap::from_js(&field(&device, "passcode")?)?;
-        Ok(Unlocked {
-            dek: wrap.unwrap(passcode, &profile).await?,
-        })
+        let dek = match unlock {
+            Unlock::Passcode(passcode) => {
+                PasscodeWrap::from_js(&field(&device, "passcode")?)?
+                    .unwrap(passcode, &profile)
+                    .await?
+            }
+            Unlock::Passkey => {
+                let wrap = Reflect::get(&device, &"passkey".into())
+                    .ok()
+                    .filter(JsValue::is_object)
+                    .ok_or_else(|| SdkError::PasskeyFailed("this device has no passkey".into()))?;
+                PasskeyWrap::from_js(&wrap)?.unwrap(&profile).await?
+            }
+        };
+        Ok(Unlocked { dek })
     }
 
     /// Rewraps the DEK under a new passcode; the records stay as they are.
@@ -405,7 +552,7 @@ impl KeyStore {
     ) -> Result<(), SdkError> {
         policy.check(new)?;
         let (device, profile) = self.device().await?;
-        let unlocked = self.unlock(old).await?;
+        let unlocked = self.unlock(&Unlock::Passcode(old.to_owned())).await?;
         let wrap = PasscodeWrap::new(new, &unlocked.dek, &profile).await?;
         // A copy of the stored object with only the wrap replaced (keeps fields of newer versions).
         let updated: Object = Object::assign(&Object::new(), device.unchecked_ref());

@@ -4,6 +4,7 @@
 
 pub(crate) mod idb;
 pub(crate) mod subtle;
+pub(crate) mod webauthn;
 
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};

@@ -1,0 +1,111 @@
+// Passkeys with the WebAuthn PRF extension, through a CDP virtual authenticator: with PRF the
+// passkey unlocks the keys; without it the device works with its passcode alone.
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { recoverMessageAddress } from 'viem';
+
+import { collectPageErrors, launchBrowser, repoRoot, startServer } from './support.mjs';
+
+/** @type {string} */
+let staticDir;
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let server;
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  staticDir = mkdtempSync(join(tmpdir(), 'waas-passkey-'));
+  cpSync(join(repoRoot, 'tests/e2e/harness'), staticDir, { recursive: true });
+  cpSync(join(repoRoot, 'pkg'), join(staticDir, 'pkg'), { recursive: true });
+  server = await startServer({ staticDir });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  rmSync(staticDir, { recursive: true, force: true });
+});
+
+/**
+ * A fresh profile whose browser has a platform authenticator, with or without PRF.
+ * @param {boolean} hasPrf
+ */
+async function pageWithAuthenticator(hasPrf) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = collectPageErrors(page);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      ctap2Version: 'ctap2_1',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      hasPrf,
+      automaticPresenceSimulation: true,
+    },
+  });
+  await page.goto(server.url);
+  await page.waitForFunction(() => document.title === 'ready');
+  return { page, errors, context };
+}
+
+test('with PRF, the passkey unlocks: create a wallet and sign without the passcode', async () => {
+  const { page, errors, context } = await pageWithAuthenticator(true);
+  const result = await page.evaluate(async () => {
+    const { sdk } = /** @type {any} */ (window);
+    await sdk.bootstrapDevice('123456', { passkey: true });
+    const device = await sdk.WaasDevice.open();
+    const hasPasskey = await device.hasPasskey();
+    const client = await sdk.WaasClient.connect('');
+    await client.registerDevice();
+    const created = await client.createWallet({ passkey: true });
+    const key = created.address.mpcKeys[0];
+    const byPasskey = await client.signMessage(key, 'by passkey', { passkey: true });
+    const byPasscode = await client.signMessage(key, 'by passcode', { passcode: '123456' });
+    return { hasPasskey, address: created.address.address, byPasskey, byPasscode };
+  });
+  assert.equal(result.hasPasskey, true);
+  for (const [message, signature] of [
+    ['by passkey', result.byPasskey],
+    ['by passcode', result.byPasscode],
+  ]) {
+    const recovered = await recoverMessageAddress({
+      message,
+      signature: signature.signedPayload.signature,
+    });
+    assert.equal(recovered, result.address, message);
+  }
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('without PRF, the device works with the passcode alone', async () => {
+  const { page, errors, context } = await pageWithAuthenticator(false);
+  const result = await page.evaluate(async () => {
+    const { sdk } = /** @type {any} */ (window);
+    await sdk.bootstrapDevice('123456', { passkey: true });
+    const device = await sdk.WaasDevice.open();
+    const hasPasskey = await device.hasPasskey();
+    const client = await sdk.WaasClient.connect('');
+    await client.registerDevice();
+    const created = await client.createWallet({ passcode: '123456' });
+    const passkeyCode = await client
+      .signMessage(created.address.mpcKeys[0], 'x', { passkey: true })
+      .then(() => 'resolved', (/** @type {any} */ error) => error.code);
+    return { hasPasskey, passkeyCode, address: created.address.address };
+  });
+  assert.equal(result.hasPasskey, false);
+  assert.equal(result.passkeyCode, 'PASSKEY_FAILED');
+  assert.match(result.address, /^0x[0-9a-fA-F]{40}$/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
