@@ -2,7 +2,7 @@
 //! non-extractable key (docs/api.md, "Request tokens"), and the device's side of the MPC
 //! operations (`computeMPCOperation`) with the convenience flows built on them.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
 use base64::Engine;
@@ -142,6 +142,8 @@ pub struct WaasClient {
     store: Rc<KeyStore>,
     /// Server time minus local time, from the last `Date` header, in milliseconds.
     clock_offset_ms: Cell<f64>,
+    /// This device's name and auth key, read from the store once (they never change).
+    identity: OnceCell<(waas_api::DeviceName, web_sys::CryptoKey)>,
 }
 
 #[wasm_bindgen]
@@ -159,6 +161,7 @@ impl WaasClient {
             audience: string_option(&options, "audience").unwrap_or_else(|| "waas-server".into()),
             store: Rc::new(KeyStore::open(&store_name).await?),
             clock_offset_ms: Cell::new(0.0),
+            identity: OnceCell::new(),
         })
     }
 
@@ -392,10 +395,22 @@ impl WaasClient {
 }
 
 impl WaasClient {
+    /// This device's name and auth key.
+    async fn identity(&self) -> Result<&(waas_api::DeviceName, web_sys::CryptoKey), SdkError> {
+        if let Some(identity) = self.identity.get() {
+            return Ok(identity);
+        }
+        let identity = (
+            self.store.device_name().await?,
+            self.store.auth_key().await?,
+        );
+        Ok(self.identity.get_or_init(|| identity))
+    }
+
     async fn create_wallet_operation(&self, pool: Option<String>) -> Result<Operation, SdkError> {
         let pool: PoolName = pool.as_deref().unwrap_or(DEFAULT_POOL).parse()?;
         let body = CreateMpcWalletRequest {
-            device: self.store.device_name().await?,
+            device: self.identity().await?.0.clone(),
             request_id: None,
         };
         self.send("POST", &format!("/v1/{pool}/mpcWallets"), Some(&body), true)
@@ -517,7 +532,7 @@ impl WaasClient {
 
     /// The device's side of one operation, under a Web Lock on its group.
     async fn compute(&self, data: &MpcData, unlocked: &Unlocked) -> Result<(), SdkError> {
-        let device = self.store.device_name().await?;
+        let device = self.identity().await?.0.clone();
         if data.device != device {
             return Err(SdkError::InvalidArgument(format!(
                 "{} is for another device",
@@ -742,7 +757,7 @@ impl WaasClient {
             typ: Some("JWT".into()),
         };
         let claims = RequestClaims {
-            sub: self.store.device_name().await?.to_string(),
+            sub: self.identity().await?.0.to_string(),
             aud: self.audience.clone(),
             iat: now,
             exp: now + MAX_TOKEN_LIFETIME_SECS,
@@ -757,7 +772,7 @@ impl WaasClient {
             URL_SAFE_NO_PAD.encode(to_json(&claims)?)
         );
         let signature =
-            subtle::sign_es256(&self.store.auth_key().await?, signing_input.as_bytes()).await?;
+            subtle::sign_es256(&self.identity().await?.1, signing_input.as_bytes()).await?;
         Ok(format!(
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(signature)

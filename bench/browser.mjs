@@ -1,0 +1,89 @@
+// The SDK's speed in a real browser (design §8 budgets), against the real server on loopback:
+// bootstrap (Argon2id included), one unlock, key generation and signing end to end, and the
+// .wasm size. Prints a Markdown section for docs/benchmarks.md.
+//
+//   npm run bench:browser            (builds the release server and the package first)
+//   WAAS_BENCH_RUNS=20 npm run bench:browser
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+import { launchBrowser, repoRoot, startServer } from '../tests/e2e/support.mjs';
+
+const runs = Number(process.env.WAAS_BENCH_RUNS ?? 10);
+
+/** @param {number[]} samples */
+function median(samples) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** @param {number} ms */
+const format = (ms) => `${ms.toFixed(ms < 100 ? 1 : 0)} ms`;
+
+const staticDir = mkdtempSync(join(tmpdir(), 'waas-bench-'));
+cpSync(join(repoRoot, 'tests/e2e/harness'), staticDir, { recursive: true });
+cpSync(join(repoRoot, 'pkg'), join(staticDir, 'pkg'), { recursive: true });
+process.env.WAAS_SERVER_BIN ??= join(repoRoot, 'target/release/waas-server');
+const server = await startServer({ staticDir });
+const browser = await launchBrowser();
+try {
+  const page = await browser.newPage();
+  await page.goto(server.url);
+  await page.waitForFunction(() => document.title === 'ready');
+  const times = await page.evaluate(async (runs) => {
+    const { sdk } = /** @type {any} */ (window);
+    const unlock = { passcode: '123456' };
+    const time = async (/** @type {() => Promise<unknown>} */ work) => {
+      const start = performance.now();
+      await work();
+      return performance.now() - start;
+    };
+    const bootstrap = await time(() => sdk.bootstrapDevice('123456'));
+    const device = await sdk.WaasDevice.open();
+    const client = await sdk.WaasClient.connect('');
+    await client.registerDevice();
+    /** @type {number[]} */ const unlocks = [];
+    /** @type {number[]} */ const keygens = [];
+    /** @type {number[]} */ const signs = [];
+    /** @type {string | undefined} */ let key;
+    for (let run = 0; run < runs; run += 1) {
+      unlocks.push(await time(() => device.checkPasscode('123456')));
+      keygens.push(
+        await time(async () => {
+          const created = await client.createWallet(unlock);
+          key ??= created.address.mpcKeys[0];
+        }),
+      );
+    }
+    for (let run = 0; run < runs; run += 1) {
+      const digest = `0x${run.toString(16).padStart(64, '0')}`;
+      signs.push(await time(() => client.signPayload(key, digest, unlock)));
+    }
+    return { bootstrap, unlocks, keygens, signs };
+  }, runs);
+
+  const wasm = readFileSync(join(repoRoot, 'pkg/waas_sdk_bg.wasm'));
+  const unlock = median(times.unlocks);
+  console.log(`## The SDK in Chromium (\`npm run bench:browser\`)
+
+Headless Chromium, the release package (wasm-opt -Oz) and the release server on loopback, one
+browser profile; medians of ${runs} runs. Each wallet and each signature is the whole flow an app
+calls (\`createWallet\`, \`signPayload\`), with one passcode unlock (Argon2id, 19 MiB, t = 2) in it.
+
+| what | median | design budget |
+|---|---|---|
+| bootstrap (keys, Argon2id, IndexedDB), once | ${format(times.bootstrap)} | |
+| unlock with the passcode alone | ${format(unlock)} | |
+| create a wallet: key generation end to end, first address | ${format(median(times.keygens))} | ≤ 1.5 s |
+| sign a digest end to end | ${format(median(times.signs))} | |
+| sign, without the unlock | ${format(median(times.signs) - unlock)} | ≤ 40 ms |
+| .wasm raw / gzip -9 | ${wasm.length.toLocaleString('en')} / ${gzipSync(wasm, { level: 9 }).length.toLocaleString('en')} bytes | gzip ≤ 400 KB |
+`);
+} finally {
+  await browser.close();
+  await server.stop();
+  rmSync(staticDir, { recursive: true, force: true });
+}
