@@ -1,27 +1,331 @@
-import { WaasError, initAsync, version } from 'waas-sdk';
+// The demo wallet: versions, then onboarding (passcode, device, registration), a wallet and its
+// first address, and message signing. One page; each step is a <section> shown when it applies.
+import {
+  WaasClient,
+  WaasDevice,
+  WaasError,
+  initAsync,
+  version,
+  type CreatedWallet,
+  type Device,
+  type Signature,
+} from 'waas-sdk';
 
-import { fetchServerVersion } from './api';
+import { ApiError, fetchServerVersion } from './api';
+import { type StoredWallet, forgetWallet, loadWallet, saveWallet } from './storage';
+
+/** The passcode policy the page states (and the SDK's default): at least 6 digits. */
+const PASSCODE_POLICY = { minPasscodeLength: 6, digitsOnly: true };
+
+// --- DOM helpers ---------------------------------------------------------------------------------
+
+function byId<T extends HTMLElement>(id: string, type: { new (): T; prototype: T }): T {
+  const element = document.getElementById(id);
+  if (!(element instanceof type)) throw new Error(`missing #${id}`);
+  return element;
+}
+
+const ui = {
+  status: byId('status', HTMLElement),
+  appError: byId('app-error', HTMLElement),
+  onboarding: byId('onboarding', HTMLElement),
+  onboardingForm: byId('onboarding-form', HTMLFormElement),
+  onboardingPasscode: byId('onboarding-passcode', HTMLInputElement),
+  onboardingConfirm: byId('onboarding-confirm', HTMLInputElement),
+  onboardingError: byId('onboarding-error', HTMLElement),
+  device: byId('device', HTMLElement),
+  deviceName: byId('device-name', HTMLElement),
+  deviceState: byId('device-state', HTMLElement),
+  deviceError: byId('device-error', HTMLElement),
+  registerRetry: byId('register-retry', HTMLButtonElement),
+  createWallet: byId('create-wallet', HTMLElement),
+  createWalletForm: byId('create-wallet-form', HTMLFormElement),
+  createWalletPasscode: byId('create-wallet-passcode', HTMLInputElement),
+  createWalletError: byId('create-wallet-error', HTMLElement),
+  wallet: byId('wallet', HTMLElement),
+  walletAddress: byId('wallet-address', HTMLElement),
+  walletPath: byId('wallet-path', HTMLElement),
+  walletNetwork: byId('wallet-network', HTMLElement),
+  walletName: byId('wallet-name', HTMLElement),
+  walletDeviceGroup: byId('wallet-device-group', HTMLElement),
+  walletKey: byId('wallet-key', HTMLElement),
+  sign: byId('sign', HTMLElement),
+  signForm: byId('sign-form', HTMLFormElement),
+  signMessage: byId('sign-message', HTMLTextAreaElement),
+  signPasscode: byId('sign-passcode', HTMLInputElement),
+  signError: byId('sign-error', HTMLElement),
+  signResult: byId('sign-result', HTMLElement),
+  signedMessage: byId('signed-message', HTMLElement),
+  signature: byId('signature', HTMLElement),
+  signatureR: byId('signature-r', HTMLElement),
+  signatureS: byId('signature-s', HTMLElement),
+  signatureV: byId('signature-v', HTMLElement),
+};
 
 function show(id: string, text: string, state: 'ok' | 'error'): void {
-  const element = document.getElementById(id);
-  if (!element) throw new Error(`missing #${id}`);
+  const element = byId(id, HTMLElement);
   element.textContent = text;
   element.dataset['state'] = state;
 }
 
-function describe(error: unknown): string {
-  if (error instanceof WaasError) return `${error.code}: ${error.message}`;
-  return error instanceof Error ? error.message : String(error);
+function setStatus(text: string, state: 'loading' | 'busy' | 'ready' | 'error'): void {
+  ui.status.textContent = text;
+  ui.status.dataset['state'] = state;
 }
 
-async function showSdkVersion(): Promise<void> {
+/** Shows a section and moves focus to its heading, so keyboard and screen reader users follow. */
+function reveal(section: HTMLElement, focus: boolean): void {
+  section.hidden = false;
+  if (focus) section.querySelector<HTMLElement>('h2')?.focus();
+}
+
+// --- errors ---------------------------------------------------------------------------------------
+
+/** An error as the page shows it: a stable code and a message for people. */
+function describeError(error: unknown): { code: string; message: string } {
+  if (error instanceof WaasError || error instanceof ApiError) {
+    return { code: error.code, message: error.message };
+  }
+  return { code: 'UNEXPECTED', message: error instanceof Error ? error.message : String(error) };
+}
+
+function describe(error: unknown): string {
+  const { code, message } = describeError(error);
+  return `${code}: ${message}`;
+}
+
+/** Shows `error` in `element` (a role="alert" region) as "CODE: message". */
+function showError(element: HTMLElement, error: unknown): void {
+  const { code, message } = describeError(error);
+  const codeElement = document.createElement('code');
+  codeElement.textContent = code;
+  element.replaceChildren(codeElement, `: ${message}`);
+  element.dataset['code'] = code;
+}
+
+/** Shows a problem the page found itself (no SDK call was made), without a code. */
+function showProblem(element: HTMLElement, message: string): void {
+  element.textContent = message;
+  delete element.dataset['code'];
+}
+
+function clearError(element: HTMLElement): void {
+  element.replaceChildren();
+  delete element.dataset['code'];
+}
+
+// --- state ----------------------------------------------------------------------------------------
+
+interface App {
+  device: WaasDevice;
+  client: WaasClient;
+  /** The server's name for this device, once registered (this page load). */
+  deviceName: string | undefined;
+  wallet: StoredWallet | undefined;
+  /** Only one SDK operation at a time from this page. */
+  busy: boolean;
+}
+
+const forms = [ui.onboardingForm, ui.createWalletForm, ui.signForm];
+
+/**
+ * Runs one user action: every form is disabled meanwhile, `form` is marked busy, and any failure
+ * is shown in `errorElement` (never thrown further). Resolves whether the action succeeded.
+ */
+async function run(
+  app: App,
+  form: HTMLFormElement | undefined,
+  errorElement: HTMLElement,
+  busyText: string,
+  action: () => Promise<void>,
+): Promise<boolean> {
+  if (app.busy) return false;
+  app.busy = true;
+  clearError(errorElement);
+  for (const each of forms) each.querySelector('fieldset')?.setAttribute('disabled', '');
+  ui.registerRetry.disabled = true;
+  form?.setAttribute('aria-busy', 'true');
+  setStatus(busyText, 'busy');
   try {
-    await initAsync();
-    show('sdk-version', version(), 'ok');
+    await action();
+    return true;
   } catch (error) {
-    show('sdk-version', describe(error), 'error');
+    showError(errorElement, error);
+    setStatus(`Failed: ${describe(error)}`, 'error');
+    return false;
+  } finally {
+    app.busy = false;
+    for (const each of forms) each.querySelector('fieldset')?.removeAttribute('disabled');
+    ui.registerRetry.disabled = false;
+    form?.removeAttribute('aria-busy');
   }
 }
+
+// --- steps ----------------------------------------------------------------------------------------
+
+function showDevice(device: Device): void {
+  ui.deviceName.textContent = device.name;
+  ui.deviceState.textContent = device.state;
+  ui.registerRetry.hidden = true;
+  clearError(ui.deviceError);
+}
+
+/** RegisterDevice (again is fine: the same device). Rejects like the SDK does. */
+async function register(app: App): Promise<void> {
+  ui.device.hidden = false;
+  const device = await app.client.registerDevice();
+  app.deviceName = device.name;
+  showDevice(device);
+}
+
+function showWallet(wallet: StoredWallet, focus: boolean): void {
+  ui.walletAddress.textContent = wallet.address;
+  ui.walletPath.textContent = wallet.derivationPath;
+  ui.walletNetwork.textContent = wallet.network;
+  ui.walletName.textContent = wallet.wallet;
+  ui.walletDeviceGroup.textContent = wallet.deviceGroup;
+  ui.walletKey.textContent = wallet.mpcKey;
+  ui.createWallet.hidden = true;
+  reveal(ui.wallet, focus);
+  reveal(ui.sign, false);
+}
+
+function showSignature(message: string, signature: Signature): void {
+  const { signature: bytes, r, s, v } = signature.signedPayload;
+  ui.signedMessage.textContent = message;
+  ui.signature.textContent = bytes;
+  ui.signatureR.textContent = r;
+  ui.signatureS.textContent = s;
+  ui.signatureV.textContent = String(v);
+  ui.signResult.hidden = false;
+}
+
+/** What the page remembers of a wallet `createWallet` made. */
+function toStored(deviceName: string, created: CreatedWallet): StoredWallet {
+  const mpcKey = created.address.mpcKeys[0];
+  if (mpcKey === undefined) throw new Error('the first address names no key');
+  return {
+    device: deviceName,
+    wallet: created.wallet.name,
+    deviceGroup: created.wallet.deviceGroup,
+    mpcKey,
+    address: created.address.address,
+    derivationPath: created.address.derivationPath,
+    network: created.address.network,
+  };
+}
+
+/**
+ * RegisterDevice after the device exists (onboarding, a retry, a page load). A failure is shown in
+ * the device section with a button to try again; resolves whether it registered.
+ */
+async function registerOrOfferRetry(app: App): Promise<boolean> {
+  try {
+    await register(app);
+    return true;
+  } catch (error) {
+    showError(ui.deviceError, error);
+    ui.registerRetry.hidden = false;
+    setStatus(`Registration failed: ${describe(error)}`, 'error');
+    return false;
+  }
+}
+
+/** After registration: the wallet if this browser remembers one, otherwise its creation. */
+function afterRegistration(app: App, focus: boolean, note = ''): void {
+  if (app.wallet) {
+    showWallet(app.wallet, focus);
+    setStatus(`${note}Ready.`, 'ready');
+  } else {
+    setStatus(`${note}This browser is a registered device. Next: create a wallet.`, 'ready');
+    reveal(ui.createWallet, focus);
+  }
+}
+
+function wireOnboarding(app: App): void {
+  ui.onboardingForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const passcode = ui.onboardingPasscode.value;
+    const confirm = ui.onboardingConfirm.value;
+    ui.onboardingPasscode.value = '';
+    ui.onboardingConfirm.value = '';
+    if (passcode !== confirm) {
+      showProblem(ui.onboardingError, 'The two passcodes differ: type the same passcode twice.');
+      ui.onboardingPasscode.focus();
+      return;
+    }
+    const busyText = 'Creating this device’s keys…';
+    void run(app, ui.onboardingForm, ui.onboardingError, busyText, async () => {
+      const created = await app.device.bootstrap(passcode);
+      ui.onboarding.hidden = true;
+      setStatus('Registering this device with the server…', 'busy');
+      if (await registerOrOfferRetry(app)) {
+        const note = created ? '' : 'This browser had a device already; its passcode is unchanged. ';
+        afterRegistration(app, true, note);
+      }
+    }).then((ok) => {
+      // Focus where the user can go on: the passcode again, or the registration's retry.
+      if (!ok) ui.onboardingPasscode.focus();
+      else if (!ui.registerRetry.hidden) ui.registerRetry.focus();
+    });
+  });
+
+  ui.registerRetry.addEventListener('click', () => {
+    const busyText = 'Registering this device with the server…';
+    void run(app, undefined, ui.deviceError, busyText, async () => {
+      await register(app);
+      afterRegistration(app, true);
+    });
+  });
+}
+
+function wireCreateWallet(app: App): void {
+  ui.createWalletForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const passcode = ui.createWalletPasscode.value;
+    ui.createWalletPasscode.value = '';
+    const busyText = 'Creating the wallet: this device and the server generate its key together…';
+    void run(app, ui.createWalletForm, ui.createWalletError, busyText, async () => {
+      const deviceName = app.deviceName;
+      if (deviceName === undefined) throw new Error('register this device first');
+      const created = await app.client.createWallet({ passcode });
+      const wallet = toStored(deviceName, created);
+      app.wallet = wallet;
+      showWallet(wallet, true);
+      try {
+        saveWallet(wallet);
+        setStatus('Wallet created. Its first address is below.', 'ready');
+      } catch (error) {
+        const why = describe(error);
+        setStatus(`Wallet created, but this browser will not remember it: ${why}`, 'ready');
+      }
+    }).then((ok) => {
+      if (!ok) ui.createWalletPasscode.focus();
+    });
+  });
+}
+
+function wireSign(app: App): void {
+  ui.signForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const message = ui.signMessage.value;
+    const passcode = ui.signPasscode.value;
+    ui.signPasscode.value = '';
+    ui.signResult.hidden = true;
+    const busyText = 'Signing: this device and the server sign together…';
+    void run(app, ui.signForm, ui.signError, busyText, async () => {
+      const wallet = app.wallet;
+      if (!wallet) throw new Error('create a wallet first');
+      const signature = await app.client.signMessage(wallet.mpcKey, message, { passcode });
+      showSignature(message, signature);
+      setStatus('Message signed.', 'ready');
+    }).then((ok) => {
+      if (!ok) ui.signPasscode.focus();
+    });
+  });
+}
+
+// --- start ----------------------------------------------------------------------------------------
 
 async function showServerVersion(): Promise<void> {
   try {
@@ -32,4 +336,73 @@ async function showServerVersion(): Promise<void> {
   }
 }
 
-await Promise.all([showSdkVersion(), showServerVersion()]);
+/** Loads the SDK and opens this profile's device; undefined (failure shown) if it cannot. */
+async function start(): Promise<App | undefined> {
+  try {
+    await initAsync();
+    show('sdk-version', version(), 'ok');
+  } catch (error) {
+    show('sdk-version', describe(error), 'error');
+    showError(ui.appError, error);
+    setStatus('The SDK could not load.', 'error');
+    return undefined;
+  }
+  try {
+    // One after the other: both open the same IndexedDB store, the first may create it.
+    const device = await WaasDevice.open(null, PASSCODE_POLICY);
+    const client = await WaasClient.connect('');
+    return { device, client, deviceName: undefined, wallet: undefined, busy: false };
+  } catch (error) {
+    showError(ui.appError, error);
+    setStatus('This browser cannot hold a device.', 'error');
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  const serverVersion = showServerVersion();
+  const app = await start();
+  if (app) {
+    wireOnboarding(app);
+    wireCreateWallet(app);
+    wireSign(app);
+    await resume(app);
+  }
+  await serverVersion;
+}
+
+/** The first screen: onboarding for a new profile, otherwise the device and its wallet. */
+async function resume(app: App): Promise<void> {
+  let bootstrapped: boolean;
+  try {
+    bootstrapped = await app.device.isBootstrapped();
+  } catch (error) {
+    showError(ui.appError, error);
+    setStatus('This browser’s device could not be read.', 'error');
+    return;
+  }
+  const stored = loadWallet();
+  if (!bootstrapped) {
+    // A remembered wallet without the device that holds its key share is of no use here.
+    if (stored) forgetWallet();
+    setStatus('This browser has no device yet. Choose a passcode to create one.', 'ready');
+    reveal(ui.onboarding, false);
+    return;
+  }
+  app.wallet = stored;
+  ui.device.hidden = false;
+  setStatus('Checking this device with the server…', 'busy');
+  if (!(await registerOrOfferRetry(app))) {
+    // The server is unreachable or refused: still show what this browser remembers.
+    if (app.wallet) showWallet(app.wallet, false);
+    return;
+  }
+  if (stored && stored.device !== app.deviceName) {
+    // The remembered wallet belongs to an earlier device of this browser (its storage was reset).
+    forgetWallet();
+    app.wallet = undefined;
+  }
+  afterRegistration(app, false);
+}
+
+await main();
