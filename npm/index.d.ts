@@ -24,6 +24,8 @@ export type WaasErrorCode =
   | 'NOT_BOOTSTRAPPED'
   /** The SDK was called before `initAsync()` resolved. */
   | 'NOT_INITIALIZED'
+  /** The server failed a check only a cheating peer fails: this pairing never signs again. */
+  | 'PAIRING_RETIRED'
   /** The passkey could not be used: none enrolled, the user cancelled, or no PRF output. */
   | 'PASSKEY_FAILED'
   /** The MPC protocol stopped: a message failed a check, or the server gave up. */

@@ -15,7 +15,8 @@ use waas_api::auth::{ALGORITHM, MAX_TOKEN_LIFETIME_SECS, RequestClaims, TokenHea
 use waas_api::resources::{
     Address, CreateMpcWalletRequest, CreateSignatureRequest, DEFAULT_NETWORK, DeviceGroup,
     ExchangeRequest, ExchangeResponse, GenerateAddressRequest, ListMpcOperationsResponse, MpcData,
-    MpcProtocol, Operation, OperationMetadata, OperationResponse, RegisterDeviceRequest,
+    MpcProtocol, Operation, OperationMetadata, OperationResponse, RegisterDeviceRequest, Signature,
+    SignedPayload,
 };
 use waas_api::{DeviceGroupName, ErrorBody, MpcKeyName, MpcOperationName, PoolName};
 use waas_mpc::{Keygen, SessionId, Signing, SigningRequest, ethereum_address, parse_path};
@@ -25,6 +26,9 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use crate::SdkError;
 use crate::browser::{fetch, subtle};
 use crate::keystore::{DEFAULT_STORE, KeyStore, Unlocked};
+
+/// The largest clock correction the client accepts from the server.
+const MAX_CLOCK_OFFSET_MS: f64 = 24.0 * 3600.0 * 1000.0;
 
 /// The pool wallets are created in unless the caller names one (the server creates it).
 const DEFAULT_POOL: &str = "pools/default";
@@ -154,6 +158,7 @@ impl WaasClient {
         options: Option<ClientOptions>,
     ) -> Result<WaasClient, SdkError> {
         let options: JsValue = options.map_or(JsValue::UNDEFINED, JsValue::from);
+        check_base_url(&base_url)?;
         let store_name =
             string_option(&options, "storeName").unwrap_or_else(|| DEFAULT_STORE.into());
         Ok(Self {
@@ -212,9 +217,16 @@ impl WaasClient {
         network: Option<String>,
     ) -> Result<JsAddress, SdkError> {
         let wallet: waas_api::MpcWalletName = wallet.parse()?;
-        let wallet_resource: waas_api::resources::MpcWallet = self
-            .send::<(), _>("GET", &format!("/v1/{wallet}"), None, true)
-            .await?;
+        // The group this device recorded when it made the wallet; the server's word otherwise.
+        let group = match self.store.wallet_group(&wallet.to_string()).await? {
+            Some(group) => group.parse()?,
+            None => {
+                let resource: waas_api::resources::MpcWallet = self
+                    .send::<(), _>("GET", &format!("/v1/{wallet}"), None, true)
+                    .await?;
+                resource.device_group
+            }
+        };
         let body = GenerateAddressRequest {
             network: network.unwrap_or_else(|| DEFAULT_NETWORK.into()),
         };
@@ -226,8 +238,7 @@ impl WaasClient {
                 true,
             )
             .await?;
-        self.check_address(&wallet_resource.device_group, &address)
-            .await?;
+        self.check_address(&wallet, &group, &address).await?;
         Ok(to_js(&address)?.into())
     }
 
@@ -273,7 +284,9 @@ impl WaasClient {
         let data = MpcData::decode(&mpc_data)
             .map_err(|error| SdkError::InvalidArgument(error.to_string()))?;
         let unlocked = self.store.unlock(&unlock_of(&unlock)?).await?;
-        self.compute(&data, &unlocked).await
+        self.compute(&data, &unlocked, &Expected::Any)
+            .await
+            .map(drop)
     }
 
     /// The whole wallet creation: CreateMPCWallet, key generation on this device, and the first
@@ -297,8 +310,16 @@ impl WaasClient {
                 "CreateMPCWallet answered another kind of operation".into(),
             ));
         };
+        if mpc_operation.device_group_name() != *device_group
+            || mpc_wallet.pool_name() != device_group.pool_name()
+        {
+            return Err(SdkError::Untrusted(
+                "CreateMPCWallet's operation, group and wallet do not belong together".into(),
+            ));
+        }
         let pending = self.pending(device_group, mpc_operation).await?;
-        self.compute(&pending, &unlocked).await?;
+        self.compute(&pending, &unlocked, &Expected::Keygen(device_group))
+            .await?;
         let done = self
             .wait(&operation.name.to_string(), &JsValue::UNDEFINED)
             .await?;
@@ -307,11 +328,15 @@ impl WaasClient {
                 "the wallet operation has no wallet".into(),
             ));
         };
-        if wallet.name != *mpc_wallet {
+        if wallet.name != *mpc_wallet || wallet.device_group != *device_group {
             return Err(SdkError::Untrusted(
                 "the operation made another wallet".into(),
             ));
         }
+        // This device made the wallet on this group: later addresses are checked against it.
+        self.store
+            .remember_wallet(&mpc_wallet.to_string(), &device_group.to_string())
+            .await?;
         let address: Address = self
             .send(
                 "POST",
@@ -322,7 +347,8 @@ impl WaasClient {
                 true,
             )
             .await?;
-        self.check_address(device_group, &address).await?;
+        self.check_address(mpc_wallet, device_group, &address)
+            .await?;
         let created = serde_json::json!({ "wallet": wallet, "address": address });
         Ok(to_js(&created)?.into())
     }
@@ -347,32 +373,24 @@ impl WaasClient {
         let pending = self
             .pending(&key.device_group_name(), mpc_operation)
             .await?;
-        match &pending.protocol {
-            MpcProtocol::CreateSignature {
-                digest: asked,
-                mpc_key,
-                ..
-            } if asked.eq_ignore_ascii_case(&digest) && *mpc_key == key => {}
-            _ => {
-                return Err(SdkError::Untrusted(
-                    "the operation signs something else".into(),
-                ));
-            }
-        }
-        self.compute(&pending, &unlocked).await?;
-        let done = self
-            .wait(&operation.name.to_string(), &JsValue::UNDEFINED)
-            .await?;
-        match done.response {
-            Some(OperationResponse::Signature(signature))
-                if signature.payload.eq_ignore_ascii_case(&digest) =>
-            {
-                Ok(to_js(&signature)?.into())
-            }
-            _ => Err(SdkError::Untrusted(
-                "the operation has no signature of this digest".into(),
-            )),
-        }
+        let signature = self
+            .compute(&pending, &unlocked, &Expected::Sign(&key, &digest))
+            .await?
+            .ok_or_else(|| abort_text("signing produced no signature"))?;
+        // The device's own signature, which the protocol checked under its own derivation of
+        // the key: not whatever GetOperation would say.
+        let bytes = signature.to_ethereum_bytes();
+        let resource = Signature {
+            mpc_key: key,
+            payload: digest.to_ascii_lowercase(),
+            signed_payload: SignedPayload {
+                r: format!("0x{}", hex::encode(signature.r)),
+                s: format!("0x{}", hex::encode(signature.s)),
+                v: bytes[64],
+                signature: format!("0x{}", hex::encode(bytes)),
+            },
+        };
+        Ok(to_js(&resource)?.into())
     }
 
     /// EIP-191 `personal_sign`: signs Keccak-256("\x19Ethereum Signed Message:\n" ‖ length ‖
@@ -504,22 +522,41 @@ impl WaasClient {
         }
     }
 
-    /// Checks a server-supplied address against this device's own derivation of its path.
+    /// Checks a server-supplied address: for this wallet, named by the key of its path in this
+    /// group, and this device's own derivation of that path.
     async fn check_address(
         &self,
+        wallet: &waas_api::MpcWalletName,
         group: &DeviceGroupName,
         address: &Address,
     ) -> Result<(), SdkError> {
+        if address.mpc_wallet != *wallet {
+            return Err(SdkError::Untrusted(format!(
+                "the server answered with an address of {}",
+                address.mpc_wallet
+            )));
+        }
+        let path = parse_path(&address.derivation_path)
+            .map_err(|error| SdkError::Untrusted(error.to_string()))?;
+        let [key] = address.mpc_keys.as_slice() else {
+            return Err(SdkError::Untrusted("an address has one key".into()));
+        };
+        if key.device_group_name() != *group
+            || key_path(key).as_deref() != Some(address.derivation_path.as_str())
+        {
+            return Err(SdkError::Untrusted(format!(
+                "{key} is not the key at {} of {group}",
+                address.derivation_path
+            )));
+        }
         let stored =
             self.store.group(&group.to_string()).await?.ok_or_else(|| {
                 SdkError::Untrusted(format!("this device has no key for {group}"))
             })?;
-        let path = parse_path(&address.derivation_path)
-            .map_err(|error| SdkError::Untrusted(error.to_string()))?;
-        let key = waas_mpc::ExtendedPublicKey::root(stored.root_public_key, stored.chain_code)
+        let derived = waas_mpc::ExtendedPublicKey::root(stored.root_public_key, stored.chain_code)
             .derive(&path)
             .map_err(|error| SdkError::Untrusted(error.to_string()))?;
-        let own = ethereum_address(&key.public_key)
+        let own = ethereum_address(&derived.public_key)
             .map_err(|error| SdkError::Untrusted(error.to_string()))?;
         if own != address.address {
             return Err(SdkError::Untrusted(format!(
@@ -530,8 +567,15 @@ impl WaasClient {
         Ok(())
     }
 
-    /// The device's side of one operation, under a Web Lock on its group.
-    async fn compute(&self, data: &MpcData, unlocked: &Unlocked) -> Result<(), SdkError> {
+    /// The device's side of one operation, under a Web Lock on its group. `expected` is what the
+    /// caller asked for: the operation must be exactly that, or nothing runs. Returns the
+    /// device's own signature for a signing (checked by the protocol under its own key).
+    async fn compute(
+        &self,
+        data: &MpcData,
+        unlocked: &Unlocked,
+        expected: &Expected<'_>,
+    ) -> Result<Option<waas_mpc::Signature>, SdkError> {
         let device = self.identity().await?.0.clone();
         if data.device != device {
             return Err(SdkError::InvalidArgument(format!(
@@ -540,13 +584,22 @@ impl WaasClient {
             )));
         }
         let group = data.mpc_operation.device_group_name();
+        expected.check(data)?;
         let _lock = crate::browser::WebLock::acquire(&format!("waas-sdk/{group}")).await?;
         match &data.protocol {
             MpcProtocol::CreateDeviceGroup => {
+                if data.epoch != 0 {
+                    return Err(SdkError::Untrusted(
+                        "key generation starts at epoch 0".into(),
+                    ));
+                }
                 if self.store.group(&group.to_string()).await?.is_some() {
-                    return Err(SdkError::InvalidArgument(format!(
-                        "this device has a key for {group} already"
-                    )));
+                    // Stored, but the confirmation may not have reached the server: send it
+                    // again (the server answers a repeat with its stored answer).
+                    let pairing = self.store.pairing(unlocked, &group.to_string(), 0).await?;
+                    self.exchange_last(&data.mpc_operation, 5, &pairing.public().confirmation())
+                        .await?;
+                    return Ok(None);
                 }
                 let context = SessionId::derive(
                     "waas-sdk keygen",
@@ -572,7 +625,8 @@ impl WaasClient {
                     .insert_pairing(unlocked, &group.to_string(), &pairing)
                     .await?;
                 self.exchange_last(&data.mpc_operation, 5, &pairing.public().confirmation())
-                    .await
+                    .await?;
+                Ok(None)
             }
             MpcProtocol::CreateSignature {
                 derivation_path,
@@ -580,9 +634,10 @@ impl WaasClient {
                 pairing_id,
                 ..
             } => {
+                let group_name = group.to_string();
                 let pairing = self
                     .store
-                    .pairing(unlocked, &group.to_string(), data.epoch)
+                    .pairing(unlocked, &group_name, data.epoch)
                     .await?;
                 if !pairing_id
                     .eq_ignore_ascii_case(&format!("0x{}", hex::encode(pairing.public().id)))
@@ -602,19 +657,28 @@ impl WaasClient {
                 };
                 let (mut signing, round1) =
                     Signing::start_device(&pairing, &request).map_err(abort)?;
-                let round2 = self.exchange(&data.mpc_operation, 1, &round1).await?;
-                let round3 = signing
-                    .handle(&pairing, &round2)
-                    .map_err(abort)?
-                    .reply
-                    .ok_or_else(|| abort_text("no round 3"))?;
-                let round4 = self.exchange(&data.mpc_operation, 3, &round3).await?;
-                signing
-                    .handle(&pairing, &round4)
-                    .map_err(abort)?
-                    .output
-                    .ok_or_else(|| abort_text("no signature"))?;
-                Ok(())
+                let result = async {
+                    let round2 = self.exchange(&data.mpc_operation, 1, &round1).await?;
+                    let round3 = signing
+                        .handle(&pairing, &round2)
+                        .map_err(abort)?
+                        .reply
+                        .ok_or_else(|| abort_text("no round 3"))?;
+                    let round4 = self.exchange(&data.mpc_operation, 3, &round3).await?;
+                    signing
+                        .handle(&pairing, &round4)
+                        .map_err(abort)?
+                        .output
+                        .ok_or_else(|| abort_text("no signature"))
+                }
+                .await;
+                if let Err(SdkError::PairingRetired(_)) = &result {
+                    // The server failed a check only a cheating peer fails: the engine forbids
+                    // using this pairing again (the selective-abort attack), so it is retired
+                    // before the error reaches the caller.
+                    self.store.retire_pairing(&group_name, data.epoch).await?;
+                }
+                result.map(Some)
             }
             _ => Err(SdkError::InvalidArgument(
                 "this SDK does not run that protocol yet".into(),
@@ -713,14 +777,6 @@ impl WaasClient {
                 body.as_deref(),
             )
             .await?;
-            if let Some(server_ms) = response.date_ms {
-                // Date has whole seconds: correct only when off by more than that.
-                let local = (sent_at + js_sys::Date::now()) / 2.0;
-                let offset = server_ms + 500.0 - local;
-                if (offset - self.clock_offset_ms.get()).abs() > 1500.0 {
-                    self.clock_offset_ms.set(offset);
-                }
-            }
             if (200..300).contains(&response.status) {
                 return serde_json::from_str(&response.body).map_err(|error| {
                     SdkError::Untrusted(format!("unexpected answer to {method} {path}: {error}"))
@@ -728,7 +784,18 @@ impl WaasClient {
             }
             let error: Option<ErrorBody> = serde_json::from_str(&response.body).ok();
             let clock = error.as_ref().and_then(|error| error.reason.as_deref());
-            if !retried && matches!(clock, Some(reason::CLOCK_SKEW | reason::TOKEN_EXPIRED)) {
+            if signed
+                && !retried
+                && matches!(clock, Some(reason::CLOCK_SKEW | reason::TOKEN_EXPIRED))
+                && let Some(server_ms) = response.date_ms
+            {
+                // The server refused our clock: take its time (`Date` has whole seconds, so the
+                // middle of that second) and mint a new token once. Only from such an answer,
+                // and within a day, so a lying `Date` elsewhere cannot shift later tokens.
+                let local = (sent_at + js_sys::Date::now()) / 2.0;
+                let offset =
+                    (server_ms + 500.0 - local).clamp(-MAX_CLOCK_OFFSET_MS, MAX_CLOCK_OFFSET_MS);
+                self.clock_offset_ms.set(offset);
                 retried = true;
                 continue;
             }
@@ -780,6 +847,29 @@ impl WaasClient {
     }
 }
 
+/// The server's URL: `''` (this page's origin), HTTPS, or plain HTTP to the loopback only (key
+/// generation messages carry secret polynomial points: never over plain HTTP on a network).
+fn check_base_url(base_url: &str) -> Result<(), SdkError> {
+    if base_url.is_empty() || base_url.starts_with("https://") {
+        return Ok(());
+    }
+    let authority = base_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    if matches!(host, "localhost" | "127.0.0.1" | "::1") {
+        Ok(())
+    } else {
+        Err(SdkError::InvalidArgument(format!(
+            "the server URL must be https:// (or http:// to localhost): {base_url}"
+        )))
+    }
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<String, SdkError> {
     serde_json::to_string(value).map_err(|error| SdkError::Crypto(error.to_string()))
 }
@@ -800,8 +890,85 @@ fn parse_digest(digest: &str) -> Result<[u8; 32], SdkError> {
     Ok(bytes)
 }
 
+/// An engine error as the SDK reports it: a terminal one (the peer provably cheated) retires
+/// the pairing (see `compute`).
 fn abort(error: waas_mpc::MpcError) -> SdkError {
-    SdkError::ProtocolAbort(error.to_string())
+    if error.is_terminal() {
+        SdkError::PairingRetired(error.to_string())
+    } else {
+        SdkError::ProtocolAbort(error.to_string())
+    }
+}
+
+/// What the caller asked a computation to be; anything else is refused before it runs.
+enum Expected<'a> {
+    /// Whatever `mpcData` says (`computeMPCOperation`, as in the WaaS SDKs), if it is coherent.
+    Any,
+    /// Key generation of this group (`createWallet`).
+    Keygen(&'a DeviceGroupName),
+    /// A signature of this digest with this key (`signPayload`).
+    Sign(&'a MpcKeyName, &'a str),
+}
+
+impl Expected<'_> {
+    fn check(&self, data: &MpcData) -> Result<(), SdkError> {
+        let group = data.mpc_operation.device_group_name();
+        // Always: a signing names a key of the operation's own group, at the path the key's
+        // name says, so the pairing used and the key signed under are the key named.
+        if let MpcProtocol::CreateSignature {
+            mpc_key,
+            derivation_path,
+            ..
+        } = &data.protocol
+        {
+            if mpc_key.device_group_name() != group {
+                return Err(SdkError::Untrusted(format!(
+                    "{} signs with {mpc_key}, a key of another group",
+                    data.mpc_operation
+                )));
+            }
+            if key_path(mpc_key).as_deref() != Some(derivation_path.as_str()) {
+                return Err(SdkError::Untrusted(format!(
+                    "{mpc_key} is not at path {derivation_path}"
+                )));
+            }
+        }
+        let matches = match (self, &data.protocol) {
+            (Self::Any, _) => true,
+            (Self::Keygen(expected), MpcProtocol::CreateDeviceGroup) => **expected == group,
+            (
+                Self::Sign(key, digest),
+                MpcProtocol::CreateSignature {
+                    mpc_key,
+                    digest: asked,
+                    ..
+                },
+            ) => mpc_key == *key && asked.eq_ignore_ascii_case(digest),
+            _ => false,
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err(SdkError::Untrusted(format!(
+                "{} is not the operation this call asked for",
+                data.mpc_operation
+            )))
+        }
+    }
+}
+
+/// The derivation path a key's name encodes: `m-0-5` is `0/5` (the server names keys so).
+fn key_path(key: &MpcKeyName) -> Option<String> {
+    let id = key.mpc_key().as_str();
+    let rest = id.strip_prefix('m')?;
+    if rest.is_empty() {
+        return Some(String::new());
+    }
+    let indices: Vec<&str> = rest.strip_prefix('-')?.split('-').collect();
+    indices
+        .iter()
+        .all(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| indices.join("/"))
 }
 
 fn abort_text(text: &str) -> SdkError {

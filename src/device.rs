@@ -46,11 +46,11 @@ fn parse_options(options: Option<DeviceOptions>) -> Result<(PasscodePolicy, bool
     if !min.is_undefined() {
         policy.min_length = min
             .as_f64()
-            .filter(|n| n.fract() == 0.0 && (4.0..=256.0).contains(n))
+            .filter(|n| n.fract() == 0.0 && (6.0..=256.0).contains(n))
             .map(|n| n as usize)
             .ok_or_else(|| {
                 SdkError::InvalidArgument(
-                    "minPasscodeLength must be a whole number from 4 to 256".into(),
+                    "minPasscodeLength must be a whole number from 6 to 256".into(),
                 )
             })?;
     }

@@ -57,6 +57,10 @@ pub enum SdkError {
     /// device's own derivation, an answer for another operation.
     #[error("the server's answer is not acceptable: {0}")]
     Untrusted(String),
+    /// The server's messages failed a check only a cheating peer fails: this device will never
+    /// sign with that pairing again (restore from a backup to go on).
+    #[error("the pairing is retired: {0}")]
+    PairingRetired(String),
     /// The passkey could not be used: none was enrolled, the user cancelled, or the
     /// authenticator gave no PRF output.
     #[error("the passkey could not be used: {0}")]
@@ -85,6 +89,7 @@ impl SdkError {
         "UNTRUSTED_SERVER",
         "TIMEOUT",
         "PASSKEY_FAILED",
+        "PAIRING_RETIRED",
     ];
 
     /// The stable code, the `code` property of the thrown `WaasError`. Codes are never reused or
@@ -106,6 +111,7 @@ impl SdkError {
             Self::Untrusted(_) => "UNTRUSTED_SERVER",
             Self::Timeout(_) => "TIMEOUT",
             Self::PasskeyFailed(_) => "PASSKEY_FAILED",
+            Self::PairingRetired(_) => "PAIRING_RETIRED",
         }
     }
 }

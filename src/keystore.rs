@@ -40,8 +40,10 @@ const ARCHIVE_KEY: &str = "archive-key";
 const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 const ARGON2_ITERATIONS: u32 = 2;
 const ARGON2_PARALLELISM: u32 = 1;
-/// The most memory a stored parameter set may ask for: a tampered store must not hang the page.
-const ARGON2_MAX_MEMORY_KIB: u32 = 256 * 1024;
+/// The parameter range a stored set may have: never weaker than the minimum above, never so
+/// costly that a tampered store hangs the page.
+const ARGON2_MAX_MEMORY_KIB: u32 = 64 * 1024;
+const ARGON2_MAX_ITERATIONS: u32 = 10;
 
 /// What a passcode must look like.
 #[derive(Clone, Copy, Debug)]
@@ -209,9 +211,17 @@ fn aad(way: &str, layer: &str) -> Vec<u8> {
     format!("waas-sdk dek/{way}/{layer} v1").into_bytes()
 }
 
+/// The profile layer's AAD: the way, the wrap's parameters (salt, KDF settings or passkey id)
+/// and the inner nonce, so that none of them can be altered without the profile layer failing
+/// (a tampered store reads as corrupt, never as a wrong passcode).
+fn profile_aad(way: &str, header: &[u8], inner_nonce: &[u8; 12]) -> Vec<u8> {
+    [aad(way, "profile").as_slice(), header, inner_nonce].concat()
+}
+
 impl Layers {
     async fn wrap(
         way: &str,
+        header: &[u8],
         key: &[u8; 32],
         dek: &[u8; 32],
         profile: &CryptoKey,
@@ -219,7 +229,13 @@ impl Layers {
         let inner_nonce = random::<12>()?;
         let inner = Zeroizing::new(seal(key, &inner_nonce, &aad(way, "inner"), dek)?);
         let outer_nonce = random::<12>()?;
-        let wrapped = subtle::encrypt(profile, &outer_nonce, &aad(way, "profile"), &inner).await?;
+        let wrapped = subtle::encrypt(
+            profile,
+            &outer_nonce,
+            &profile_aad(way, header, &inner_nonce),
+            &inner,
+        )
+        .await?;
         Ok(Self {
             inner_nonce,
             outer_nonce,
@@ -229,11 +245,16 @@ impl Layers {
 
     /// The outer layer only: fails as corrupt when the store was altered or copied to another
     /// profile, before any passcode or passkey is tried.
-    async fn peel(&self, way: &str, profile: &CryptoKey) -> Result<Zeroizing<Vec<u8>>, SdkError> {
+    async fn peel(
+        &self,
+        way: &str,
+        header: &[u8],
+        profile: &CryptoKey,
+    ) -> Result<Zeroizing<Vec<u8>>, SdkError> {
         subtle::decrypt(
             profile,
             &self.outer_nonce,
-            &aad(way, "profile"),
+            &profile_aad(way, header, &self.inner_nonce),
             &self.wrapped,
         )
         .await
@@ -262,6 +283,17 @@ impl Layers {
 }
 
 impl PasscodeWrap {
+    /// The parameters the profile layer authenticates.
+    fn header(salt: &[u8; 16], memory_kib: u32, iterations: u32, parallelism: u32) -> Vec<u8> {
+        [
+            salt.as_slice(),
+            &memory_kib.to_be_bytes(),
+            &iterations.to_be_bytes(),
+            &parallelism.to_be_bytes(),
+        ]
+        .concat()
+    }
+
     fn passcode_key(
         passcode: &str,
         salt: &[u8; 16],
@@ -269,7 +301,10 @@ impl PasscodeWrap {
         iterations: u32,
         parallelism: u32,
     ) -> Result<Zeroizing<[u8; 32]>, SdkError> {
-        if memory_kib > ARGON2_MAX_MEMORY_KIB || iterations > 100 || parallelism > 16 {
+        if !(ARGON2_MEMORY_KIB..=ARGON2_MAX_MEMORY_KIB).contains(&memory_kib)
+            || !(ARGON2_ITERATIONS..=ARGON2_MAX_ITERATIONS).contains(&iterations)
+            || parallelism != ARGON2_PARALLELISM
+        {
             return Err(SdkError::Corrupt(
                 "the stored passcode parameters are out of range".into(),
             ));
@@ -298,7 +333,19 @@ impl PasscodeWrap {
             memory_kib: ARGON2_MEMORY_KIB,
             iterations: ARGON2_ITERATIONS,
             parallelism: ARGON2_PARALLELISM,
-            layers: Layers::wrap(PASSCODE, &key, dek, profile).await?,
+            layers: Layers::wrap(
+                PASSCODE,
+                &Self::header(
+                    &salt,
+                    ARGON2_MEMORY_KIB,
+                    ARGON2_ITERATIONS,
+                    ARGON2_PARALLELISM,
+                ),
+                &key,
+                dek,
+                profile,
+            )
+            .await?,
         })
     }
 
@@ -308,7 +355,13 @@ impl PasscodeWrap {
         passcode: &str,
         profile: &CryptoKey,
     ) -> Result<Zeroizing<[u8; 32]>, SdkError> {
-        let inner = self.layers.peel(PASSCODE, profile).await?;
+        let header = Self::header(
+            &self.salt,
+            self.memory_kib,
+            self.iterations,
+            self.parallelism,
+        );
+        let inner = self.layers.peel(PASSCODE, &header, profile).await?;
         let key = Self::passcode_key(
             passcode,
             &self.salt,
@@ -343,6 +396,12 @@ impl PasscodeWrap {
 }
 
 impl PasskeyWrap {
+    /// The parameters the profile layer authenticates.
+    fn header(credential_id: &[u8], salt: &[u8; 32]) -> Vec<u8> {
+        let length = u32::try_from(credential_id.len()).unwrap_or(u32::MAX);
+        [salt.as_slice(), &length.to_be_bytes(), credential_id].concat()
+    }
+
     /// The wrapping key from the authenticator's PRF output.
     fn passkey_key(prf: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, SdkError> {
         let mut key = Zeroizing::new([0u8; 32]);
@@ -361,16 +420,25 @@ impl PasskeyWrap {
             return Ok(None);
         };
         let key = Self::passkey_key(&prf)?;
+        let layers = Layers::wrap(
+            PASSKEY,
+            &Self::header(&credential_id, &salt),
+            &key,
+            dek,
+            profile,
+        )
+        .await?;
         Ok(Some(Self {
             credential_id,
             salt,
-            layers: Layers::wrap(PASSKEY, &key, dek, profile).await?,
+            layers,
         }))
     }
 
     /// The DEK, after the user verifies with the passkey.
     async fn unwrap(&self, profile: &CryptoKey) -> Result<Zeroizing<[u8; 32]>, SdkError> {
-        let inner = self.layers.peel(PASSKEY, profile).await?;
+        let header = Self::header(&self.credential_id, &self.salt);
+        let inner = self.layers.peel(PASSKEY, &header, profile).await?;
         let prf = webauthn::evaluate(&self.credential_id, &self.salt)
             .await?
             .ok_or_else(|| SdkError::PasskeyFailed("the passkey gave no PRF output".into()))?;
@@ -471,21 +539,21 @@ impl KeyStore {
             set(&device, "passkey", &passkey_wrap.to_js()?)?;
         }
         set(&device, "createTime", &js_sys::Date::now().into())?;
-        self.db
+        let written = self
+            .db
             .insert_many(&[
                 ("keys", "wrapping", &profile.into()),
                 ("keys", "auth", &auth_key.into()),
                 ("records", ARCHIVE_KEY, &archive_record),
                 ("meta", "device", &device.into()),
             ])
-            .await
-            .map_err(|error| match error {
-                SdkError::Storage(message) if message.contains("ConstraintError") => {
-                    SdkError::AlreadyBootstrapped
-                }
-                other => other,
-            })?;
-        Ok(passkey_wrap.is_some())
+            .await;
+        match written {
+            Ok(()) => Ok(passkey_wrap.is_some()),
+            // The insert-only write failed: if another tab bootstrapped meanwhile, say so.
+            Err(_) if self.is_bootstrapped().await? => Err(SdkError::AlreadyBootstrapped),
+            Err(error) => Err(error),
+        }
     }
 
     /// Whether the device can unlock with a passkey.
@@ -551,6 +619,8 @@ impl KeyStore {
         policy: PasscodePolicy,
     ) -> Result<(), SdkError> {
         policy.check(new)?;
+        // One reset at a time in this origin, so two tabs cannot interleave read and write.
+        let _lock = crate::browser::WebLock::acquire("waas-sdk/device").await?;
         let (device, profile) = self.device().await?;
         let unlocked = self.unlock(&Unlock::Passcode(old.to_owned())).await?;
         let wrap = PasscodeWrap::new(new, &unlocked.dek, &profile).await?;
@@ -655,6 +725,34 @@ impl KeyStore {
             .await
     }
 
+    /// Marks `group`'s pairing at `epoch` as never to be used again (the server failed a check
+    /// only a cheating peer fails). The record stays, for a backup to restore from.
+    pub(crate) async fn retire_pairing(&self, group: &str, epoch: u64) -> Result<(), SdkError> {
+        self.db
+            .put_many(&[("meta", &retired_id(group, epoch), Some(&JsValue::TRUE))])
+            .await
+    }
+
+    /// Records that this device made `wallet` on `group`.
+    pub(crate) async fn remember_wallet(&self, wallet: &str, group: &str) -> Result<(), SdkError> {
+        self.db
+            .put_many(&[(
+                "meta",
+                &format!("wallet/{wallet}"),
+                Some(&JsValue::from_str(group)),
+            )])
+            .await
+    }
+
+    /// The group this device recorded for `wallet`, if it made it.
+    pub(crate) async fn wallet_group(&self, wallet: &str) -> Result<Option<String>, SdkError> {
+        Ok(self
+            .db
+            .get("meta", &format!("wallet/{wallet}"))
+            .await?
+            .and_then(|group| group.as_string()))
+    }
+
     /// The device's half of `group`'s pairing at `epoch`.
     pub(crate) async fn pairing(
         &self,
@@ -681,6 +779,10 @@ pub(crate) struct StoredGroup {
 
 fn chain_code_aad(group: &str) -> Vec<u8> {
     [b"waas-sdk chain code v1\0".as_slice(), group.as_bytes()].concat()
+}
+
+fn retired_id(group: &str, epoch: u64) -> String {
+    format!("retired/{group}/{epoch}")
 }
 
 fn pairing_record_id(group: &str, epoch: u64) -> String {

@@ -69,8 +69,10 @@ pub(crate) async fn fetch(
     }
     Reflect::set(&init, &"method".into(), &method.into()).map_err(network)?;
     Reflect::set(&init, &"headers".into(), &header_object).map_err(network)?;
-    // The request token is the only credential: never send cookies.
+    // The request token is the only credential: never send cookies. Never follow a redirect:
+    // it would resend the body (an MPC message) to wherever the redirect points.
     Reflect::set(&init, &"credentials".into(), &"omit".into()).map_err(network)?;
+    Reflect::set(&init, &"redirect".into(), &"error".into()).map_err(network)?;
     if let Some(body) = body {
         Reflect::set(&init, &"body".into(), &body.into()).map_err(network)?;
     }
