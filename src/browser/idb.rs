@@ -51,22 +51,21 @@ async fn settled(request: &IdbRequest) -> Result<JsValue, SdkError> {
         .map_err(|error| SdkError::Storage(describe(&error)))
 }
 
-/// Waits for a transaction to commit.
+/// Waits for a transaction to commit. A failed request aborts its transaction, and the abort
+/// event comes once, however many requests failed; so only `complete` and `abort` are listened
+/// to (an `error` handler would run once per failed request).
 async fn committed(transaction: &IdbTransaction) -> Result<(), SdkError> {
     let promise = Promise::new(&mut |resolve, reject| {
         let on_complete = Closure::once_into_js(move || resolve.call0(&JsValue::NULL));
-        let reject_abort = reject.clone();
-        let on_error = Closure::once_into_js(move || {
-            reject.call1(&JsValue::NULL, &JsValue::from_str("the transaction failed"))
-        });
-        let on_abort = Closure::once_into_js(move || {
-            reject_abort.call1(
-                &JsValue::NULL,
-                &JsValue::from_str("the transaction was aborted"),
-            )
+        let on_abort = Closure::once_into_js(move |event: web_sys::Event| {
+            let reason = event
+                .target()
+                .and_then(|target| target.dyn_into::<IdbTransaction>().ok())
+                .and_then(|transaction| transaction.error())
+                .map_or_else(|| "the transaction was aborted".to_owned(), |error| error.name());
+            reject.call1(&JsValue::NULL, &JsValue::from_str(&reason))
         });
         transaction.set_oncomplete(Some(on_complete.unchecked_ref()));
-        transaction.set_onerror(Some(on_error.unchecked_ref()));
         transaction.set_onabort(Some(on_abort.unchecked_ref()));
     });
     JsFuture::from(promise)
