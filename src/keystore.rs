@@ -673,9 +673,13 @@ impl KeyStore {
             .map_err(|_| SdkError::Corrupt("the profile key is missing".into()))?;
         let nonce: [u8; 12] = array_field(&entry, "chainCodeNonce")?;
         let sealed = bytes_field(&entry, "chainCode")?;
-        let chain_code = subtle::decrypt(&profile, &nonce, &chain_code_aad(group), &sealed).await?;
+        let root_public_key: [u8; 33] = array_field(&entry, "rootPublicKey")?;
+        let pairing_id: [u8; 32] = array_field(&entry, "pairingId")?;
+        let epoch = u32_field(&entry, "epoch")?;
+        let aad = group_aad(group, &root_public_key, &pairing_id, epoch.into());
+        let chain_code = subtle::decrypt(&profile, &nonce, &aad, &sealed).await?;
         Ok(Some(StoredGroup {
-            root_public_key: array_field(&entry, "rootPublicKey")?,
+            root_public_key,
             chain_code: chain_code
                 .as_slice()
                 .try_into()
@@ -700,8 +704,8 @@ impl KeyStore {
             .map_err(|_| SdkError::Corrupt("the profile key is missing".into()))?;
         let public = pairing.public();
         let nonce = random::<12>()?;
-        let chain_code =
-            subtle::encrypt(&profile, &nonce, &chain_code_aad(group), &public.chain_code).await?;
+        let aad = group_aad(group, &public.root_public_key, &public.id, pairing.epoch());
+        let chain_code = subtle::encrypt(&profile, &nonce, &aad, &public.chain_code).await?;
         let entry = Object::new();
         set(&entry, "epoch", &(pairing.epoch() as f64).into())?;
         set(&entry, "pairingId", &bytes_value(&public.id))?;
@@ -777,8 +781,18 @@ pub(crate) struct StoredGroup {
     pub(crate) chain_code: [u8; 32],
 }
 
-fn chain_code_aad(group: &str) -> Vec<u8> {
-    [b"waas-sdk chain code v1\0".as_slice(), group.as_bytes()].concat()
+/// The sealed chain code's AAD: it authenticates the entry's other facts too, so an altered root
+/// key (from which every address is checked) reads as `STORAGE_CORRUPT`, not as a lying server.
+fn group_aad(group: &str, root_public_key: &[u8; 33], pairing_id: &[u8; 32], epoch: u64) -> Vec<u8> {
+    [
+        b"waas-sdk group v1\0".as_slice(),
+        group.as_bytes(),
+        b"\0",
+        root_public_key,
+        pairing_id,
+        &epoch.to_be_bytes(),
+    ]
+    .concat()
 }
 
 fn retired_id(group: &str, epoch: u64) -> String {

@@ -1,24 +1,14 @@
 // The browser SDK end to end: a page loads the built package, the real server runs the other
 // side, and viem checks the signatures independently.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 
 import { recoverMessageAddress } from 'viem';
 
-import { collectPageErrors, launchBrowser, repoRoot, startServer } from './support.mjs';
+import { collectPageErrors, harnessDir, launchBrowser, startServer } from './support.mjs';
 
-/** The harness page and the built package, served by the server itself. */
-function harnessDir() {
-  const dir = mkdtempSync(join(tmpdir(), 'waas-harness-'));
-  cpSync(join(repoRoot, 'tests/e2e/harness'), dir, { recursive: true });
-  cpSync(join(repoRoot, 'pkg'), join(dir, 'pkg'), { recursive: true });
-  return dir;
-}
-
-/** @type {string} */
+/** The harness page and the built package, served by the server itself. @type {string} */
 let staticDir;
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;

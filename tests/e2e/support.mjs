@@ -1,8 +1,9 @@
 // Shared by the end-to-end suites: the real waas-server binary and Debian's Chromium.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { extname, join, normalize } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { chromium } from 'playwright-core';
@@ -43,6 +44,8 @@ export async function startServer({ staticDir, allowedOrigins = [] } = {}) {
   const url = match[1].replace('127.0.0.1', 'localhost');
   return {
     url,
+    /** Its database, master key and dev API key (`dev-api-key.json`); removed by `stop`. */
+    dataDir,
     async stop() {
       child.removeAllListeners('exit');
       const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -53,21 +56,34 @@ export async function startServer({ staticDir, allowedOrigins = [] } = {}) {
   };
 }
 
-/** Headless Debian Chromium, with the flags this machine needs (no downloads, no background traffic). */
+/** The flags this machine needs (no downloads, no background traffic). */
+const chromiumArgs = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const chromiumBin = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+
+/** Headless Debian Chromium, with the flags this machine needs. */
 export function launchBrowser() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM_BIN ?? '/usr/bin/chromium',
+  return chromium.launch({ executablePath: chromiumBin, headless: true, args: chromiumArgs });
+}
+
+/**
+ * Headless Debian Chromium on a profile kept in `userDataDir`: closing it and launching it again
+ * on the same folder is a browser restart (IndexedDB and its non-extractable keys included).
+ * @param {string} userDataDir
+ */
+export function launchPersistentBrowser(userDataDir) {
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumBin,
     headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-dev-shm-usage',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: chromiumArgs,
   });
 }
 
@@ -84,4 +100,308 @@ export function collectPageErrors(page) {
   page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
   page.on('requestfailed', (request) => errors.push(`request failed: ${request.url()}`));
   return errors;
+}
+
+/** A temporary folder with the SDK harness page and the built package next to it (`pkg/`). */
+export function harnessDir() {
+  const dir = mkdtempSync(join(tmpdir(), 'waas-harness-'));
+  cpSync(join(repoRoot, 'tests/e2e/harness'), dir, { recursive: true });
+  cpSync(join(repoRoot, 'pkg'), join(dir, 'pkg'), { recursive: true });
+  for (const file of ['index.js', 'loader.js', 'waas_sdk_bg.js', 'waas_sdk_bg.wasm']) {
+    if (!statSync(join(dir, 'pkg', file), { throwIfNoEntry: false })?.isFile()) {
+      throw new Error(`pkg/${file} is missing: run scripts/build.sh (and not while tests copy pkg/)`);
+    }
+  }
+  return dir;
+}
+
+/** @type {Record<string, string>} */
+const contentTypes = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.ts': 'text/plain; charset=utf-8',
+};
+
+/**
+ * A tiny static file server for `dir` on 127.0.0.1 (a free port): another origin than the
+ * waas-server's `localhost`.
+ * @param {string} dir
+ * @returns {Promise<{ url: string, close: () => Promise<void> }>}
+ */
+export function startStaticServer(dir) {
+  const server = createServer((request, response) => {
+    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname);
+    const file = normalize(join(dir, path === '/' ? 'index.html' : path));
+    if (!file.startsWith(dir) || !statSync(file, { throwIfNoEntry: false })?.isFile()) {
+      response.writeHead(404, { 'content-type': 'text/plain' });
+      response.end('not found');
+      return;
+    }
+    response.writeHead(200, {
+      'content-type': contentTypes[extname(file)] ?? 'application/octet-stream',
+    });
+    response.end(readFileSync(file));
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') throw new Error('no port');
+      resolve({
+        url: `http://127.0.0.1:${address.port}`,
+        close: () =>
+          new Promise((done) => {
+            server.closeAllConnections();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+/** A loopback port nothing listens on (taken from the OS, then released). */
+export function closedPort() {
+  const probe = createServer();
+  return new Promise((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      if (address === null || typeof address === 'string') throw new Error('no port');
+      probe.close(() => resolve(address.port));
+    });
+  });
+}
+
+/**
+ * Opens the harness at `url` in a new page of `context` and waits for the SDK to load.
+ * @param {import('playwright-core').BrowserContext} context
+ * @param {string} url
+ */
+export async function openHarness(context, url) {
+  const page = await context.newPage();
+  const errors = collectPageErrors(page);
+  await page.goto(url);
+  await page.waitForFunction(() => document.title === 'ready').catch((/** @type {Error} */ error) => {
+    throw new Error(`the harness at ${url} did not load: ${error.message}; page errors: ${errors.join('; ') || 'none'}`);
+  });
+  return { page, errors };
+}
+
+/**
+ * In the page: bootstraps the device with `passcode`, registers it with the server at `baseUrl`
+ * (`''`: the page's origin) and creates a wallet with its first address.
+ * @param {import('playwright-core').Page} page
+ * @param {{ baseUrl?: string, passcode?: string }} [options]
+ * @returns {Promise<{ device: { name: string }, created: { wallet: { name: string, deviceGroup: string }, address: { address: `0x${string}`, mpcKeys: string[], derivationPath: string, mpcWallet: string } } }>}
+ */
+export function createWalletIn(page, { baseUrl = '', passcode = '123456' } = {}) {
+  return page.evaluate(
+    async ({ baseUrl, passcode }) => {
+      const { sdk } = /** @type {any} */ (window);
+      if (!(await sdk.bootstrapDevice(passcode))) throw new Error('the profile had a device');
+      const client = await sdk.WaasClient.connect(baseUrl);
+      const device = await client.registerDevice();
+      const created = await client.createWallet({ passcode });
+      return { device, created };
+    },
+    { baseUrl, passcode },
+  );
+}
+
+/**
+ * In the page: signs `message` (EIP-191) with `mpcKey` through a new client of `baseUrl`.
+ * @param {import('playwright-core').Page} page
+ * @param {string} mpcKey
+ * @param {string} message
+ * @param {{ baseUrl?: string, passcode?: string }} [options]
+ * @returns {Promise<{ mpcKey: string, payload: string, signedPayload: { signature: `0x${string}` } }>}
+ */
+export function signMessageIn(page, mpcKey, message, { baseUrl = '', passcode = '123456' } = {}) {
+  return page.evaluate(
+    async ({ baseUrl, mpcKey, message, passcode }) => {
+      const { sdk } = /** @type {any} */ (window);
+      const client = await sdk.WaasClient.connect(baseUrl);
+      return client.signMessage(mpcKey, message, { passcode });
+    },
+    { baseUrl, mpcKey, message, passcode },
+  );
+}
+
+/**
+ * Everything the SDK stored in the page's origin: the IndexedDB database `name` (default
+ * `waas-sdk`), store by store (`keys`, `records`, `meta`), key by key, as plain JSON. Bytes become
+ * `hex:…`; a CryptoKey becomes its description plus an identity check that does not change it
+ * (an AES key: its GCM tag of the empty message under a zero nonce; an ECDSA key: whether it
+ * signs for the stored `authPublicKey`). `null` if the database does not exist (it is not created).
+ * @param {import('playwright-core').Page} page
+ * @param {string} [name]
+ * @returns {Promise<Record<string, Record<string, unknown>> | null>}
+ */
+export function readKeyStore(page, name = 'waas-sdk') {
+  return page.evaluate(async (name) => {
+    /** @type {IDBDatabase | null} */
+    const db = await new Promise((resolve, reject) => {
+      const request = indexedDB.open(name);
+      let created = false;
+      request.onupgradeneeded = () => {
+        // The database did not exist: leave it so (the SDK creates it with its stores).
+        created = true;
+        request.transaction?.abort();
+      };
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => (created ? resolve(null) : reject(request.error));
+    });
+    if (db === null) return null;
+    /** @param {IDBRequest} request @returns {Promise<any>} */
+    const settle = (request) =>
+      new Promise((resolve, reject) => {
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+    /** @type {Record<string, Record<string, any>>} */
+    const raw = {};
+    const names = Array.from({ length: db.objectStoreNames.length }, (_, i) => db.objectStoreNames.item(i) ?? '').sort();
+    const transaction = db.transaction(names, 'readonly');
+    for (const storeName of names) {
+      const store = transaction.objectStore(storeName);
+      const [keys, values] = await Promise.all([settle(store.getAllKeys()), settle(store.getAll())]);
+      raw[storeName] = Object.fromEntries(keys.map((/** @type {any} */ key, /** @type {number} */ i) => [String(key), values[i]]));
+    }
+    db.close();
+    const authPublicKey = raw.meta?.device?.authPublicKey;
+    /** @param {Uint8Array} bytes */
+    const hex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+    /** @param {CryptoKey} key */
+    const identity = async (key) => {
+      if (key.algorithm.name === 'AES-GCM') {
+        const tag = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: new Uint8Array(12) }, key, new Uint8Array(0));
+        return `gcm-tag:${hex(new Uint8Array(tag))}`;
+      }
+      if (key.algorithm.name === 'ECDSA' && authPublicKey instanceof Uint8Array) {
+        const data = new TextEncoder().encode('waas e2e identity');
+        const algorithm = { name: 'ECDSA', hash: 'SHA-256' };
+        const signature = await crypto.subtle.sign(algorithm, key, data);
+        const publicKey = await crypto.subtle.importKey('raw', new Uint8Array(authPublicKey), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+        const pairs = await crypto.subtle.verify(algorithm, publicKey, signature, data);
+        return pairs ? 'signs-for:meta/device.authPublicKey' : 'signs-for:another key';
+      }
+      return 'unchecked';
+    };
+    /** @param {unknown} value @returns {Promise<unknown>} */
+    const plain = async (value) => {
+      if (value instanceof Uint8Array) return `hex:${hex(value)}`;
+      if (value instanceof ArrayBuffer) return `hex:${hex(new Uint8Array(value))}`;
+      if (value instanceof CryptoKey) {
+        return {
+          cryptoKey: {
+            type: value.type,
+            algorithm: JSON.parse(JSON.stringify(value.algorithm)),
+            extractable: value.extractable,
+            usages: [...value.usages].sort(),
+            identity: await identity(value),
+          },
+        };
+      }
+      if (Array.isArray(value)) return Promise.all(value.map(plain));
+      if (value !== null && typeof value === 'object') {
+        const entries = await Promise.all(
+          Object.entries(value).map(async ([key, inner]) => [key, await plain(inner)]),
+        );
+        return Object.fromEntries(entries);
+      }
+      return value;
+    };
+    /** @type {Record<string, Record<string, unknown>>} */
+    const snapshot = {};
+    for (const [storeName, entries] of Object.entries(raw)) {
+      snapshot[storeName] = {};
+      for (const [key, value] of Object.entries(entries)) snapshot[storeName][key] = await plain(value);
+    }
+    return snapshot;
+  }, name);
+}
+
+/**
+ * Flips one bit of a stored byte string: `store`/`key`, then the fields of `path` down to a
+ * Uint8Array, at byte `index` (default: the middle). Written back in place, like a disk or an
+ * extension altering the profile would.
+ * @param {import('playwright-core').Page} page
+ * @param {{ store: string, key: string, path: string[], index?: number, name?: string }} target
+ */
+export function flipStoredByte(page, { store, key, path, index, name = 'waas-sdk' }) {
+  return page.evaluate(
+    async ({ store, key, path, index, name }) => {
+      /** @type {IDBDatabase} */
+      const db = await new Promise((resolve, reject) => {
+        const request = indexedDB.open(name);
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      const transaction = db.transaction(store, 'readwrite');
+      const objects = transaction.objectStore(store);
+      /** @type {any} */
+      const value = await new Promise((resolve, reject) => {
+        const request = objects.get(key);
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      if (value === undefined) throw new Error(`no ${store}/${key}`);
+      let parent = value;
+      for (const field of path.slice(0, -1)) parent = parent[field];
+      const last = path[path.length - 1];
+      const bytes = parent[last];
+      if (!(bytes instanceof Uint8Array)) throw new Error(`${store}/${key}.${path.join('.')} is not bytes`);
+      const flipped = new Uint8Array(bytes);
+      const at = index ?? Math.floor(flipped.length / 2);
+      flipped[at] ^= 0x01;
+      parent[last] = flipped;
+      objects.put(value, key);
+      await new Promise((resolve, reject) => {
+        transaction.oncomplete = resolve;
+        transaction.onerror = () => reject(transaction.error);
+      });
+      db.close();
+    },
+    { store, key, path, index, name },
+  );
+}
+
+/**
+ * Overwrites one stored field: `store`/`key`, then the fields of `path`, set to `value` (JSON
+ * values only), written back in place.
+ * @param {import('playwright-core').Page} page
+ * @param {{ store: string, key: string, path: string[], value: unknown, name?: string }} target
+ */
+export function setStoredField(page, { store, key, path, value, name = 'waas-sdk' }) {
+  return page.evaluate(
+    async ({ store, key, path, value, name }) => {
+      /** @type {IDBDatabase} */
+      const db = await new Promise((resolve, reject) => {
+        const request = indexedDB.open(name);
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      const transaction = db.transaction(store, 'readwrite');
+      const objects = transaction.objectStore(store);
+      /** @type {any} */
+      const stored = await new Promise((resolve, reject) => {
+        const request = objects.get(key);
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      if (stored === undefined) throw new Error(`no ${store}/${key}`);
+      let parent = stored;
+      for (const field of path.slice(0, -1)) parent = parent[field];
+      parent[path[path.length - 1]] = value;
+      objects.put(stored, key);
+      await new Promise((resolve, reject) => {
+        transaction.oncomplete = resolve;
+        transaction.onerror = () => reject(transaction.error);
+      });
+      db.close();
+    },
+    { store, key, path, value, name },
+  );
 }
