@@ -783,7 +783,12 @@ pub(crate) struct StoredGroup {
 
 /// The sealed chain code's AAD: it authenticates the entry's other facts too, so an altered root
 /// key (from which every address is checked) reads as `STORAGE_CORRUPT`, not as a lying server.
-fn group_aad(group: &str, root_public_key: &[u8; 33], pairing_id: &[u8; 32], epoch: u64) -> Vec<u8> {
+fn group_aad(
+    group: &str,
+    root_public_key: &[u8; 33],
+    pairing_id: &[u8; 32],
+    epoch: u64,
+) -> Vec<u8> {
     [
         b"waas-sdk group v1\0".as_slice(),
         group.as_bytes(),

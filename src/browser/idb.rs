@@ -62,7 +62,10 @@ async fn committed(transaction: &IdbTransaction) -> Result<(), SdkError> {
                 .target()
                 .and_then(|target| target.dyn_into::<IdbTransaction>().ok())
                 .and_then(|transaction| transaction.error())
-                .map_or_else(|| "the transaction was aborted".to_owned(), |error| error.name());
+                .map_or_else(
+                    || "the transaction was aborted".to_owned(),
+                    |error| error.name(),
+                );
             reject.call1(&JsValue::NULL, &JsValue::from_str(&reason))
         });
         transaction.set_oncomplete(Some(on_complete.unchecked_ref()));
