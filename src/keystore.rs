@@ -627,9 +627,7 @@ impl KeyStore {
         // A copy of the stored object with only the wrap replaced (keeps fields of newer versions).
         let updated: Object = Object::assign(&Object::new(), device.unchecked_ref());
         set(&updated, "passcode", &wrap.to_js()?)?;
-        self.db
-            .put_many(&[("meta", "device", Some(&updated.into()))])
-            .await
+        self.db.put("meta", "device", &updated.into()).await
     }
 }
 
@@ -733,18 +731,18 @@ impl KeyStore {
     /// only a cheating peer fails). The record stays, for a backup to restore from.
     pub(crate) async fn retire_pairing(&self, group: &str, epoch: u64) -> Result<(), SdkError> {
         self.db
-            .put_many(&[("meta", &retired_id(group, epoch), Some(&JsValue::TRUE))])
+            .put("meta", &retired_id(group, epoch), &JsValue::TRUE)
             .await
     }
 
     /// Records that this device made `wallet` on `group`.
     pub(crate) async fn remember_wallet(&self, wallet: &str, group: &str) -> Result<(), SdkError> {
         self.db
-            .put_many(&[(
+            .put(
                 "meta",
                 &format!("wallet/{wallet}"),
-                Some(&JsValue::from_str(group)),
-            )])
+                &JsValue::from_str(group),
+            )
             .await
     }
 

@@ -138,21 +138,18 @@ impl Database {
         Ok(values)
     }
 
-    /// Writes (and deletes, for `None`) several values atomically: all or nothing.
-    pub(crate) async fn put_many(
+    /// Writes one value, replacing any.
+    pub(crate) async fn put(
         &self,
-        entries: &[(&str, &str, Option<&JsValue>)],
+        store: &str,
+        key: &str,
+        value: &JsValue,
     ) -> Result<(), SdkError> {
-        let transaction = self.transaction(entries.iter().map(|(store, _, _)| *store), true)?;
-        for (store, key, value) in entries {
-            let store = transaction.object_store(store).map_err(storage)?;
-            let key = JsValue::from_str(key);
-            match value {
-                Some(value) => store.put_with_key(value, &key),
-                None => store.delete(&key),
-            }
+        let transaction = self.transaction(std::iter::once(store), true)?;
+        transaction
+            .object_store(store)
+            .and_then(|store| store.put_with_key(value, &JsValue::from_str(key)))
             .map_err(storage)?;
-        }
         committed(&transaction).await
     }
 
