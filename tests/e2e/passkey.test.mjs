@@ -1,42 +1,21 @@
 // Passkeys with the WebAuthn PRF extension, through a CDP virtual authenticator: with PRF the
 // passkey unlocks the keys; without it the device works with its passcode alone.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { recoverMessageAddress } from 'viem';
 
-import { collectPageErrors, launchBrowser, repoRoot, startServer } from './support.mjs';
+import { collectPageErrors, harnessFixture } from './support.mjs';
 
-/** @type {string} */
-let staticDir;
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  staticDir = mkdtempSync(join(tmpdir(), 'waas-passkey-'));
-  cpSync(join(repoRoot, 'tests/e2e/harness'), staticDir, { recursive: true });
-  cpSync(join(repoRoot, 'pkg'), join(staticDir, 'pkg'), { recursive: true });
-  server = await startServer({ staticDir });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(staticDir, { recursive: true, force: true });
-});
+/** The server on the harness page, and the browser. */
+const harness = harnessFixture();
 
 /**
  * A fresh profile whose browser has a platform authenticator, with or without PRF.
  * @param {boolean} hasPrf
  */
 async function pageWithAuthenticator(hasPrf) {
-  const context = await browser.newContext();
+  const context = await harness.browser.newContext();
   const page = await context.newPage();
   const errors = collectPageErrors(page);
   const cdp = await context.newCDPSession(page);
@@ -53,7 +32,7 @@ async function pageWithAuthenticator(hasPrf) {
       automaticPresenceSimulation: true,
     },
   });
-  await page.goto(server.url);
+  await page.goto(harness.server.url);
   await page.waitForFunction(() => document.title === 'ready');
   return { page, errors, context };
 }

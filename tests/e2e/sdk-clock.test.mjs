@@ -2,34 +2,17 @@
 // ahead, TOKEN_EXPIRED behind), the SDK takes the server's time from the Date header and mints
 // the token again, once. Every call still succeeds.
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { recoverMessageAddress } from 'viem';
 
-import { harnessDir, launchBrowser, startServer } from './support.mjs';
+import { harnessFixture } from './support.mjs';
 
 /** Key generation and signing against a debug build of the server: generous, never forever. */
 const timeout = 180_000;
 
-/** @type {string} */
-let staticDir;
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  staticDir = harnessDir();
-  server = await startServer({ staticDir });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(staticDir, { recursive: true, force: true });
-});
+/** The server on the harness page, and the browser. */
+const harness = harnessFixture();
 
 /**
  * Runs before any script of the page: `Date.now()` and `new Date()` are `shiftMs` off.
@@ -55,7 +38,7 @@ for (const { label, shiftMs, reason } of [
   { label: '5 minutes behind', shiftMs: -5 * 60_000, reason: 'TOKEN_EXPIRED' },
 ]) {
   test(`a page clock ${label}: every call succeeds, corrected from Date, retried once`, { timeout }, async () => {
-    const context = await browser.newContext();
+    const context = await harness.browser.newContext();
     const page = await context.newPage();
     await page.addInitScript(shiftClock, shiftMs);
     /** @type {{ call: string, status: number, reason?: string }[]} */
@@ -81,7 +64,7 @@ for (const { label, shiftMs, reason } of [
       }
     });
     page.on('pageerror', (error) => errors.push(error.message));
-    await page.goto(server.url);
+    await page.goto(harness.server.url);
     await page.waitForFunction(() => document.title === 'ready');
 
     const pageNow = await page.evaluate(() => Date.now());

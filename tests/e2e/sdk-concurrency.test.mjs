@@ -1,42 +1,23 @@
 // Two tabs of one profile signing with one wallet at the same moment: both signatures are valid,
 // and the stored pairing is still consistent afterwards (a third signature works).
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { recoverMessageAddress } from 'viem';
 
 import {
   createWalletIn,
-  harnessDir,
-  launchBrowser,
+  harnessFixture,
   openHarness,
   readKeyStore,
   signMessageIn,
-  startServer,
 } from './support.mjs';
 
 /** Key generation and signing against a debug build of the server: generous, never forever. */
 const timeout = 180_000;
 
-/** @type {string} */
-let staticDir;
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  staticDir = harnessDir();
-  server = await startServer({ staticDir });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(staticDir, { recursive: true, force: true });
-});
+/** The server on the harness page, and the browser. */
+const harness = harnessFixture();
 
 /**
  * @param {string} message
@@ -61,9 +42,9 @@ function locks(page, name) {
 }
 
 test('two tabs sign with one wallet at once: both succeed, and a third signature works after', { timeout }, async () => {
-  const context = await browser.newContext();
-  const tabA = await openHarness(context, server.url);
-  const tabB = await openHarness(context, server.url);
+  const context = await harness.browser.newContext();
+  const tabA = await openHarness(context, harness.server.url);
+  const tabB = await openHarness(context, harness.server.url);
   const { created } = await createWalletIn(tabA.page);
   const mpcKey = created.address.mpcKeys[0];
   const address = created.address.address;

@@ -3,8 +3,7 @@
 // a failed call must leave the key store exactly as it was.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { getAddress, hashMessage, recoverAddress, recoverMessageAddress } from 'viem';
 
@@ -12,8 +11,7 @@ import {
   closedPort,
   createWalletIn,
   flipStoredByte,
-  harnessDir,
-  launchBrowser,
+  harnessFixture,
   openHarness,
   readKeyStore,
   setStoredField,
@@ -24,28 +22,12 @@ import {
 /** Key generation and signing against a debug build of the server: generous, never forever. */
 const timeout = 180_000;
 
-/** @type {string} */
-let staticDir;
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  staticDir = harnessDir();
-  server = await startServer({ staticDir });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(staticDir, { recursive: true, force: true });
-});
+/** The server on the harness page, and the browser. */
+const harness = harnessFixture();
 
 /** A fresh profile (its own IndexedDB) with the harness of `url` loaded. */
-async function freshPage(url = server.url) {
-  const context = await browser.newContext();
+async function freshPage(url = harness.server.url) {
+  const context = await harness.browser.newContext();
   const { page, errors } = await openHarness(context, url);
   return { page, errors, context };
 }
@@ -122,7 +104,7 @@ test('the server unreachable (a closed port): every call rejects with NETWORK, n
 
 test('the server stopped under a working client: NETWORK, nothing stored changes', { timeout }, async () => {
   // Its own server, so the others keep theirs; the page stays loaded after it stops.
-  const own = await startServer({ staticDir });
+  const own = await startServer({ staticDir: harness.staticDir });
   let running = true;
   try {
     const { page, context } = await freshPage(own.url);

@@ -1,38 +1,21 @@
 // The browser SDK end to end: a page loads the built package, the real server runs the other
 // side, and viem checks the signatures independently.
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { recoverMessageAddress } from 'viem';
 
-import { collectPageErrors, harnessDir, launchBrowser, startServer } from './support.mjs';
+import { collectPageErrors, harnessFixture } from './support.mjs';
 
-/** The harness page and the built package, served by the server itself. @type {string} */
-let staticDir;
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  staticDir = harnessDir();
-  server = await startServer({ staticDir });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  rmSync(staticDir, { recursive: true, force: true });
-});
+/** The server on the harness page, and the browser. */
+const harness = harnessFixture();
 
 /** A fresh page (a fresh profile: its own IndexedDB) with the SDK loaded. */
 async function sdkPage() {
-  const context = await browser.newContext();
+  const context = await harness.browser.newContext();
   const page = await context.newPage();
   const errors = collectPageErrors(page);
-  await page.goto(server.url);
+  await page.goto(harness.server.url);
   await page.waitForFunction(() => document.title === 'ready');
   return { page, errors, context };
 }

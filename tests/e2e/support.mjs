@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { createInterface } from 'node:readline';
+import { after, before } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
@@ -404,4 +405,28 @@ export function setStoredField(page, { store, key, path, value, name = 'waas-sdk
     },
     { store, key, path, value, name },
   );
+}
+
+/**
+ * For a test file that drives the SDK on the harness page: before its tests, the server serving
+ * the page and the built package, and a headless browser; after them, both stopped and the page
+ * folder removed. The fields are set once the `before` hook has run.
+ */
+export function harnessFixture() {
+  const harness = /** @type {{
+   *   staticDir: string,
+   *   server: Awaited<ReturnType<typeof startServer>>,
+   *   browser: import('playwright-core').Browser,
+   * }} */ ({});
+  before(async () => {
+    harness.staticDir = harnessDir();
+    harness.server = await startServer({ staticDir: harness.staticDir });
+    harness.browser = await launchBrowser();
+  });
+  after(async () => {
+    await harness.browser?.close();
+    await harness.server?.stop();
+    if (harness.staticDir) rmSync(harness.staticDir, { recursive: true, force: true });
+  });
+  return harness;
 }
