@@ -325,59 +325,16 @@ export function readKeyStore(page, name = 'waas-sdk') {
 }
 
 /**
- * Flips one bit of a stored byte string: `store`/`key`, then the fields of `path` down to a
- * Uint8Array, at byte `index` (default: the middle). Written back in place, like a disk or an
- * extension altering the profile would.
+ * Alters one stored field in place, as a disk or an extension altering the profile would:
+ * `store`/`key`, then the fields of `path`; `change` either flips one bit of a byte string at
+ * `flip` (default: the middle) or sets the field to `value` (JSON values only).
  * @param {import('playwright-core').Page} page
- * @param {{ store: string, key: string, path: string[], index?: number, name?: string }} target
+ * @param {{ store: string, key: string, path: string[], name?: string }} target
+ * @param {{ flip: number | undefined } | { value: unknown }} change
  */
-export function flipStoredByte(page, { store, key, path, index, name = 'waas-sdk' }) {
+function alterStored(page, { store, key, path, name = 'waas-sdk' }, change) {
   return page.evaluate(
-    async ({ store, key, path, index, name }) => {
-      /** @type {IDBDatabase} */
-      const db = await new Promise((resolve, reject) => {
-        const request = indexedDB.open(name);
-        request.onsuccess = () => resolve(request.result);
-        request.onerror = () => reject(request.error);
-      });
-      const transaction = db.transaction(store, 'readwrite');
-      const objects = transaction.objectStore(store);
-      /** @type {any} */
-      const value = await new Promise((resolve, reject) => {
-        const request = objects.get(key);
-        request.onsuccess = () => resolve(request.result);
-        request.onerror = () => reject(request.error);
-      });
-      if (value === undefined) throw new Error(`no ${store}/${key}`);
-      let parent = value;
-      for (const field of path.slice(0, -1)) parent = parent[field];
-      const last = path[path.length - 1];
-      const bytes = parent[last];
-      if (!(bytes instanceof Uint8Array)) throw new Error(`${store}/${key}.${path.join('.')} is not bytes`);
-      const flipped = new Uint8Array(bytes);
-      const at = index ?? Math.floor(flipped.length / 2);
-      flipped[at] ^= 0x01;
-      parent[last] = flipped;
-      objects.put(value, key);
-      await new Promise((resolve, reject) => {
-        transaction.oncomplete = resolve;
-        transaction.onerror = () => reject(transaction.error);
-      });
-      db.close();
-    },
-    { store, key, path, index, name },
-  );
-}
-
-/**
- * Overwrites one stored field: `store`/`key`, then the fields of `path`, set to `value` (JSON
- * values only), written back in place.
- * @param {import('playwright-core').Page} page
- * @param {{ store: string, key: string, path: string[], value: unknown, name?: string }} target
- */
-export function setStoredField(page, { store, key, path, value, name = 'waas-sdk' }) {
-  return page.evaluate(
-    async ({ store, key, path, value, name }) => {
+    async ({ store, key, path, name, change }) => {
       /** @type {IDBDatabase} */
       const db = await new Promise((resolve, reject) => {
         const request = indexedDB.open(name);
@@ -395,7 +352,16 @@ export function setStoredField(page, { store, key, path, value, name = 'waas-sdk
       if (stored === undefined) throw new Error(`no ${store}/${key}`);
       let parent = stored;
       for (const field of path.slice(0, -1)) parent = parent[field];
-      parent[path[path.length - 1]] = value;
+      const last = path[path.length - 1];
+      if ('value' in change) {
+        parent[last] = change.value;
+      } else {
+        const bytes = parent[last];
+        if (!(bytes instanceof Uint8Array)) throw new Error(`${store}/${key}.${path.join('.')} is not bytes`);
+        const flipped = new Uint8Array(bytes);
+        flipped[change.flip ?? Math.floor(flipped.length / 2)] ^= 0x01;
+        parent[last] = flipped;
+      }
       objects.put(stored, key);
       await new Promise((resolve, reject) => {
         transaction.oncomplete = resolve;
@@ -403,8 +369,26 @@ export function setStoredField(page, { store, key, path, value, name = 'waas-sdk
       });
       db.close();
     },
-    { store, key, path, value, name },
+    { store, key, path, name, change },
   );
+}
+
+/**
+ * Flips one bit of a stored byte string at byte `index` (default: the middle).
+ * @param {import('playwright-core').Page} page
+ * @param {{ store: string, key: string, path: string[], index?: number, name?: string }} target
+ */
+export function flipStoredByte(page, { index, ...target }) {
+  return alterStored(page, target, { flip: index });
+}
+
+/**
+ * Overwrites one stored field with `value` (JSON values only).
+ * @param {import('playwright-core').Page} page
+ * @param {{ store: string, key: string, path: string[], value: unknown, name?: string }} target
+ */
+export function setStoredField(page, { value, ...target }) {
+  return alterStored(page, target, { value });
 }
 
 /**
