@@ -296,7 +296,7 @@ pub(crate) fn decode_point(bytes: &[u8; 33]) -> Result<Point, DerivationError> {
     }
 }
 
-fn decode_secret(bytes: &[u8; 32]) -> Result<Zeroizing<Scalar>, DerivationError> {
+pub(crate) fn decode_secret(bytes: &[u8; 32]) -> Result<Zeroizing<Scalar>, DerivationError> {
     let scalar: Option<Scalar> = Scalar::from_repr((*bytes).into()).into();
     match scalar {
         Some(scalar) if !bool::from(scalar.is_zero()) => Ok(Zeroizing::new(scalar)),
@@ -396,7 +396,7 @@ fn parse(
 }
 
 /// secret·G, compressed; the secret must be in [1, n).
-fn public_of(secret: &[u8; 32]) -> Result<[u8; 33], DerivationError> {
+pub(crate) fn public_of(secret: &[u8; 32]) -> Result<[u8; 33], DerivationError> {
     let secret = decode_secret(secret)?;
     Ok((k256::ProjectivePoint::GENERATOR * *secret)
         .to_affine()

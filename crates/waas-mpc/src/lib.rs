@@ -10,6 +10,7 @@
 //! Each protocol has a specification in `docs/protocol/` that names every check and its reason.
 
 mod address;
+mod archive;
 mod derive;
 mod engine;
 mod envelope;
@@ -17,6 +18,7 @@ mod error;
 mod keygen;
 mod pairing;
 mod pairing_format;
+pub mod passcode;
 mod refresh;
 mod role;
 mod session;
@@ -24,6 +26,7 @@ mod sign;
 mod state;
 
 pub use address::ethereum_address;
+pub use archive::{Archive, ArchiveContext, ExportedKey, open_server_share, seal_server_share};
 pub use derive::{DerivationError, ExtendedPrivateKey, ExtendedPublicKey, HARDENED, parse_path};
 pub use envelope::{Envelope, MAX_MESSAGE_BYTES, Protocol, WIRE_VERSION};
 pub use error::{DecodeError, MpcError};

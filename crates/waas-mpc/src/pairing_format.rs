@@ -336,7 +336,7 @@ impl Writer {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, len: usize) -> Result<&'a [u8], MpcError> {
@@ -347,7 +347,7 @@ impl<'a> Reader<'a> {
         self.0 = rest;
         Ok(head)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], MpcError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], MpcError> {
         self.take(N)?.try_into().map_err(|_| invalid("truncated"))
     }
     fn u8(&mut self) -> Result<u8, MpcError> {
