@@ -68,6 +68,9 @@ pub struct ErrorBody {
     /// [`crate::auth::reason`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When the request may be tried again, in seconds (with reason `PASSCODE_BACKOFF`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl ErrorBody {
@@ -78,6 +81,7 @@ impl ErrorBody {
             message: message.into(),
             status: code.http_status(),
             reason: None,
+            retry_after_seconds: None,
         }
     }
 }

@@ -8,7 +8,9 @@
 
 pub mod auth;
 pub mod error;
+pub mod export;
 pub mod names;
+pub mod passcode;
 pub mod registration;
 pub mod resources;
 pub mod version;
@@ -16,7 +18,7 @@ pub mod version;
 pub use error::{ErrorBody, ErrorCode};
 pub use names::{
     DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName, NameError,
-    OperationName, PoolName, ResourceId, ResourceName,
+    OperationName, PasscodeLoginName, PoolName, ResourceId, ResourceName,
 };
 pub use registration::{RegistrationData, RegistrationError};
 pub use version::{API_VERSION, VersionInfo};

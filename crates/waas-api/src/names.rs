@@ -214,6 +214,16 @@ resource_name! {
 }
 
 resource_name! {
+    /// A passcode login of a device group (OPAQUE), good for one use:
+    /// `pools/{pool}/deviceGroups/{device_group}/passcodeLogins/{login}`.
+    PasscodeLoginName = "pools/{pool}/deviceGroups/{device_group}/passcodeLogins/{login}" {
+        "pools" => pool,
+        "deviceGroups" => device_group,
+        "passcodeLogins" => login,
+    }
+}
+
+resource_name! {
     /// An MPC wallet, whose addresses derive from one MPC key: `pools/{pool}/mpcWallets/{mpc_wallet}`.
     MpcWalletName = "pools/{pool}/mpcWallets/{mpc_wallet}" {
         "pools" => pool,
@@ -235,6 +245,13 @@ impl DeviceGroupName {
     /// The pool this device group belongs to.
     pub fn pool_name(&self) -> PoolName {
         PoolName::new(self.pool.clone())
+    }
+}
+
+impl PasscodeLoginName {
+    /// The device group the login is of.
+    pub fn device_group_name(&self) -> DeviceGroupName {
+        DeviceGroupName::new(self.pool.clone(), self.device_group.clone())
     }
 }
 

@@ -53,6 +53,14 @@ pub struct CreatePoolRequest {
     /// A name for people.
     #[serde(default)]
     pub display_name: String,
+    /// Whether devices may take the whole key out (PrepareDeviceArchive, export). On unless
+    /// set to false, as in the reference.
+    #[serde(default = "export_on")]
+    pub export_enabled: bool,
+}
+
+fn export_on() -> bool {
+    true
 }
 
 /// A pool: the tenant that owns device groups and wallets.
@@ -65,6 +73,8 @@ pub struct Pool {
     pub display_name: String,
     /// When it was created, RFC 3339.
     pub create_time: String,
+    /// Whether devices may take the whole key out (PrepareDeviceArchive, export).
+    pub export_enabled: bool,
 }
 
 /// CreateMPCWallet: `POST /v1/pools/{pool}/mpcWallets`.
@@ -138,6 +148,9 @@ pub struct DeviceGroup {
     pub name: DeviceGroupName,
     /// Its devices.
     pub devices: Vec<DeviceName>,
+    /// [`crate::export::ExportMetadata`], base64url, once key generation has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpc_key_export_metadata: Option<String>,
 }
 
 /// CreateMPCKey: `POST /v1/pools/{pool}/deviceGroups/{device_group}/mpcKeys`.
@@ -240,6 +253,16 @@ pub enum OperationMetadata {
         /// The device's part of the operation.
         mpc_operation: MpcOperationName,
     },
+    /// PrepareDeviceArchive: the server's share of one device's pairing, sent to that device.
+    #[serde(rename = "PrepareDeviceArchiveMetadata", rename_all = "camelCase")]
+    PrepareDeviceArchive {
+        /// The group.
+        device_group: DeviceGroupName,
+        /// The device that gets the archive.
+        device: DeviceName,
+        /// The device's part of the operation.
+        mpc_operation: MpcOperationName,
+    },
 }
 
 /// What a finished operation produced.
@@ -253,6 +276,21 @@ pub enum OperationResponse {
     /// CreateSignature's signature.
     #[serde(rename = "Signature")]
     Signature(Signature),
+    /// PrepareDeviceArchive's result.
+    #[serde(rename = "DeviceArchive")]
+    DeviceArchive(DeviceArchive),
+}
+
+/// A finished PrepareDeviceArchive: the device holds its archive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceArchive {
+    /// The group.
+    pub device_group: DeviceGroupName,
+    /// The device.
+    pub device: DeviceName,
+    /// The pairing epoch the archive is of.
+    pub epoch: u64,
 }
 
 /// ListMPCOperations: `GET /v1/pools/{pool}/deviceGroups/{device_group}/mpcOperations`.
@@ -307,6 +345,15 @@ pub enum MpcProtocol {
         derivation_path: String,
         /// The digest, `0x` hex.
         digest: String,
+        /// The pairing's id, `0x` hex.
+        pairing_id: String,
+    },
+    /// The server's share of the device's pairing, sealed to its archive key
+    /// (docs/protocol/archive.md). Round 1: the device names a passcode login it just finished
+    /// (UTF-8); round 2: the sealed share; round 3: the device's SHA-256 of the sealed share,
+    /// once the archive is stored.
+    #[serde(rename_all = "camelCase")]
+    PrepareDeviceArchive {
         /// The pairing's id, `0x` hex.
         pairing_id: String,
     },

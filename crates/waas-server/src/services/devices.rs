@@ -23,6 +23,8 @@ fn pool_resource(record: PoolRecord) -> Pool {
         name: record.name,
         display_name: record.display_name,
         create_time: rfc3339_ms(record.create_time_ms),
+        // Pools have no export setting yet: export is on, as the reference's default.
+        export_enabled: true,
     }
 }
 

@@ -220,6 +220,8 @@ impl<S: Store> Services<S> {
         Ok(DeviceGroup {
             name: group.name,
             devices: group.devices,
+            // Not served yet (issue 6, in progress).
+            mpc_key_export_metadata: None,
         })
     }
 

@@ -569,6 +569,7 @@ impl ApiKeyClient {
             .json(&CreatePoolRequest {
                 pool_id: pool_id.to_owned(),
                 display_name: display_name.to_owned(),
+                export_enabled: true,
             })
             .ok()
             .await
