@@ -2,9 +2,10 @@
 // is a real Error subclass with a stack, and so `instanceof WaasError` works before the wasm module is
 // loaded. The Rust side constructs it through an import (src/error.rs).
 export class WaasError extends Error {
-  constructor(code, message) {
+  constructor(code, message, retryAfterSeconds) {
     super(message);
     this.name = 'WaasError';
     this.code = code;
+    if (retryAfterSeconds !== undefined) this.retryAfterSeconds = retryAfterSeconds;
   }
 }

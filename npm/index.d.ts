@@ -12,6 +12,8 @@ export type WaasErrorCode =
   | 'ALREADY_BOOTSTRAPPED'
   /** WebCrypto or the random source failed. */
   | 'CRYPTO'
+  /** The wallet's pool does not allow taking the key out. */
+  | 'EXPORT_DISABLED'
   /** `initAsync()` could not fetch or instantiate the wasm module. */
   | 'INIT_FAILED'
   /** An argument is not acceptable, e.g. a passcode that breaks the policy. */
@@ -24,8 +26,14 @@ export type WaasErrorCode =
   | 'NOT_BOOTSTRAPPED'
   /** The SDK was called before `initAsync()` resolved. */
   | 'NOT_INITIALIZED'
+  /** This device holds no archive of the wallet: run its PrepareDeviceArchive operation first. */
+  | 'NO_ARCHIVE'
   /** The server failed a check only a cheating peer fails: this pairing never signs again. */
   | 'PAIRING_RETIRED'
+  /** Too many wrong passcodes lately at the server: wait `retryAfterSeconds`. */
+  | 'PASSCODE_BACKOFF'
+  /** Ten wrong passcodes: export on this device is locked until the wallet's operator unlocks it. */
+  | 'PASSCODE_LOCKED'
   /** The passkey could not be used: none enrolled, the user cancelled, or no PRF output. */
   | 'PASSKEY_FAILED'
   /** The MPC protocol stopped: a message failed a check, or the server gave up. */
@@ -47,9 +55,11 @@ export type WaasErrorCode =
 
 /** The one error class the SDK throws. Branch on `code`; `message` is for people. */
 export declare class WaasError extends Error {
-  constructor(code: WaasErrorCode, message: string);
+  constructor(code: WaasErrorCode, message: string, retryAfterSeconds?: number);
   readonly name: 'WaasError';
   readonly code: WaasErrorCode;
+  /** With `PASSCODE_BACKOFF`: how long to wait before the next passcode try. */
+  readonly retryAfterSeconds?: number;
 }
 
 /** Where `initAsync` may load the wasm module from. */

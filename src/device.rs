@@ -32,7 +32,9 @@ extern "C" {
 }
 
 /// The passcode policy and whether to enrol a passkey, from `DeviceOptions`.
-fn parse_options(options: Option<DeviceOptions>) -> Result<(PasscodePolicy, bool), SdkError> {
+pub(crate) fn parse_options(
+    options: Option<DeviceOptions>,
+) -> Result<(PasscodePolicy, bool), SdkError> {
     let mut policy = PasscodePolicy::default();
     let Some(options) = options else {
         return Ok((policy, false));

@@ -49,6 +49,8 @@ pub enum SdkError {
         status: u16,
         /// The server's message.
         message: String,
+        /// The server's finer reason, if it gave one (not part of the JS error).
+        reason: Option<String>,
     },
     /// The MPC protocol stopped: the server's message failed a check, or the server gave up.
     #[error("the MPC operation stopped: {0}")]
@@ -68,6 +70,24 @@ pub enum SdkError {
     /// An operation did not finish in time, or the caller aborted the wait.
     #[error("{0}")]
     Timeout(String),
+    /// Too many wrong passcodes lately at the server: wait before the next try. The thrown
+    /// `WaasError` carries `retryAfterSeconds`.
+    #[error("too many wrong passcodes: try again in {retry_after_seconds} s")]
+    PasscodeBackoff {
+        /// How long to wait.
+        retry_after_seconds: u64,
+    },
+    /// Ten wrong passcodes: export on this device is locked until an operator unlocks it.
+    #[error(
+        "too many wrong passcodes: export on this device is locked; ask the wallet's operator to unlock it"
+    )]
+    PasscodeLocked,
+    /// The wallet's pool does not allow taking the key out.
+    #[error("export is disabled for this wallet's pool")]
+    ExportDisabled,
+    /// This device holds no archive of the wallet yet (run PrepareDeviceArchive first).
+    #[error("{0}")]
+    NoArchive(String),
 }
 
 impl SdkError {
@@ -90,6 +110,10 @@ impl SdkError {
         "TIMEOUT",
         "PASSKEY_FAILED",
         "PAIRING_RETIRED",
+        "PASSCODE_BACKOFF",
+        "PASSCODE_LOCKED",
+        "EXPORT_DISABLED",
+        "NO_ARCHIVE",
     ];
 
     /// The stable code, the `code` property of the thrown `WaasError`. Codes are never reused or
@@ -112,6 +136,10 @@ impl SdkError {
             Self::Timeout(_) => "TIMEOUT",
             Self::PasskeyFailed(_) => "PASSKEY_FAILED",
             Self::PairingRetired(_) => "PAIRING_RETIRED",
+            Self::PasscodeBackoff { .. } => "PASSCODE_BACKOFF",
+            Self::PasscodeLocked => "PASSCODE_LOCKED",
+            Self::ExportDisabled => "EXPORT_DISABLED",
+            Self::NoArchive(_) => "NO_ARCHIVE",
         }
     }
 }
@@ -123,12 +151,18 @@ extern "C" {
     pub type JsWaasError;
 
     #[wasm_bindgen(constructor, js_class = WaasError)]
-    fn new(code: &str, message: &str) -> JsWaasError;
+    fn new(code: &str, message: &str, retry_after_seconds: Option<f64>) -> JsWaasError;
 }
 
 impl From<SdkError> for JsValue {
     fn from(error: SdkError) -> JsValue {
-        JsWaasError::new(error.code(), &error.to_string()).into()
+        let retry_after_seconds = match &error {
+            SdkError::PasscodeBackoff {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds as f64),
+            _ => None,
+        };
+        JsWaasError::new(error.code(), &error.to_string(), retry_after_seconds).into()
     }
 }
 

@@ -115,6 +115,20 @@ impl Database {
         Ok((!value.is_undefined()).then_some(value))
     }
 
+    /// Every key of `store` (string keys only).
+    pub(crate) async fn keys(&self, store: &str) -> Result<Vec<String>, SdkError> {
+        let transaction = self.db.transaction_with_str(store).map_err(storage)?;
+        let request = transaction
+            .object_store(store)
+            .and_then(|store| store.get_all_keys())
+            .map_err(storage)?;
+        let keys = settled(&request).await?;
+        Ok(js_sys::Array::from(&keys)
+            .iter()
+            .filter_map(|key| key.as_string())
+            .collect())
+    }
+
     /// Reads several values in one transaction (one snapshot), in the order asked.
     pub(crate) async fn get_many(
         &self,

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 
 import { recoverMessageAddress } from 'viem';
 
-import { collectPageErrors, harnessFixture } from './support.mjs';
+import { addVirtualAuthenticator, collectPageErrors, harnessFixture } from './support.mjs';
 
 /** The server on the harness page, and the browser. */
 const harness = harnessFixture();
@@ -18,26 +18,13 @@ async function pageWithAuthenticator(hasPrf) {
   const context = await harness.browser.newContext();
   const page = await context.newPage();
   const errors = collectPageErrors(page);
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      ctap2Version: 'ctap2_1',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      hasPrf,
-      automaticPresenceSimulation: true,
-    },
-  });
+  await addVirtualAuthenticator(context, page, hasPrf);
   await page.goto(harness.server.url);
   await page.waitForFunction(() => document.title === 'ready');
   return { page, errors, context };
 }
 
-test('with PRF, the passkey unlocks: create a wallet and sign without the passcode', async () => {
+test('with PRF, the passkey unlocks: sign without the passcode', async () => {
   const { page, errors, context } = await pageWithAuthenticator(true);
   const result = await page.evaluate(async () => {
     const { sdk } = /** @type {any} */ (window);
@@ -46,7 +33,8 @@ test('with PRF, the passkey unlocks: create a wallet and sign without the passco
     const hasPasskey = await device.hasPasskey();
     const client = await sdk.WaasClient.connect('');
     await client.registerDevice();
-    const created = await client.createWallet({ passkey: true });
+    // Creating a wallet registers the passcode at the server (export), so it takes the passcode.
+    const created = await client.createWallet({ passcode: '123456' });
     const key = created.address.mpcKeys[0];
     const byPasskey = await client.signMessage(key, 'by passkey', { passkey: true });
     const byPasscode = await client.signMessage(key, 'by passcode', { passcode: '123456' });

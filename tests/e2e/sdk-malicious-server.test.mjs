@@ -3,14 +3,12 @@
 // dev API key to queue work of its own), each kept as a regression test of the refusal that
 // stops it. See docs/threat-model.md, "A malicious or compromised server".
 import assert from 'node:assert/strict';
-import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 
 import { hashMessage, recoverAddress, recoverMessageAddress } from 'viem';
 
-import { harnessDir, launchBrowser, openHarness, startServer } from './support.mjs';
+import { harnessDir, launchBrowser, openHarness, operatorApi, startServer } from './support.mjs';
 
 const PASSCODE = '123456';
 
@@ -20,14 +18,11 @@ let staticDir;
 let server;
 /** @type {import('playwright-core').Browser} */
 let browser;
-/** The operator's development API key: what a malicious server holds anyway. @type {{ name: string, privateKey: string }} */
-let apiKey;
 
 before(async () => {
   staticDir = harnessDir();
   server = await startServer({ staticDir });
   browser = await launchBrowser();
-  apiKey = JSON.parse(readFileSync(join(server.dataDir, 'dev-api-key.json'), 'utf8'));
 });
 
 after(async () => {
@@ -36,58 +31,13 @@ after(async () => {
   rmSync(staticDir, { recursive: true, force: true });
 });
 
-/** @param {Uint8Array | string} bytes */
-const b64u = (bytes) => Buffer.from(bytes).toString('base64url');
-
-/**
- * A request token of the dev API key for one request (docs/api.md, "Request tokens").
- * @param {string} method
- * @param {string} path
- * @param {string} body
- */
-function apiToken(method, path, body) {
-  const now = Math.floor(Date.now() / 1000);
-  const header = b64u(JSON.stringify({ alg: 'ES256', typ: 'JWT' }));
-  const claims = b64u(
-    JSON.stringify({
-      sub: apiKey.name,
-      aud: 'waas-server',
-      iat: now,
-      exp: now + 60,
-      jti: randomBytes(16).toString('hex'),
-      htm: method,
-      htu: path,
-      bh: b64u(createHash('sha256').update(body).digest()),
-    }),
-  );
-  const signature = sign('sha256', Buffer.from(`${header}.${claims}`), {
-    key: createPrivateKey(apiKey.privateKey),
-    dsaEncoding: 'ieee-p1363',
-  });
-  return `${header}.${claims}.${b64u(signature)}`;
-}
-
 /**
  * One API call as the operator (the dev API key), from Node.
  * @param {'GET' | 'POST'} method
  * @param {string} path
  * @param {unknown} [json]
- * @returns {Promise<any>}
  */
-async function api(method, path, json) {
-  const body = json === undefined ? '' : JSON.stringify(json);
-  const response = await fetch(server.url.replace('localhost', '127.0.0.1') + path, {
-    method,
-    headers: {
-      Authorization: `Bearer ${apiToken(method, path, body)}`,
-      ...(json === undefined ? {} : { 'Content-Type': 'application/json' }),
-    },
-    body: json === undefined ? undefined : body,
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return JSON.parse(text);
-}
+const api = (method, path, json) => operatorApi(server)(method, path, json);
 
 /**
  * @typedef {{ wallet: { name: string, deviceGroup: string }, address: { address: `0x${string}`, mpcKeys: string[], derivationPath: string, mpcWallet: string } }} Created

@@ -1,5 +1,6 @@
 // Shared by the end-to-end suites: the real waas-server binary and Debian's Chromium.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -10,14 +11,81 @@ import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const repoRoot = new URL('../..', import.meta.url).pathname;
+const serverBinary = process.env.WAAS_SERVER_BIN ?? join(repoRoot, 'target/debug/waas-server');
+
+/**
+ * Runs an operator command of waas-server (e.g. `unlock-passcode`) on a test server's database.
+ * @param {{ dataDir: string }} server
+ * @param {string[]} args
+ */
+export function serverCommand(server, args) {
+  return execFileSync(
+    serverBinary,
+    [...args, '--database', join(server.dataDir, 'waas.db'), '--master-key-file', join(server.dataDir, 'master.key')],
+    { encoding: 'utf8', env: { ...process.env, WAAS_LOG: 'warn' } },
+  );
+}
+
+/** @param {Uint8Array | string} bytes */
+const b64u = (bytes) => Buffer.from(bytes).toString('base64url');
+
+/**
+ * API calls as the operator (the dev API key), from Node: `api(method, path, json?)`.
+ * @param {{ url: string, dataDir: string }} server
+ */
+export function operatorApi(server) {
+  /** @type {{ name: string, privateKey: string }} */
+  const apiKey = JSON.parse(readFileSync(join(server.dataDir, 'dev-api-key.json'), 'utf8'));
+  /** A request token of the dev API key for one request (docs/api.md, "Request tokens"). */
+  const token = (/** @type {string} */ method, /** @type {string} */ path, /** @type {string} */ body) => {
+    const now = Math.floor(Date.now() / 1000);
+    const header = b64u(JSON.stringify({ alg: 'ES256', typ: 'JWT' }));
+    const claims = b64u(
+      JSON.stringify({
+        sub: apiKey.name,
+        aud: 'waas-server',
+        iat: now,
+        exp: now + 60,
+        jti: randomBytes(16).toString('hex'),
+        htm: method,
+        htu: path,
+        bh: b64u(createHash('sha256').update(body).digest()),
+      }),
+    );
+    const signature = sign('sha256', Buffer.from(`${header}.${claims}`), {
+      key: createPrivateKey(apiKey.privateKey),
+      dsaEncoding: 'ieee-p1363',
+    });
+    return `${header}.${claims}.${b64u(signature)}`;
+  };
+  /**
+   * @param {'GET' | 'POST'} method
+   * @param {string} path
+   * @param {unknown} [json]
+   * @returns {Promise<any>}
+   */
+  return async (method, path, json) => {
+    const body = json === undefined ? '' : JSON.stringify(json);
+    const response = await fetch(server.url.replace('localhost', '127.0.0.1') + path, {
+      method,
+      headers: {
+        Authorization: `Bearer ${token(method, path, body)}`,
+        ...(json === undefined ? {} : { 'Content-Type': 'application/json' }),
+      },
+      body: json === undefined ? undefined : body,
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+    return JSON.parse(text);
+  };
+}
 
 /**
  * Starts waas-server on a free loopback port with a fresh SQLite database and master key.
- * @param {{ staticDir?: string, allowedOrigins?: string[] }} [options]
+ * @param {{ staticDir?: string, allowedOrigins?: string[], extraArgs?: string[] }} [options]
  */
-export async function startServer({ staticDir, allowedOrigins = [] } = {}) {
+export async function startServer({ staticDir, allowedOrigins = [], extraArgs = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'waas-e2e-'));
-  const binary = process.env.WAAS_SERVER_BIN ?? join(repoRoot, 'target/debug/waas-server');
   const args = [
     '--listen',
     '127.0.0.1:0',
@@ -30,7 +98,8 @@ export async function startServer({ staticDir, allowedOrigins = [] } = {}) {
   ];
   if (staticDir) args.push('--static-dir', staticDir);
   for (const origin of allowedOrigins) args.push('--allowed-origin', origin);
-  const child = spawn(binary, args, {
+  args.push(...extraArgs);
+  const child = spawn(serverBinary, args, {
     env: { ...process.env, WAAS_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -85,6 +154,30 @@ export function launchPersistentBrowser(userDataDir) {
     executablePath: chromiumBin,
     headless: true,
     args: chromiumArgs,
+  });
+}
+
+/**
+ * Gives the browser of `page` a platform authenticator (CDP virtual authenticator) that verifies
+ * the user at once; with `hasPrf`, it supports the WebAuthn PRF extension.
+ * @param {import('playwright-core').BrowserContext} context
+ * @param {import('playwright-core').Page} page
+ * @param {boolean} hasPrf
+ */
+export async function addVirtualAuthenticator(context, page, hasPrf) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      ctap2Version: 'ctap2_1',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      hasPrf,
+      automaticPresenceSimulation: true,
+    },
   });
 }
 
@@ -396,7 +489,7 @@ export function setStoredField(page, { value, ...target }) {
  * the page and the built package, and a headless browser; after them, both stopped and the page
  * folder removed. The fields are set once the `before` hook has run.
  */
-export function harnessFixture() {
+export function harnessFixture({ extraArgs = /** @type {string[]} */ ([]) } = {}) {
   const harness = /** @type {{
    *   staticDir: string,
    *   server: Awaited<ReturnType<typeof startServer>>,
@@ -404,7 +497,7 @@ export function harnessFixture() {
    * }} */ ({});
   before(async () => {
     harness.staticDir = harnessDir();
-    harness.server = await startServer({ staticDir: harness.staticDir });
+    harness.server = await startServer({ staticDir: harness.staticDir, extraArgs });
     harness.browser = await launchBrowser();
   });
   after(async () => {

@@ -23,6 +23,9 @@ use waas_mpc::{Keygen, SessionId, Signing, SigningRequest, ethereum_address, par
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 
+mod export;
+mod passcode;
+
 use crate::SdkError;
 use crate::browser::{fetch, subtle};
 use crate::keystore::{DEFAULT_STORE, KeyStore, Unlocked};
@@ -45,15 +48,17 @@ export interface ClientOptions {
 /** What unlocks the device's keys for one operation: the passcode, or the passkey (the browser
  * asks the user to verify). */
 export type Unlock = { passcode: string } | { passkey: true };
+/** `createWallet` needs the passcode (it is registered at the server for export and recovery). */
+export type CreateWalletUnlock = { passcode: string };
 /** How long `waitOperation` waits. */
 export interface WaitOptions { timeoutMs?: number; intervalMs?: number; signal?: AbortSignal; }
 /** A long-running operation (docs/api.md). */
 export interface Operation {
   name: string;
-  metadata: { '@type': string; deviceGroup?: string; mpcWallet?: string; mpcKey?: string; mpcOperation: string };
+  metadata: { '@type': string; deviceGroup?: string; mpcWallet?: string; mpcKey?: string; device?: string; mpcOperation: string };
   done: boolean;
   error?: { code: string; message: string; status: number };
-  response?: MpcWallet | Signature;
+  response?: MpcWallet | Signature | DeviceArchive;
 }
 export interface MpcWallet { '@type'?: 'MPCWallet'; name: string; deviceGroup: string; createTime: string; }
 export interface Signature {
@@ -63,11 +68,24 @@ export interface Signature {
   signedPayload: { r: string; s: string; v: number; signature: string };
 }
 export interface Address { address: string; network: string; mpcWallet: string; mpcKeys: string[]; derivationPath: string; }
-export interface DeviceGroup { name: string; devices: string[]; }
+/** A device group; `mpcKeyExportMetadata` (once key generation is done) is what
+ * `exportPrivateKeys` takes. */
+export interface DeviceGroup { name: string; devices: string[]; mpcKeyExportMetadata?: string; }
+/** A finished PrepareDeviceArchive. */
+export interface DeviceArchive { '@type'?: 'DeviceArchive'; deviceGroup: string; device: string; epoch: number; }
 export interface MpcOperation { name: string; mpcData: string; metadata: Operation['metadata']; }
 export interface Device { name: string; state: 'ACTIVE' | 'REVOKED'; archivePublicKey: string; createTime: string; }
-/** What `createWallet` made: the wallet and its first address, checked against the device's own key. */
-export interface CreatedWallet { wallet: MpcWallet; address: Address; }
+/** What `createWallet` made: the wallet and its first address, checked against the device's own
+ * key. `archived`: this device holds the wallet's archive (export works). It is false when the
+ * pool has export off, or when the passcode registration or the archive failed (`archiveError`);
+ * the wallet exists either way, and `exportPrivateKeys` or the group's PrepareDeviceArchive
+ * operation can finish the archive later. */
+export interface CreatedWallet {
+  wallet: MpcWallet;
+  address: Address;
+  archived: boolean;
+  archiveError?: { code: string; message: string };
+}
 "#;
 
 #[wasm_bindgen]
@@ -78,6 +96,9 @@ extern "C" {
     /// `Unlock`.
     #[wasm_bindgen(typescript_type = "Unlock")]
     pub type Unlock;
+    /// `CreateWalletUnlock`.
+    #[wasm_bindgen(typescript_type = "CreateWalletUnlock")]
+    pub type CreateWalletUnlock;
     /// `WaitOptions`.
     #[wasm_bindgen(typescript_type = "WaitOptions")]
     pub type WaitOptions;
@@ -294,11 +315,21 @@ impl WaasClient {
     #[wasm_bindgen(js_name = createWallet)]
     pub async fn create_wallet(
         &self,
-        unlock: Unlock,
+        unlock: CreateWalletUnlock,
         pool: Option<String>,
     ) -> Result<JsCreatedWallet, SdkError> {
-        // Unlock before the server does any work: a wrong passcode costs nothing there.
-        let unlocked = self.store.unlock(&unlock_of(&unlock)?).await?;
+        // The passcode is registered at the server for the new wallet (export and recovery
+        // log in with it), so it is needed here even on a device with a passkey; unlocking with
+        // it first proves it is this device's passcode, before the server does any work.
+        let passcode = string_option(&unlock, "passcode").ok_or_else(|| {
+            SdkError::InvalidArgument(
+                "createWallet needs the passcode: it is registered at the server for export".into(),
+            )
+        })?;
+        let unlocked = self
+            .store
+            .unlock(&crate::keystore::Unlock::Passcode(passcode.clone()))
+            .await?;
         let operation = self.create_wallet_operation(pool).await?;
         let OperationMetadata::CreateMpcWallet {
             device_group,
@@ -337,6 +368,15 @@ impl WaasClient {
         self.store
             .remember_wallet(&mpc_wallet.to_string(), &device_group.to_string())
             .await?;
+        // The wallet exists from here on: a failure to register the passcode or store the
+        // archive is reported in the result, not thrown, so the app does not make a second
+        // wallet. Export registers and archives later (see `archived`).
+        let archived = self
+            .register_and_archive(device_group, &passcode, &unlocked)
+            .await
+            .map_err(
+                |error| serde_json::json!({ "code": error.code(), "message": error.to_string() }),
+            );
         let address: Address = self
             .send(
                 "POST",
@@ -349,7 +389,14 @@ impl WaasClient {
             .await?;
         self.check_address(mpc_wallet, device_group, &address)
             .await?;
-        let created = serde_json::json!({ "wallet": wallet, "address": address });
+        let created = match archived {
+            Ok(archived) => serde_json::json!({
+                "wallet": wallet, "address": address, "archived": archived,
+            }),
+            Err(error) => serde_json::json!({
+                "wallet": wallet, "address": address, "archived": false, "archiveError": error,
+            }),
+        };
         Ok(to_js(&created)?.into())
     }
 
@@ -567,6 +614,24 @@ impl WaasClient {
         Ok(())
     }
 
+    /// Checks that `data` is for this device, and takes the Web Lock of its group, so two tabs
+    /// never run one operation twice. Returns the device's name and the held lock.
+    pub(crate) async fn lock_own(
+        &self,
+        data: &MpcData,
+    ) -> Result<(waas_api::DeviceName, crate::browser::WebLock), SdkError> {
+        let device = self.identity().await?.0.clone();
+        if data.device != device {
+            return Err(SdkError::InvalidArgument(format!(
+                "{} is for another device",
+                data.mpc_operation
+            )));
+        }
+        let group = data.mpc_operation.device_group_name();
+        let lock = crate::browser::WebLock::acquire(&format!("waas-sdk/{group}")).await?;
+        Ok((device, lock))
+    }
+
     /// The device's side of one operation, under a Web Lock on its group. `expected` is what the
     /// caller asked for: the operation must be exactly that, or nothing runs. Returns the
     /// device's own signature for a signing (checked by the protocol under its own key).
@@ -576,16 +641,9 @@ impl WaasClient {
         unlocked: &Unlocked,
         expected: &Expected<'_>,
     ) -> Result<Option<waas_mpc::Signature>, SdkError> {
-        let device = self.identity().await?.0.clone();
-        if data.device != device {
-            return Err(SdkError::InvalidArgument(format!(
-                "{} is for another device",
-                data.mpc_operation
-            )));
-        }
-        let group = data.mpc_operation.device_group_name();
         expected.check(data)?;
-        let _lock = crate::browser::WebLock::acquire(&format!("waas-sdk/{group}")).await?;
+        let group = data.mpc_operation.device_group_name();
+        let (device, _lock) = self.lock_own(data).await?;
         match &data.protocol {
             MpcProtocol::CreateDeviceGroup => {
                 if data.epoch != 0 {
@@ -680,6 +738,10 @@ impl WaasClient {
                 }
                 result.map(Some)
             }
+            MpcProtocol::PrepareDeviceArchive { .. } => Err(SdkError::InvalidArgument(
+                "PrepareDeviceArchive needs the passcode: use computePrepareDeviceArchiveMPCOperation"
+                    .into(),
+            )),
             _ => Err(SdkError::InvalidArgument(
                 "this SDK does not run that protocol yet".into(),
             )),
@@ -800,15 +862,12 @@ impl WaasClient {
                 continue;
             }
             return Err(match error {
-                Some(error) => SdkError::Server {
-                    code: error_code(&error),
-                    status: response.status,
-                    message: error.message,
-                },
+                Some(error) => server_error(error, response.status),
                 None => SdkError::Server {
                     code: "UNKNOWN".into(),
                     status: response.status,
                     message: format!("{method} {path} answered HTTP {}", response.status),
+                    reason: None,
                 },
             });
         }
@@ -872,6 +931,26 @@ fn check_base_url(base_url: &str) -> Result<(), SdkError> {
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, SdkError> {
     serde_json::to_string(value).map_err(|error| SdkError::Crypto(error.to_string()))
+}
+
+/// A refusal as the SDK reports it: the passcode and export refusals have their own codes.
+fn server_error(error: ErrorBody, status: u16) -> SdkError {
+    use waas_api::passcode::reason as passcode;
+    match error.reason.as_deref() {
+        Some(passcode::PASSCODE_BACKOFF) => SdkError::PasscodeBackoff {
+            retry_after_seconds: error.retry_after_seconds.unwrap_or(1),
+        },
+        Some(passcode::PASSCODE_LOCKED) => SdkError::PasscodeLocked,
+        Some(passcode::EXPORT_DISABLED) => SdkError::ExportDisabled,
+        // The server saw a login MAC that did not verify: the device did not hold the passcode.
+        Some(passcode::WRONG_PASSCODE) => SdkError::WrongPasscode,
+        reason => SdkError::Server {
+            code: error_code(&error),
+            status,
+            message: error.message,
+            reason: reason.map(str::to_owned),
+        },
+    }
 }
 
 fn error_code(error: &ErrorBody) -> String {

@@ -20,6 +20,10 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::CryptoKey;
 use zeroize::Zeroizing;
 
+mod archive;
+
+pub(crate) use archive::ArchiveUnlock;
+
 use crate::SdkError;
 use crate::browser::idb::Database;
 use crate::browser::{subtle, webauthn};
@@ -32,6 +36,8 @@ const FORMAT_VERSION: u32 = 1;
 const PASSCODE: &str = "passcode";
 const PASSKEY: &str = "passkey";
 const RECORD_AAD: &[u8] = b"waas-sdk record v1\0";
+/// The Web Lock held while the device's passcode changes.
+pub(crate) const DEVICE_LOCK: &str = "waas-sdk/device";
 /// The record holding the archive key's secret.
 const ARCHIVE_KEY: &str = "archive-key";
 
@@ -64,7 +70,7 @@ impl Default for PasscodePolicy {
 }
 
 impl PasscodePolicy {
-    fn check(&self, passcode: &str) -> Result<(), SdkError> {
+    pub(crate) fn check(&self, passcode: &str) -> Result<(), SdkError> {
         if passcode.chars().count() < self.min_length {
             return Err(SdkError::InvalidArgument(format!(
                 "the passcode needs at least {} characters",
@@ -611,16 +617,33 @@ impl KeyStore {
         Ok(Unlocked { dek })
     }
 
-    /// Rewraps the DEK under a new passcode; the records stay as they are.
+    /// Rewraps the DEK under a new passcode; the records stay as they are. Only for a device
+    /// without wallets: a wallet's passcode is also registered at the server, and
+    /// `WaasClient.resetPasscode` changes both.
     pub(crate) async fn reset_passcode(
         &self,
         old: &str,
         new: &str,
         policy: PasscodePolicy,
     ) -> Result<(), SdkError> {
+        let _lock = crate::browser::WebLock::acquire(DEVICE_LOCK).await?;
+        if !self.groups().await?.is_empty() {
+            return Err(SdkError::InvalidArgument(
+                "this device holds wallets, whose passcode is also at the server: use WaasClient.resetPasscode".into(),
+            ));
+        }
+        self.rewrap_passcode(old, new, policy).await
+    }
+
+    /// Rewraps the DEK under a new passcode. The caller holds [`DEVICE_LOCK`], so two tabs
+    /// cannot interleave read and write.
+    pub(crate) async fn rewrap_passcode(
+        &self,
+        old: &str,
+        new: &str,
+        policy: PasscodePolicy,
+    ) -> Result<(), SdkError> {
         policy.check(new)?;
-        // One reset at a time in this origin, so two tabs cannot interleave read and write.
-        let _lock = crate::browser::WebLock::acquire("waas-sdk/device").await?;
         let (device, profile) = self.device().await?;
         let unlocked = self.unlock(&Unlock::Passcode(old.to_owned())).await?;
         let wrap = PasscodeWrap::new(new, &unlocked.dek, &profile).await?;
@@ -628,6 +651,24 @@ impl KeyStore {
         let updated: Object = Object::assign(&Object::new(), device.unchecked_ref());
         set(&updated, "passcode", &wrap.to_js()?)?;
         self.db.put("meta", "device", &updated.into()).await
+    }
+
+    /// The archive key's secret (the device archive is sealed to its public key).
+    pub(crate) async fn archive_secret(
+        &self,
+        unlocked: &Unlocked,
+    ) -> Result<Zeroizing<[u8; 32]>, SdkError> {
+        let record = self
+            .db
+            .get("records", ARCHIVE_KEY)
+            .await?
+            .ok_or(SdkError::NotBootstrapped)?;
+        let bytes = unlocked.open_record(ARCHIVE_KEY, &record)?;
+        let secret: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| SdkError::Corrupt("the archive key has the wrong length".into()))?;
+        Ok(Zeroizing::new(secret))
     }
 }
 
@@ -733,6 +774,17 @@ impl KeyStore {
         self.db
             .put("meta", &retired_id(group, epoch), &JsValue::TRUE)
             .await
+    }
+
+    /// Every group this device holds a pairing of.
+    pub(crate) async fn groups(&self) -> Result<Vec<String>, SdkError> {
+        Ok(self
+            .db
+            .keys("meta")
+            .await?
+            .into_iter()
+            .filter_map(|key| key.strip_prefix("group/").map(str::to_owned))
+            .collect())
     }
 
     /// Records that this device made `wallet` on `group`.

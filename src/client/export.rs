@@ -1,0 +1,356 @@
+//! Key export (docs/protocol/archive.md): the device archive (PrepareDeviceArchive), offline
+//! `exportPrivateKeys`, and the passcode reset that keeps the server's record and the archive's
+//! wrap in step.
+
+use js_sys::{Array, Object, Reflect};
+use sha2::{Digest, Sha256};
+use waas_api::export::{ExportMetadata, PrepareDeviceArchiveRequest};
+use waas_api::resources::{MpcData, MpcProtocol};
+use waas_api::{DeviceGroupName, passcode::reason};
+use waas_mpc::{ArchiveContext, ExtendedPublicKey, open_server_share, parse_path};
+use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+use zeroize::Zeroizing;
+
+use super::passcode::Login;
+use super::{Unlock, WaasClient, abort, unlock_of};
+use crate::SdkError;
+use crate::device::{DeviceOptions, parse_options};
+use crate::keystore::{ArchiveUnlock, DEVICE_LOCK, Unlocked};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** One exported key: the whole private key of an address. Show it only to its owner. */
+export interface ExportedKey {
+  /** The EIP-55 address. */
+  address: string;
+  /** The secp256k1 private key, `0x` and 64 hex digits (what MetaMask imports). */
+  privateKey: string;
+  /** Its path below the wallet's root, e.g. `0/3`. */
+  derivationPath: string;
+  /** The MPC key it was. */
+  mpcKey: string;
+}
+/** What `exportPrivateKeys` returns: every key of the wallet, and the root extended private key
+ * (depth 0; any BIP32 tool derives every address from it at `0/i`). */
+export interface ExportedKeys { keys: ExportedKey[]; xprv: string; }
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `ExportedKeys`.
+    #[wasm_bindgen(typescript_type = "ExportedKeys")]
+    pub type JsExportedKeys;
+}
+
+#[wasm_bindgen]
+impl WaasClient {
+    /// PrepareDeviceArchive for this device: an operation whose device side
+    /// (`computePrepareDeviceArchiveMPCOperation`, found with `listMPCOperations`) gives this
+    /// device the archive export needs. `createWallet` runs it already where export is on; this
+    /// is for a wallet whose archive failed or is older than a passcode reset elsewhere.
+    #[wasm_bindgen(js_name = prepareDeviceArchive)]
+    pub async fn prepare_device_archive(
+        &self,
+        #[wasm_bindgen(js_name = deviceGroup)] device_group: String,
+    ) -> Result<super::JsOperation, SdkError> {
+        let group: DeviceGroupName = device_group.parse()?;
+        let body = PrepareDeviceArchiveRequest {
+            device: self.identity().await?.0.clone(),
+        };
+        let operation: waas_api::resources::Operation = self
+            .send(
+                "POST",
+                &format!("/v1/{group}:prepareDeviceArchive"),
+                Some(&body),
+                true,
+            )
+            .await?;
+        Ok(super::to_js(&operation)?.into())
+    }
+
+    /// The device's side of a PrepareDeviceArchive operation: logs in with the passcode (OPAQUE,
+    /// counted at the server), receives the server's share sealed to this device's archive key,
+    /// checks it against the device's own pairing, and stores the archive wrapped by the OPAQUE
+    /// export key (and the passkey, where the device has one), never by the passcode alone.
+    #[wasm_bindgen(js_name = computePrepareDeviceArchiveMPCOperation)]
+    pub async fn compute_prepare_device_archive_mpc_operation(
+        &self,
+        #[wasm_bindgen(js_name = mpcData)] mpc_data: String,
+        passcode: String,
+    ) -> Result<(), SdkError> {
+        let data = MpcData::decode(&mpc_data)
+            .map_err(|error| SdkError::InvalidArgument(error.to_string()))?;
+        let unlocked = self
+            .store
+            .unlock(&crate::keystore::Unlock::Passcode(passcode.clone()))
+            .await?;
+        self.prepare_archive(&data, &passcode, &unlocked).await
+    }
+
+    /// Every key of the wallet whose `mpcKeyExportMetadata` (from `getDeviceGroup`) is given,
+    /// with its private key, and the root `xprv`. With `{ passkey: true }` it runs offline; with
+    /// `{ passcode }` it needs one login at the server (counted: wrong passcodes back off, then
+    /// lock), and the combining runs offline. Every key is checked against the metadata and the
+    /// device's own derivation before anything is returned.
+    ///
+    /// Export combines the two shares into the whole key: it is not MPC-secure. Whoever sees the
+    /// result holds the wallet.
+    #[wasm_bindgen(js_name = exportPrivateKeys)]
+    pub async fn export_private_keys(
+        &self,
+        metadata: String,
+        unlock: Unlock,
+    ) -> Result<JsExportedKeys, SdkError> {
+        let metadata = ExportMetadata::decode(&metadata)
+            .map_err(|error| SdkError::InvalidArgument(error.to_string()))?;
+        let group = metadata.device_group.to_string();
+        let stored = self.store.group(&group).await?.ok_or_else(|| {
+            SdkError::InvalidArgument(format!("this device holds no wallet of {group}"))
+        })?;
+        if !metadata
+            .root_public_key
+            .eq_ignore_ascii_case(&format!("0x{}", hex::encode(stored.root_public_key)))
+        {
+            return Err(SdkError::Untrusted(
+                "the metadata is of another wallet than the one this device holds".into(),
+            ));
+        }
+        let paths = metadata
+            .keys
+            .iter()
+            .map(|key| {
+                parse_path(&key.derivation_path)
+                    .map_err(|error| SdkError::Untrusted(error.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let archive = match unlock_of(&unlock)? {
+            crate::keystore::Unlock::Passkey => {
+                self.store
+                    .open_archive(&group, &ArchiveUnlock::Passkey)
+                    .await?
+            }
+            crate::keystore::Unlock::Passcode(passcode) => {
+                self.store.has_archive(&group).await?.then_some(()).ok_or_else(|| {
+                    SdkError::NoArchive(format!(
+                        "this device holds no archive of {group}: run its PrepareDeviceArchive operation first"
+                    ))
+                })?;
+                let login = self.login(&metadata.device_group, &passcode).await?;
+                self.store
+                    .open_archive(&group, &ArchiveUnlock::ExportKey(&login.keys.export_key))
+                    .await?
+            }
+        };
+        // From here on nothing touches the network.
+        if archive.public().root_public_key != stored.root_public_key
+            || archive.public().chain_code != stored.chain_code
+        {
+            return Err(SdkError::Corrupt(
+                "the archive is of another wallet than the group's records".into(),
+            ));
+        }
+        let own = ExtendedPublicKey::root(stored.root_public_key, stored.chain_code);
+        let derived = archive.derive(&paths).map_err(abort)?;
+        let keys = Array::new();
+        for ((key, entry), path) in derived.iter().zip(&metadata.keys).zip(&paths) {
+            let public_key = format!("0x{}", hex::encode(key.public_key));
+            let own_key = own
+                .derive(path)
+                .map_err(|error| SdkError::Untrusted(error.to_string()))?
+                .public_key;
+            if own_key != key.public_key
+                || !entry.public_key.eq_ignore_ascii_case(&public_key)
+                || entry.address != key.address
+                || entry.mpc_key.device_group_name() != metadata.device_group
+            {
+                return Err(SdkError::Untrusted(format!(
+                    "the metadata of {} does not match this wallet's key at {}",
+                    entry.mpc_key, entry.derivation_path
+                )));
+            }
+            let object = Object::new();
+            let private_key = Zeroizing::new(format!("0x{}", hex::encode(&key.secret[..])));
+            for (field, value) in [
+                ("address", key.address.as_str()),
+                ("privateKey", private_key.as_str()),
+                ("derivationPath", entry.derivation_path.as_str()),
+                ("mpcKey", &entry.mpc_key.to_string()),
+            ] {
+                Reflect::set(&object, &field.into(), &value.into())
+                    .map_err(|_| SdkError::Crypto("cannot build the result".into()))?;
+            }
+            keys.push(&object);
+        }
+        let root = archive.root_key().map_err(abort)?;
+        let result = Object::new();
+        Reflect::set(&result, &"keys".into(), &keys)
+            .and_then(|_| Reflect::set(&result, &"xprv".into(), &root.to_xprv().as_str().into()))
+            .map_err(|_| SdkError::Crypto("cannot build the result".into()))?;
+        Ok(JsValue::from(result).into())
+    }
+
+    /// Changes the passcode: on this device (the key store's wrap) and at the server for every
+    /// wallet this device holds (a login with the old passcode, then a new OPAQUE record), with
+    /// each archive rewrapped under the new record's export key. `options` is the passcode policy
+    /// (`minPasscodeLength`, `digitsOnly`) as for `WaasDevice.open`.
+    #[wasm_bindgen(js_name = resetPasscode)]
+    pub async fn reset_passcode(
+        &self,
+        #[wasm_bindgen(js_name = oldPasscode)] old_passcode: String,
+        #[wasm_bindgen(js_name = newPasscode)] new_passcode: String,
+        options: Option<DeviceOptions>,
+    ) -> Result<(), SdkError> {
+        let (policy, _) = parse_options(options)?;
+        policy.check(&new_passcode)?;
+        let _lock = crate::browser::WebLock::acquire(DEVICE_LOCK).await?;
+        // The old passcode must open this device before the server is asked anything.
+        self.store
+            .unlock(&crate::keystore::Unlock::Passcode(old_passcode.clone()))
+            .await?;
+        for group in self.store.groups().await? {
+            let name: DeviceGroupName = group.parse()?;
+            let login = match self.login(&name, &old_passcode).await {
+                Ok(login) => login,
+                Err(SdkError::Server {
+                    reason: Some(reason),
+                    ..
+                }) if reason == reason::PASSCODE_NOT_REGISTERED => {
+                    // Never registered (the wallet's creation stopped early): register now.
+                    self.register_passcode(&name, &new_passcode, None).await?;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let registration = self
+                .start_registration(&name, &new_passcode, Some(&login))
+                .await?;
+            // The archive opens under both records until the server has the new one.
+            self.store
+                .begin_archive_rewrap(&group, &login.keys.export_key, registration.export_key())
+                .await?;
+            self.finish_registration(&name, registration, Some(&login))
+                .await?;
+            self.store.finish_archive_rewrap(&group).await?;
+        }
+        self.store
+            .rewrap_passcode(&old_passcode, &new_passcode, policy)
+            .await
+    }
+}
+
+impl WaasClient {
+    /// The device's side of PrepareDeviceArchive (`mpcData` checked against the device's own
+    /// records first), under the group's Web Lock.
+    pub(crate) async fn prepare_archive(
+        &self,
+        data: &MpcData,
+        passcode: &str,
+        unlocked: &Unlocked,
+    ) -> Result<(), SdkError> {
+        let MpcProtocol::PrepareDeviceArchive { pairing_id } = &data.protocol else {
+            return Err(SdkError::InvalidArgument(
+                "this mpcData is not a PrepareDeviceArchive operation".into(),
+            ));
+        };
+        let (device, _lock) = self.lock_own(data).await?;
+        let group = data.mpc_operation.device_group_name();
+        let group_text = group.to_string();
+        let operation = data.mpc_operation.to_string();
+        if let Some((stored_for, sealed_hash)) = self.store.archive_origin(&group_text).await?
+            && stored_for == operation
+        {
+            // Stored already; the last round may not have reached the server.
+            return self
+                .exchange_last(&data.mpc_operation, 3, &sealed_hash)
+                .await;
+        }
+        let pairing = self
+            .store
+            .pairing(unlocked, &group_text, data.epoch)
+            .await?;
+        if !pairing_id.eq_ignore_ascii_case(&format!("0x{}", hex::encode(pairing.public().id))) {
+            return Err(SdkError::Untrusted(
+                "the operation names another pairing".into(),
+            ));
+        }
+        let archive_secret = self.store.archive_secret(unlocked).await?;
+        let login = self.login_or_register(&group, passcode).await?;
+        let sealed = self
+            .exchange(&data.mpc_operation, 1, login.name.to_string().as_bytes())
+            .await?;
+        let context = ArchiveContext {
+            device_group: &group_text,
+            device: &device.to_string(),
+            pairing_id: &pairing.public().id,
+            epoch: data.epoch,
+        };
+        // A wrong ciphertext or a share that does not match the device's own pairing: nothing
+        // is stored.
+        let archive = open_server_share(
+            &pairing,
+            &archive_secret,
+            &login.keys.session.archive_binding(),
+            &context,
+            &sealed,
+        )
+        .map_err(|error| SdkError::Untrusted(format!("the archive is refused: {error}")))?;
+        let sealed_hash: [u8; 32] = Sha256::digest(&sealed).into();
+        self.store
+            .store_archive(
+                &group_text,
+                &archive,
+                &login.keys.export_key,
+                &operation,
+                &sealed_hash,
+            )
+            .await?;
+        self.exchange_last(&data.mpc_operation, 3, &sealed_hash)
+            .await
+    }
+
+    /// Right after key generation: registers the passcode for the new group, then runs the
+    /// PrepareDeviceArchive the server queued for this device, if it did (export on). Returns
+    /// whether the device now holds the archive.
+    pub(crate) async fn register_and_archive(
+        &self,
+        group: &DeviceGroupName,
+        passcode: &str,
+        unlocked: &Unlocked,
+    ) -> Result<bool, SdkError> {
+        self.register_passcode(group, passcode, None).await?;
+        let device = self.identity().await?.0.clone();
+        for entry in self.list_operations(group).await?.mpc_operations {
+            let data = MpcData::decode(&entry.mpc_data)
+                .map_err(|error| SdkError::Untrusted(error.to_string()))?;
+            if data.mpc_operation == entry.name
+                && data.device == device
+                && matches!(data.protocol, MpcProtocol::PrepareDeviceArchive { .. })
+            {
+                self.prepare_archive(&data, passcode, unlocked).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A login; if the group's passcode was never registered (a wallet whose creation stopped
+    /// before), registers it first.
+    async fn login_or_register(
+        &self,
+        group: &DeviceGroupName,
+        passcode: &str,
+    ) -> Result<Login, SdkError> {
+        match self.login(group, passcode).await {
+            Err(SdkError::Server {
+                reason: Some(reason),
+                ..
+            }) if reason == reason::PASSCODE_NOT_REGISTERED => {
+                self.register_passcode(group, passcode, None).await?;
+                self.login(group, passcode).await
+            }
+            other => other,
+        }
+    }
+}

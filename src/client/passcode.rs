@@ -1,0 +1,190 @@
+//! The passcode at the server, the device's side (docs/protocol/passcode.md): OPAQUE
+//! registration when a wallet is made, logins before an archive or an export, and the reset.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use waas_api::passcode::{
+    PasscodeLoginFinishRequest, PasscodeLoginFinishResponse, PasscodeLoginStartRequest,
+    PasscodeLoginStartResponse, PasscodeRegisterFinishRequest, PasscodeRegisterFinishResponse,
+    PasscodeRegisterStartRequest, PasscodeRegisterStartResponse, PasscodeReset, purpose,
+};
+use waas_api::{DeviceGroupName, PasscodeLoginName};
+use waas_mpc::passcode::{
+    ClientLogin, ClientRegistration, ExportKey, LoginKeys, PasscodeContext, PasscodeError,
+    SessionSecret,
+};
+
+use super::WaasClient;
+use crate::SdkError;
+
+/// A finished login: its name (what it authorizes names it) and its keys.
+pub(crate) struct Login {
+    pub(crate) name: PasscodeLoginName,
+    pub(crate) keys: LoginKeys,
+}
+
+/// A registration whose record is made but not sent.
+pub(crate) struct Registration {
+    upload: Vec<u8>,
+    export_key: ExportKey,
+}
+
+impl Registration {
+    /// The new record's export key.
+    pub(crate) fn export_key(&self) -> &ExportKey {
+        &self.export_key
+    }
+}
+
+impl WaasClient {
+    fn passcode_context<'a>(&'a self, group: &'a str) -> PasscodeContext<'a> {
+        PasscodeContext {
+            device_group: group,
+            server: &self.audience,
+        }
+    }
+
+    /// Registers `passcode` for `group` at the server; returns the record's export key. The
+    /// first registration needs nothing more; replacing a record needs `reset`, a login with the
+    /// old passcode.
+    pub(crate) async fn register_passcode(
+        &self,
+        group: &DeviceGroupName,
+        passcode: &str,
+        reset: Option<&Login>,
+    ) -> Result<ExportKey, SdkError> {
+        let registration = self.start_registration(group, passcode, reset).await?;
+        self.finish_registration(group, registration, reset).await
+    }
+
+    /// Registration up to the record, which is not sent yet: its export key is known, so a
+    /// reset can rewrap the archive before the server switches records.
+    pub(crate) async fn start_registration(
+        &self,
+        group: &DeviceGroupName,
+        passcode: &str,
+        reset: Option<&Login>,
+    ) -> Result<Registration, SdkError> {
+        let group_text = group.to_string();
+        let (registration, request) =
+            ClientRegistration::start(passcode.as_bytes()).map_err(passcode_error)?;
+        let started: PasscodeRegisterStartResponse = self
+            .send(
+                "POST",
+                &format!("/v1/{group}/passcode:registerStart"),
+                Some(&PasscodeRegisterStartRequest {
+                    registration_request: URL_SAFE_NO_PAD.encode(&request),
+                    reset: reset.map(|login| authorize(login, purpose::RESET_START, &request)),
+                }),
+                true,
+            )
+            .await?;
+        let response = decode(&started.registration_response)?;
+        let (upload, export_key) = registration
+            .finish(
+                passcode.as_bytes(),
+                &response,
+                &self.passcode_context(&group_text),
+            )
+            .map_err(passcode_error)?;
+        Ok(Registration { upload, export_key })
+    }
+
+    /// Sends the record; returns its export key.
+    pub(crate) async fn finish_registration(
+        &self,
+        group: &DeviceGroupName,
+        registration: Registration,
+        reset: Option<&Login>,
+    ) -> Result<ExportKey, SdkError> {
+        let _: PasscodeRegisterFinishResponse = self
+            .send(
+                "POST",
+                &format!("/v1/{group}/passcode:registerFinish"),
+                Some(&PasscodeRegisterFinishRequest {
+                    registration_upload: URL_SAFE_NO_PAD.encode(&registration.upload),
+                    reset: reset
+                        .map(|login| authorize(login, purpose::RESET_FINISH, &registration.upload)),
+                }),
+                true,
+            )
+            .await?;
+        Ok(registration.export_key)
+    }
+
+    /// Logs in to `group` with `passcode`. A wrong passcode is `WRONG_PASSCODE` (the server
+    /// counts it); too many are `PASSCODE_BACKOFF`, then `PASSCODE_LOCKED`.
+    pub(crate) async fn login(
+        &self,
+        group: &DeviceGroupName,
+        passcode: &str,
+    ) -> Result<Login, SdkError> {
+        let group_text = group.to_string();
+        let (login, request) = ClientLogin::start(passcode.as_bytes()).map_err(passcode_error)?;
+        let started: PasscodeLoginStartResponse = self
+            .send(
+                "POST",
+                &format!("/v1/{group}/passcode:loginStart"),
+                Some(&PasscodeLoginStartRequest {
+                    credential_request: URL_SAFE_NO_PAD.encode(&request),
+                }),
+                true,
+            )
+            .await?;
+        if started.login.device_group_name() != *group {
+            return Err(SdkError::Untrusted(
+                "the login belongs to another group".into(),
+            ));
+        }
+        let response = decode(&started.credential_response)?;
+        let (finalization, keys) = login
+            .finish(
+                passcode.as_bytes(),
+                &response,
+                &self.passcode_context(&group_text),
+            )
+            .map_err(passcode_error)?;
+        let finished: PasscodeLoginFinishResponse = self
+            .send(
+                "POST",
+                &format!("/v1/{group}/passcode:loginFinish"),
+                Some(&PasscodeLoginFinishRequest {
+                    login: started.login.clone(),
+                    credential_finalization: URL_SAFE_NO_PAD.encode(&finalization),
+                }),
+                true,
+            )
+            .await?;
+        if finished.login != started.login {
+            return Err(SdkError::Untrusted(
+                "loginFinish named another login".into(),
+            ));
+        }
+        Ok(Login {
+            name: started.login,
+            keys,
+        })
+    }
+}
+
+fn authorize(login: &Login, purpose: &str, message: &[u8]) -> PasscodeReset {
+    let session: &SessionSecret = &login.keys.session;
+    PasscodeReset {
+        login: login.name.clone(),
+        authorization: URL_SAFE_NO_PAD.encode(session.authorize(purpose, message)),
+    }
+}
+
+fn decode(text: &str) -> Result<Vec<u8>, SdkError> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| SdkError::Untrusted("an OPAQUE message is not base64url".into()))
+}
+
+fn passcode_error(error: PasscodeError) -> SdkError {
+    match error {
+        PasscodeError::WrongPasscode => SdkError::WrongPasscode,
+        PasscodeError::Randomness => SdkError::Crypto(error.to_string()),
+        other => SdkError::Untrusted(other.to_string()),
+    }
+}

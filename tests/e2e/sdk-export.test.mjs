@@ -1,0 +1,284 @@
+// Key export end to end (docs/protocol/archive.md, passcode.md): the archive made when a wallet
+// is created, exportPrivateKeys with the passcode (one login, then offline) and with a passkey
+// (offline), viem and @scure/bip32 as independent checks, a copied profile that cannot open the
+// archive, wrong passcodes counted by the server up to the lock, and a pool with export off.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { recoverMessageAddress } from 'viem';
+import { HDKey, privateKeyToAccount } from 'viem/accounts';
+
+import { addVirtualAuthenticator, collectPageErrors, harnessFixture, operatorApi, serverCommand } from './support.mjs';
+
+const PASSCODE = '123456';
+
+/** The server (backoff after 3 wrong passcodes: 1 s, doubling), the harness page, the browser. */
+const harness = harnessFixture({ extraArgs: ['--passcode-backoff', '1'] });
+
+/**
+ * A fresh profile with the SDK loaded; with `hasPrf`, a platform authenticator with PRF.
+ * @param {{ hasPrf?: boolean }} [options]
+ */
+async function freshPage({ hasPrf } = {}) {
+  const context = await harness.browser.newContext();
+  const page = await context.newPage();
+  const errors = collectPageErrors(page);
+  if (hasPrf !== undefined) {
+    await addVirtualAuthenticator(context, page, hasPrf);
+  }
+  await page.goto(harness.server.url);
+  await page.waitForFunction(() => document.title === 'ready');
+  return { page, errors, context };
+}
+
+/**
+ * Bootstraps, registers and creates a wallet with three addresses; returns the wallet, its
+ * addresses and the group's export metadata.
+ * @param {import('playwright-core').Page} page
+ * @param {{ passkey?: boolean, pool?: string }} [options]
+ */
+function walletWithAddresses(page, { passkey = false, pool } = {}) {
+  return page.evaluate(
+    async ({ passcode, passkey, pool }) => {
+      const { sdk } = /** @type {any} */ (window);
+      await sdk.bootstrapDevice(passcode, { passkey });
+      const client = await sdk.WaasClient.connect('');
+      /** @type {any} */ (window).client = client;
+      await client.registerDevice();
+      const created = await client.createWallet({ passcode }, pool);
+      const addresses = [created.address];
+      for (let i = 0; i < 2; i += 1) {
+        addresses.push(await client.generateAddress(created.wallet.name));
+      }
+      const group = await client.getDeviceGroup(created.wallet.deviceGroup);
+      return { created, addresses, group };
+    },
+    { passcode: PASSCODE, passkey, pool },
+  );
+}
+
+/**
+ * Every exported key against the wallet: viem derives the same address from the private key and
+ * recovers it from a message the key signs; @scure/bip32 derives the same keys from the xprv.
+ * @param {{ keys: { address: string, privateKey: `0x${string}`, derivationPath: string, mpcKey: string }[], xprv: string }} exported
+ * @param {{ address: string, derivationPath: string, mpcKeys: string[] }[]} addresses
+ */
+async function assertExportMatches(exported, addresses) {
+  assert.equal(exported.keys.length, addresses.length);
+  const root = HDKey.fromExtendedKey(exported.xprv);
+  for (const address of addresses) {
+    const key = exported.keys.find((entry) => entry.derivationPath === address.derivationPath);
+    assert.ok(key, `a key for ${address.derivationPath}`);
+    assert.equal(key.mpcKey, address.mpcKeys[0]);
+    assert.equal(key.address, address.address);
+    const account = privateKeyToAccount(key.privateKey);
+    assert.equal(account.address, address.address, 'viem: the private key is the address');
+    const signature = await account.signMessage({ message: 'exported' });
+    assert.equal(await recoverMessageAddress({ message: 'exported', signature }), address.address);
+    const child = root.derive(`m/${address.derivationPath}`);
+    assert.equal(
+      `0x${Buffer.from(/** @type {Uint8Array} */ (child.privateKey)).toString('hex')}`,
+      key.privateKey,
+      '@scure/bip32 derives the same key from the xprv',
+    );
+  }
+}
+
+test('export with the passcode: one login, then offline; the keys are the wallet and the xprv reproduces them', async () => {
+  const { page, errors, context } = await freshPage();
+  const { created, addresses, group } = await walletWithAddresses(page);
+  assert.equal(created.archived, true, 'createWallet stored the archive (export is on by default)');
+  assert.ok(group.mpcKeyExportMetadata, 'GetDeviceGroup returns the export metadata');
+
+  // The reveal after the login makes no request: the page goes offline as soon as the login is
+  // answered, and every later request would fail.
+  /** @type {string[]} */
+  const requests = [];
+  page.on('request', (request) => requests.push(new URL(request.url()).pathname));
+  await page.route('**/passcode:loginFinish', async (route) => {
+    const response = await route.fetch();
+    await context.setOffline(true);
+    await route.fulfill({ response });
+  });
+  const exported = await page.evaluate(
+    ({ metadata, passcode }) =>
+      /** @type {any} */ (window).client.exportPrivateKeys(metadata, { passcode }),
+    { metadata: group.mpcKeyExportMetadata, passcode: PASSCODE },
+  );
+  assert.match(requests.at(-1) ?? '', /passcode:loginFinish$/, 'nothing after the login');
+  await assertExportMatches(exported, addresses);
+  assert.deepEqual(
+    errors.filter((error) => !error.startsWith('request failed')),
+    [],
+  );
+  await context.close();
+});
+
+test('export with a passkey (PRF) runs offline', async () => {
+  const { page, context } = await freshPage({ hasPrf: true });
+  const { created, addresses, group } = await walletWithAddresses(page, { passkey: true });
+  assert.equal(created.archived, true);
+  await context.setOffline(true);
+  const exported = await page.evaluate(
+    (metadata) => /** @type {any} */ (window).client.exportPrivateKeys(metadata, { passkey: true }),
+    group.mpcKeyExportMetadata,
+  );
+  await assertExportMatches(exported, addresses);
+  await context.close();
+});
+
+test('the whole profile and the right passcode, without the server, do not open the archive', async () => {
+  const { page, context } = await freshPage();
+  const { group } = await walletWithAddresses(page);
+  await context.setOffline(true);
+  const result = await page.evaluate(
+    async ({ metadata, passcode }) => {
+      const { sdk, client } = /** @type {any} */ (window);
+      // Everything behind the passcode opens (the key store's data key) ...
+      const device = await sdk.WaasDevice.open();
+      await device.checkPasscode(passcode);
+      // ... but the archive is not behind it: export needs the server's login.
+      const exported = await client.exportPrivateKeys(metadata, { passcode }).then(
+        () => 'exported',
+        (/** @type {any} */ error) => error.code,
+      );
+      // The archive record's wraps, as an attacker copying the store would find them.
+      const db = await new Promise((resolve, reject) => {
+        const request = indexedDB.open('waas-sdk');
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      const records = await new Promise((resolve, reject) => {
+        const request = /** @type {IDBDatabase} */ (db).transaction('records').objectStore('records').getAll();
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      const archive = /** @type {any[]} */ (records).find((record) => record.exportWrap);
+      return { exported, wraps: Object.keys(archive).filter((key) => /Wrap$/.test(key)).sort() };
+    },
+    { metadata: group.mpcKeyExportMetadata, passcode: PASSCODE },
+  );
+  assert.equal(result.exported, 'NETWORK', 'no export without the server');
+  assert.deepEqual(result.wraps, ['exportWrap'], 'no passcode wrap on the archive');
+  await context.close();
+});
+
+test('wrong passcodes: WRONG_PASSCODE, then backoff, locked after 10; an operator unlock lets the right one export', async () => {
+  const { page, context } = await freshPage();
+  const { group, created } = await walletWithAddresses(page);
+  /** @type {string[]} */
+  const codes = [];
+  /** @type {number[]} */
+  const waits = [];
+  while (!codes.includes('PASSCODE_LOCKED')) {
+    const outcome = await page.evaluate(
+      (metadata) =>
+        /** @type {any} */ (window).client.exportPrivateKeys(metadata, { passcode: '999999' }).then(
+          () => ({ code: 'exported' }),
+          (/** @type {any} */ error) => ({ code: error.code, retry: error.retryAfterSeconds }),
+        ),
+      group.mpcKeyExportMetadata,
+    );
+    codes.push(outcome.code);
+    if (outcome.code === 'PASSCODE_BACKOFF') {
+      waits.push(outcome.retry);
+      await new Promise((resolve) => setTimeout(resolve, outcome.retry * 1000));
+    }
+    assert.ok(codes.length < 40, `no lock after ${codes.join(', ')}`);
+  }
+  const wrong = codes.filter((code) => code === 'WRONG_PASSCODE').length;
+  assert.equal(wrong, 10, `ten counted failures before the lock: ${codes.join(', ')}`);
+  assert.ok(waits.length > 0 && waits.every((seconds) => seconds >= 1), 'backoff after 3 failures');
+  // Locked: the right passcode does not help.
+  const locked = await page.evaluate(
+    ({ metadata, passcode }) =>
+      /** @type {any} */ (window).client.exportPrivateKeys(metadata, { passcode }).then(
+        () => 'exported',
+        (/** @type {any} */ error) => error.code,
+      ),
+    { metadata: group.mpcKeyExportMetadata, passcode: PASSCODE },
+  );
+  assert.equal(locked, 'PASSCODE_LOCKED');
+
+  const device = await page.evaluate(async () => (await (/** @type {any} */ (window).client.registerDevice())).name);
+  serverCommand(harness.server, ['unlock-passcode', '--device-group', created.wallet.deviceGroup, '--device', device]);
+  const exported = await page.evaluate(
+    ({ metadata, passcode }) => /** @type {any} */ (window).client.exportPrivateKeys(metadata, { passcode }),
+    { metadata: group.mpcKeyExportMetadata, passcode: PASSCODE },
+  );
+  assert.equal(exported.keys[0].address, created.address.address);
+  await context.close();
+});
+
+test('a pool with export off: no archive, and export says EXPORT_DISABLED', async () => {
+  const api = operatorApi(harness.server);
+  await api('POST', '/v1/pools', { poolId: 'no-export', displayName: 'No export', exportEnabled: false });
+  const { page, context } = await freshPage();
+  const { created, group } = await walletWithAddresses(page, { pool: 'pools/no-export' });
+  assert.equal(created.archived, false, 'no archive was queued');
+  const codes = await page.evaluate(
+    async ({ metadata, passcode, groupName }) => {
+      const { client } = /** @type {any} */ (window);
+      /** @param {Promise<unknown>} promise */
+      const code = (promise) => promise.then(() => 'resolved', (/** @type {any} */ error) => error.code);
+      return {
+        exportKeys: await code(client.exportPrivateKeys(metadata, { passcode })),
+        prepare: await code(client.prepareDeviceArchive(groupName)),
+      };
+    },
+    {
+      metadata: group.mpcKeyExportMetadata,
+      passcode: PASSCODE,
+      groupName: created.wallet.deviceGroup,
+    },
+  );
+  assert.deepEqual(codes, { exportKeys: 'NO_ARCHIVE', prepare: 'EXPORT_DISABLED' });
+  await context.close();
+});
+
+test('tampered or foreign metadata is refused before anything is revealed', async () => {
+  const { page, context } = await freshPage();
+  const { group } = await walletWithAddresses(page);
+  const metadata = JSON.parse(Buffer.from(group.mpcKeyExportMetadata, 'base64url').toString());
+  const encode = (/** @type {unknown} */ value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const swappedAddress = structuredClone(metadata);
+  swappedAddress.keys[1].address = metadata.keys[2].address;
+  const swappedPath = structuredClone(metadata);
+  swappedPath.keys[1].derivationPath = '0/7';
+  const otherRoot = structuredClone(metadata);
+  otherRoot.rootPublicKey = `0x02${'11'.repeat(32)}`;
+  const otherGroup = structuredClone(metadata);
+  otherGroup.deviceGroup = 'pools/default/deviceGroups/not-mine';
+  const codes = await page.evaluate(
+    async ({ variants, passcode }) => {
+      const { client } = /** @type {any} */ (window);
+      /** @type {Record<string, string>} */
+      const out = {};
+      for (const [name, metadata] of Object.entries(variants)) {
+        out[name] = await client.exportPrivateKeys(metadata, { passcode }).then(
+          () => 'exported',
+          (/** @type {any} */ error) => error.code,
+        );
+      }
+      return out;
+    },
+    {
+      variants: {
+        swappedAddress: encode(swappedAddress),
+        swappedPath: encode(swappedPath),
+        otherRoot: encode(otherRoot),
+        otherGroup: encode(otherGroup),
+        notBase64: '%%%',
+      },
+      passcode: PASSCODE,
+    },
+  );
+  assert.deepEqual(codes, {
+    swappedAddress: 'UNTRUSTED_SERVER',
+    swappedPath: 'UNTRUSTED_SERVER',
+    otherRoot: 'UNTRUSTED_SERVER',
+    otherGroup: 'INVALID_ARGUMENT',
+    notBase64: 'INVALID_ARGUMENT',
+  });
+  await context.close();
+});
