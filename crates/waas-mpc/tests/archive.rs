@@ -100,6 +100,27 @@ fn the_archive_rebuilds_the_wallet_key_and_every_address() {
 }
 
 #[test]
+fn an_archive_made_before_a_refresh_still_exports_the_key_that_signs_after_it() {
+    let (device, server) = support::keygen("archive-refresh");
+    let before = open(&device, &sealed(&server)).unwrap();
+    let (device, server) = support::refresh(&device, &server, "archive-refresh");
+    assert_eq!(device.epoch(), 1);
+    // New shares, same key: the old archive and one made now export the same keys.
+    let after = open(&device, &sealed(&server)).unwrap();
+    assert_ne!(*before.encode(), *after.encode());
+    let paths = [vec![0, 1]];
+    let old_key = &before.derive(&paths).unwrap()[0];
+    assert_eq!(old_key.secret, after.derive(&paths).unwrap()[0].secret);
+    // And it is the key the refreshed pairing signs with.
+    let signature = support::sign(&device, &server, &[0, 1], [7; 32]);
+    let signature = k256::ecdsa::Signature::from_scalars(signature.r, signature.s).unwrap();
+    VerifyingKey::from_sec1_bytes(&old_key.public_key)
+        .unwrap()
+        .verify_prehash(&[7; 32], &signature)
+        .unwrap();
+}
+
+#[test]
 fn the_archive_opens_only_with_its_key_login_and_context() {
     let (device, server) = support::keygen("archive-context");
     let sealed = sealed(&server);

@@ -5,37 +5,8 @@
 mod support;
 
 use k256::elliptic_curve::PrimeField;
-use support::{keygen, sign};
+use support::{keygen, refresh, refresh_context, sign};
 use waas_mpc::{EpochSet, MpcError, Pairing, Refresh, Role, SessionId, Signing, SigningRequest};
-
-fn context(name: &str) -> SessionId {
-    SessionId::derive("refresh", &[name.as_bytes()])
-}
-
-/// A complete refresh of both pairings, the server's session stored between its rounds.
-fn refresh(device: &Pairing, server: &Pairing, name: &str) -> (Pairing, Pairing) {
-    let (mut device_session, round1) = Refresh::start_device(device, context(name)).unwrap();
-    let mut server_session = Refresh::new_server(server, context(name)).unwrap();
-    let round2 = server_session
-        .handle(server, &round1)
-        .unwrap()
-        .reply
-        .unwrap();
-    let mut server_session = Refresh::from_bytes(&server_session.to_bytes().unwrap()).unwrap();
-    let round3 = device_session
-        .handle(device, &round2)
-        .unwrap()
-        .reply
-        .unwrap();
-    let step = server_session.handle(server, &round3).unwrap();
-    let next_server = step.output.unwrap();
-    let next_device = device_session
-        .handle(device, &step.reply.unwrap())
-        .unwrap()
-        .output
-        .unwrap();
-    (next_device, next_server)
-}
 
 fn scalar(bytes: &[u8; 32]) -> k256::Scalar {
     Option::from(k256::Scalar::from_repr((*bytes).into())).unwrap()
@@ -152,10 +123,10 @@ fn a_refresh_stopped_at_any_step_leaves_a_usable_pairing() {
         let mut device_pairing = Pairing::from_bytes(&device0.to_bytes().unwrap()).unwrap();
 
         let (mut device_session, round1) =
-            Refresh::start_device(&device_pairing, context(&name)).unwrap();
+            Refresh::start_device(&device_pairing, refresh_context(&name)).unwrap();
         if !matches!(stop, StopAt::DeviceAfterRound1) {
             let base = server_epochs.get(0).unwrap();
-            let mut server_session = Refresh::new_server(base, context(&name)).unwrap();
+            let mut server_session = Refresh::new_server(base, refresh_context(&name)).unwrap();
             let round2 = server_session.handle(base, &round1).unwrap().reply.unwrap();
             if !matches!(stop, StopAt::ServerAfterRound2) {
                 let round3 = device_session

@@ -2,7 +2,7 @@
 //! would carry it. Shared by the native and the wasm test suites.
 #![allow(dead_code)]
 
-use waas_mpc::{Keygen, Pairing, SessionId, Signature, Signing, SigningRequest};
+use waas_mpc::{Keygen, Pairing, Refresh, SessionId, Signature, Signing, SigningRequest};
 
 /// A complete key generation; the server's session goes through its stored form between rounds.
 pub(crate) fn keygen(name: &str) -> (Pairing, Pairing) {
@@ -54,4 +54,34 @@ pub(crate) fn sign(
         .unwrap();
     assert_eq!(device_signature, server_signature);
     device_signature
+}
+
+pub(crate) fn refresh_context(name: &str) -> SessionId {
+    SessionId::derive("refresh", &[name.as_bytes()])
+}
+
+/// A complete refresh of both pairings, the server's session stored between its rounds.
+pub(crate) fn refresh(device: &Pairing, server: &Pairing, name: &str) -> (Pairing, Pairing) {
+    let (mut device_session, round1) =
+        Refresh::start_device(device, refresh_context(name)).unwrap();
+    let mut server_session = Refresh::new_server(server, refresh_context(name)).unwrap();
+    let round2 = server_session
+        .handle(server, &round1)
+        .unwrap()
+        .reply
+        .unwrap();
+    let mut server_session = Refresh::from_bytes(&server_session.to_bytes().unwrap()).unwrap();
+    let round3 = device_session
+        .handle(device, &round2)
+        .unwrap()
+        .reply
+        .unwrap();
+    let step = server_session.handle(server, &round3).unwrap();
+    let next_server = step.output.unwrap();
+    let next_device = device_session
+        .handle(device, &step.reply.unwrap())
+        .unwrap()
+        .output
+        .unwrap();
+    (next_device, next_server)
 }
