@@ -6,7 +6,7 @@ mod support;
 
 use k256::elliptic_curve::PrimeField;
 use support::{keygen, refresh, refresh_context, sign};
-use waas_mpc::{EpochSet, MpcError, Pairing, Refresh, Role, SessionId, Signing, SigningRequest};
+use waas_mpc::{EpochSet, MpcError, Pairing, Refresh, Role, Signing, SigningRequest};
 
 fn scalar(bytes: &[u8; 32]) -> k256::Scalar {
     Option::from(k256::Scalar::from_repr((*bytes).into())).unwrap()
