@@ -562,7 +562,9 @@ impl WaasClient {
             }
             if js_sys::Date::now() >= deadline {
                 return Err(SdkError::Timeout(format!(
-                    "{name} did not finish in {timeout} ms"
+                    "{name} did not finish in {} ms",
+                    // Whole milliseconds: formatting an f64 would link 14 KB of float printing.
+                    timeout.max(0.0) as u64
                 )));
             }
             crate::browser::sleep(interval).await;
@@ -817,6 +819,22 @@ impl WaasClient {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|error| SdkError::InvalidArgument(error.to_string()))?;
+        // The request itself is not generic and runs as a boxed future, so each body and answer
+        // type adds only its (de)serialization, not another copy of the whole exchange.
+        let answer = Box::pin(self.send_json(method, path, body, signed)).await?;
+        serde_json::from_str(&answer).map_err(|error| {
+            SdkError::Untrusted(format!("unexpected answer to {method} {path}: {error}"))
+        })
+    }
+
+    /// One API call with a JSON body; returns the answer's JSON text.
+    async fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        signed: bool,
+    ) -> Result<String, SdkError> {
         let mut retried = false;
         loop {
             let mut headers = vec![("Accept", "application/json".to_owned())];
@@ -840,9 +858,7 @@ impl WaasClient {
             )
             .await?;
             if (200..300).contains(&response.status) {
-                return serde_json::from_str(&response.body).map_err(|error| {
-                    SdkError::Untrusted(format!("unexpected answer to {method} {path}: {error}"))
-                });
+                return Ok(response.body);
             }
             let error: Option<ErrorBody> = serde_json::from_str(&response.body).ok();
             let clock = error.as_ref().and_then(|error| error.reason.as_deref());
