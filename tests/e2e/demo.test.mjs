@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { getAddress, recoverMessageAddress } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
 
 import { collectPageErrors, launchBrowser, repoRoot, startServer } from './support.mjs';
 
@@ -266,6 +267,49 @@ describe('the demo wallet, step by step in one browser profile', () => {
     const signed = await sign(message, passcode);
     assert.equal(signed.state, 'ready', `status: ${signed.text}`);
     await assertSignatureRecovers(message);
+    assert.deepEqual(errors, []);
+  });
+
+  step('export keys: the warning, the box to tick, then the key of the shown address, hidden on demand', async () => {
+    const warning = (await byTestId('export-warning').textContent()) ?? '';
+    assert.match(warning, /not MPC-secure/);
+    assert.match(warning, /offline/);
+    assert.ok(await byTestId('export-result').isHidden(), 'nothing shown before the passcode');
+
+    // Without the box ticked, nothing is asked of the SDK.
+    await byTestId('export-passcode').fill(passcode);
+    await byTestId('export-submit').click();
+    assert.match((await byTestId('export-error').textContent()) ?? '', /Tick the box/);
+    assert.ok(await byTestId('export-result').isHidden());
+
+    await byTestId('export-passcode').fill(passcode);
+    await byTestId('export-understood').check();
+    await byTestId('export-submit').click();
+    const status = await settled();
+    assert.equal(status.state, 'ready', `status: ${status.text}`);
+    assert.equal(await byTestId('export-passcode').inputValue(), '', 'the passcode field is cleared');
+    const privateKey = /** @type {`0x${string}`} */ (
+      (await byTestId('export-private-key').first().textContent()) ?? ''
+    );
+    assert.equal(privateKeyToAccount(privateKey).address, address, 'the key of the shown address');
+    assert.match((await byTestId('export-xprv').textContent()) ?? '', /^xprv/);
+    assert.match((await byTestId('export-countdown').textContent()) ?? '', /Hidden again in \d+ s/);
+
+    await byTestId('export-hide').click();
+    assert.ok(await byTestId('export-result').isHidden());
+    assert.equal(await byTestId('export-keys').innerHTML(), '', 'the keys are gone from the page');
+    assert.equal(await byTestId('export-xprv').textContent(), '');
+    assert.deepEqual(errors, []);
+  });
+
+  step('export with a wrong passcode shows WRONG_PASSCODE and reveals nothing', async () => {
+    await byTestId('export-passcode').fill('000000');
+    await byTestId('export-understood').check();
+    await byTestId('export-submit').click();
+    const status = await settled();
+    assert.equal(status.state, 'error');
+    assert.equal(await byTestId('export-error').getAttribute('data-code'), 'WRONG_PASSCODE');
+    assert.ok(await byTestId('export-result').isHidden());
     assert.deepEqual(errors, []);
   });
 });

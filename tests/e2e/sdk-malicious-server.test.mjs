@@ -92,7 +92,7 @@ function trackExchanges(page) {
 function rewriteMpcData(mpcData, edit) {
   const data = JSON.parse(Buffer.from(mpcData, 'base64url').toString());
   edit(data);
-  return b64u(JSON.stringify(data));
+  return Buffer.from(JSON.stringify(data)).toString('base64url');
 }
 
 /** @param {string[]} errors */

@@ -1,5 +1,5 @@
 // The demo wallet: versions, then onboarding (passcode, device, registration), a wallet and its
-// first address, and message signing. One page; each step is a <section> shown when it applies.
+// first address, message signing, and key export. One page; each step is a <section> shown when it applies.
 import {
   WaasClient,
   WaasDevice,
@@ -8,6 +8,7 @@ import {
   version,
   type CreatedWallet,
   type Device,
+  type ExportedKeys,
   type Signature,
 } from 'waas-sdk';
 
@@ -60,7 +61,21 @@ const ui = {
   signatureR: byId('signature-r', HTMLElement),
   signatureS: byId('signature-s', HTMLElement),
   signatureV: byId('signature-v', HTMLElement),
+  exportSection: byId('export', HTMLElement),
+  exportForm: byId('export-form', HTMLFormElement),
+  exportPasscode: byId('export-passcode', HTMLInputElement),
+  exportUnderstood: byId('export-understood', HTMLInputElement),
+  exportError: byId('export-error', HTMLElement),
+  exportResult: byId('export-result', HTMLElement),
+  exportCountdown: byId('export-countdown', HTMLElement),
+  exportKeys: byId('export-keys', HTMLUListElement),
+  exportXprv: byId('export-xprv', HTMLElement),
+  exportXprvCopy: byId('export-xprv-copy', HTMLElement),
+  exportHide: byId('export-hide', HTMLButtonElement),
 };
+
+/** How long revealed keys stay on the screen. */
+const EXPORT_SHOWN_SECONDS = 60;
 
 function show(id: string, text: string, state: 'ok' | 'error'): void {
   const element = byId(id, HTMLElement);
@@ -124,9 +139,11 @@ interface App {
   wallet: StoredWallet | undefined;
   /** Only one SDK operation at a time from this page. */
   busy: boolean;
+  /** The countdown that hides revealed keys. */
+  exportTimer: number | undefined;
 }
 
-const forms = [ui.onboardingForm, ui.createWalletForm, ui.signForm];
+const forms = [ui.onboardingForm, ui.createWalletForm, ui.signForm, ui.exportForm];
 
 /**
  * Runs one user action: every form is disabled meanwhile, `form` is marked busy, and any failure
@@ -188,6 +205,7 @@ function showWallet(wallet: StoredWallet, focus: boolean): void {
   ui.createWallet.hidden = true;
   reveal(ui.wallet, focus);
   reveal(ui.sign, false);
+  reveal(ui.exportSection, false);
 }
 
 function showSignature(message: string, signature: Signature): void {
@@ -325,6 +343,88 @@ function wireSign(app: App): void {
   });
 }
 
+/** Removes revealed keys from the page (the DOM, not only the view). */
+function hideExportedKeys(app: App): void {
+  if (app.exportTimer !== undefined) window.clearInterval(app.exportTimer);
+  app.exportTimer = undefined;
+  ui.exportKeys.replaceChildren();
+  ui.exportXprv.textContent = '';
+  ui.exportXprvCopy.replaceChildren();
+  ui.exportCountdown.textContent = '';
+  ui.exportResult.hidden = true;
+}
+
+/** A copy button for one secret; says when it copied, or that the browser refused. */
+function copyButton(label: string, secret: string): HTMLButtonElement {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.textContent = label;
+  button.addEventListener('click', () => {
+    navigator.clipboard.writeText(secret).then(
+      () => (button.textContent = 'Copied'),
+      () => (button.textContent = 'Copy failed: select the text instead'),
+    );
+  });
+  return button;
+}
+
+function showExportedKeys(app: App, exported: ExportedKeys): void {
+  hideExportedKeys(app);
+  for (const key of exported.keys) {
+    const item = document.createElement('li');
+    item.dataset['testid'] = 'export-key';
+    const heading = document.createElement('p');
+    heading.textContent = `${key.address} (path ${key.derivationPath})`;
+    const secret = document.createElement('p');
+    secret.className = 'long secret';
+    secret.dataset['testid'] = 'export-private-key';
+    secret.textContent = key.privateKey;
+    item.append(heading, secret, copyButton('Copy private key', key.privateKey));
+    ui.exportKeys.append(item);
+  }
+  ui.exportXprv.textContent = exported.xprv;
+  ui.exportXprvCopy.replaceChildren(copyButton('Copy xprv', exported.xprv));
+  ui.exportResult.hidden = false;
+  let left = EXPORT_SHOWN_SECONDS;
+  const tick = (): void => {
+    ui.exportCountdown.textContent = `Hidden again in ${left} s.`;
+    if (left <= 0) hideExportedKeys(app);
+    left -= 1;
+  };
+  tick();
+  app.exportTimer = window.setInterval(tick, 1000);
+}
+
+function wireExport(app: App): void {
+  ui.exportForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const passcode = ui.exportPasscode.value;
+    ui.exportPasscode.value = '';
+    if (!ui.exportUnderstood.checked) {
+      showProblem(ui.exportError, 'Tick the box first: the exported key is the whole wallet.');
+      ui.exportUnderstood.focus();
+      return;
+    }
+    const busyText = 'Logging in at the server, then combining the keys in this browser…';
+    void run(app, ui.exportForm, ui.exportError, busyText, async () => {
+      const wallet = app.wallet;
+      if (!wallet) throw new Error('create a wallet first');
+      const group = await app.client.getDeviceGroup(wallet.deviceGroup);
+      if (group.mpcKeyExportMetadata === undefined) throw new Error('the server sent no export metadata');
+      const exported = await app.client.exportPrivateKeys(group.mpcKeyExportMetadata, { passcode });
+      ui.exportUnderstood.checked = false;
+      showExportedKeys(app, exported);
+      setStatus(`Private keys shown for ${EXPORT_SHOWN_SECONDS} s.`, 'ready');
+    }).then((ok) => {
+      if (!ok) ui.exportPasscode.focus();
+    });
+  });
+  ui.exportHide.addEventListener('click', () => {
+    hideExportedKeys(app);
+    setStatus('Private keys hidden.', 'ready');
+  });
+}
+
 // --- start ----------------------------------------------------------------------------------------
 
 async function showServerVersion(): Promise<void> {
@@ -351,7 +451,14 @@ async function start(): Promise<App | undefined> {
     // One after the other: both open the same IndexedDB store, the first may create it.
     const device = await WaasDevice.open(null, PASSCODE_POLICY);
     const client = await WaasClient.connect('');
-    return { device, client, deviceName: undefined, wallet: undefined, busy: false };
+    return {
+      device,
+      client,
+      deviceName: undefined,
+      wallet: undefined,
+      busy: false,
+      exportTimer: undefined,
+    };
   } catch (error) {
     showError(ui.appError, error);
     setStatus('This browser cannot hold a device.', 'error');
@@ -366,6 +473,7 @@ async function main(): Promise<void> {
     wireOnboarding(app);
     wireCreateWallet(app);
     wireSign(app);
+    wireExport(app);
     await resume(app);
   }
   await serverVersion;
