@@ -210,6 +210,45 @@ test('wrong passcodes: WRONG_PASSCODE, then backoff, locked after 10; an operato
   await context.close();
 });
 
+test('resetPasscode changes the passcode on the device and at the server; the archive follows', async () => {
+  const { page, context } = await freshPage();
+  const { group, created } = await walletWithAddresses(page);
+  const result = await page.evaluate(
+    async ({ metadata, passcode }) => {
+      const { sdk, client } = /** @type {any} */ (window);
+      /** @param {Promise<unknown>} promise */
+      const code = (promise) => promise.then(() => 'resolved', (/** @type {any} */ error) => error.code);
+      const wrongOld = await code(client.resetPasscode('000000', '654321'));
+      // The device-wide reset would leave the server's record behind: it refuses.
+      const deviceOnly = await code(sdk.resetPasscode(passcode, '654321'));
+      await client.resetPasscode(passcode, '654321');
+      const device = await sdk.WaasDevice.open();
+      return {
+        wrongOld,
+        deviceOnly,
+        oldUnlocks: await code(device.checkPasscode(passcode)),
+        newUnlocks: await code(device.checkPasscode('654321')),
+        oldExports: await code(client.exportPrivateKeys(metadata, { passcode })),
+        newExport: await client.exportPrivateKeys(metadata, { passcode: '654321' }),
+      };
+    },
+    { metadata: group.mpcKeyExportMetadata, passcode: PASSCODE },
+  );
+  assert.deepEqual(
+    { ...result, newExport: undefined },
+    {
+      wrongOld: 'WRONG_PASSCODE',
+      deviceOnly: 'INVALID_ARGUMENT',
+      oldUnlocks: 'WRONG_PASSCODE',
+      newUnlocks: 'resolved',
+      oldExports: 'WRONG_PASSCODE',
+      newExport: undefined,
+    },
+  );
+  assert.equal(result.newExport.keys[0].address, created.address.address);
+  await context.close();
+});
+
 test('a pool with export off: no archive, and export says EXPORT_DISABLED', async () => {
   const api = operatorApi(harness.server);
   await api('POST', '/v1/pools', { poolId: 'no-export', displayName: 'No export', exportEnabled: false });
