@@ -2,19 +2,30 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use waas_api::{DeviceGroupName, DeviceName};
 
 /// The reference WaaS server.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "waas-server", version, about)]
 pub struct Config {
+    /// An operator command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on. Port 0 picks a free port (the bound address is printed).
     #[arg(long, env = "WAAS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
     /// The database: a SQLite file path, or a `sqlite:` URL. Created, with its folder, if missing.
-    #[arg(long, env = "WAAS_DATABASE", default_value = "./data/waas.db")]
+    #[arg(
+        long,
+        env = "WAAS_DATABASE",
+        default_value = "./data/waas.db",
+        global = true
+    )]
     pub database: String,
 
     /// The master key that seals shares and MPC state at rest: 32 bytes, mode 0600. Created
@@ -56,4 +67,101 @@ pub struct Config {
     /// A folder of static files (the built web app) to serve at `/`. Without it only the API is served.
     #[arg(long, env = "WAAS_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
+
+    /// The base of the passcode backoff: after 3 failed logins, each attempt waits
+    /// base · 2^(failures − 3) after the last one. Seconds (`1`, `0.5`) or milliseconds (`250ms`).
+    #[arg(
+        long,
+        env = "WAAS_PASSCODE_BACKOFF",
+        default_value = "1",
+        value_parser = parse_backoff
+    )]
+    pub passcode_backoff: Duration,
+}
+
+/// Operator commands, run against the database (`--database`) while the server runs or not.
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Clears a device's passcode lock and failed-login count in a device group. Run it only
+    /// after checking out of band that the user asking is the wallet's owner: the lock is what
+    /// stops online passcode guessing with a stolen device.
+    UnlockPasscode {
+        /// The device group, `pools/{pool}/deviceGroups/{id}`.
+        #[arg(long)]
+        device_group: DeviceGroupName,
+        /// The device, `devices/{id}`.
+        #[arg(long)]
+        device: DeviceName,
+    },
+}
+
+/// The longest backoff base accepted: beyond it the 9th failure would wait for days.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// Parses `--passcode-backoff`: seconds (`1`, `0.5`, `2s`) or milliseconds (`250ms`).
+fn parse_backoff(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = match text.strip_suffix("ms") {
+        Some(ms) => (ms, 0.001),
+        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 1, 0.5 or 250ms"))?;
+    let seconds = value * scale;
+    if !seconds.is_finite() || seconds < 0.0 || seconds > MAX_BACKOFF.as_secs_f64() {
+        return Err(format!(
+            "the backoff must be between 0 and {} seconds",
+            MAX_BACKOFF.as_secs()
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_values() {
+        assert_eq!(parse_backoff("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_backoff("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_backoff("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_backoff("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_backoff("0"), Ok(Duration::ZERO));
+        for bad in ["", "-1", "abc", "1h", "NaN", "inf", "4000"] {
+            assert!(parse_backoff(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_operator_command_takes_the_database_flag_after_it() {
+        let config = Config::try_parse_from([
+            "waas-server",
+            "unlock-passcode",
+            "--device-group",
+            "pools/default/deviceGroups/g1",
+            "--device",
+            "devices/d1",
+            "--database",
+            "/tmp/w.db",
+        ])
+        .unwrap();
+        assert_eq!(config.database, "/tmp/w.db");
+        let Some(Command::UnlockPasscode {
+            device_group,
+            device,
+        }) = config.command
+        else {
+            panic!("{config:?}")
+        };
+        assert_eq!(device_group.to_string(), "pools/default/deviceGroups/g1");
+        assert_eq!(device.to_string(), "devices/d1");
+        assert!(
+            Config::try_parse_from(["waas-server", "unlock-passcode", "--device", "devices/d1"])
+                .is_err(),
+            "the group is required"
+        );
+    }
 }

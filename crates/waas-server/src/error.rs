@@ -18,6 +18,12 @@ pub enum ServerError {
     /// The `--database` value is not something this server can open.
     #[error("unsupported database {0:?}: give a SQLite file path or a sqlite: URL")]
     UnsupportedDatabase(String),
+    /// An operator command names a database that does not exist.
+    #[error("no database at {0}")]
+    NoDatabase(String),
+    /// The server's own secrets (its OPAQUE keys) could not be made or read.
+    #[error("server secret: {0}")]
+    ServerSecret(String),
     /// A flag's value is not usable.
     #[error("configuration: {0}")]
     Config(String),
@@ -69,6 +75,7 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     reason: Option<&'static str>,
+    retry_after_seconds: Option<u64>,
 }
 
 impl ApiError {
@@ -79,12 +86,20 @@ impl ApiError {
             code,
             message: message.into(),
             reason: None,
+            retry_after_seconds: None,
         }
     }
 
     /// The same error with a finer reason a client can act on (`waas_api::auth::reason`, …).
     pub fn with_reason(mut self, reason: &'static str) -> Self {
         self.reason = Some(reason);
+        self
+    }
+
+    /// The same error, telling the client when it may try again (`retryAfterSeconds` in the
+    /// body, and the `Retry-After` header).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_seconds = Some(seconds);
         self
     }
 
@@ -123,6 +138,7 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         let mut body = ErrorBody::new(self.code, self.message.clone());
         body.reason = self.reason.map(str::to_owned);
+        body.retry_after_seconds = self.retry_after_seconds;
         body
     }
 
@@ -155,6 +171,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.body();
         let status = StatusCode::from_u16(body.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(body)).into_response()
+        let retry_after = body.retry_after_seconds;
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

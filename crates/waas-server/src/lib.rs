@@ -18,9 +18,9 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 pub use api::{app, cors};
-pub use config::Config;
+pub use config::{Command, Config};
 pub use error::{ApiError, ServerError};
-pub use services::Services;
+pub use services::{Services, Settings};
 pub use store::{DEFAULT_POOL, SqliteStore, Store};
 
 /// Opens the database, binds the listener, serves until `shutdown` resolves, then closes the
@@ -67,7 +67,15 @@ pub async fn run(
     if let Some(dir) = &config.static_dir {
         tracing::info!(dir = %dir.display(), "serving the web app");
     }
-    let services = Services::new(store.clone(), master_key, &config.audience);
+    let services = Services::open(
+        store.clone(),
+        master_key,
+        Settings {
+            audience: config.audience.clone(),
+            passcode_backoff: config.passcode_backoff,
+        },
+    )
+    .await?;
     tokio::spawn(expire_operations(services.clone()));
     let router = app(services, config.static_dir.as_deref(), cors);
     println!("waas-server listening on http://{addr}");
@@ -82,7 +90,8 @@ pub async fn run(
 }
 
 /// Fails, every half minute, the operations that waited too long for their device (deleting
-/// their sessions), so that no MPC session outlives its use.
+/// their sessions), and forgets passcode logins past their use, so that no MPC session or login
+/// secret outlives its use.
 async fn expire_operations(services: Services<SqliteStore>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
     loop {
@@ -90,7 +99,33 @@ async fn expire_operations(services: Services<SqliteStore>) {
         if let Err(error) = services.expire_operations().await {
             tracing::warn!(%error, "could not expire operations");
         }
+        if let Err(error) = services.forget_passcode_logins().await {
+            tracing::warn!(%error, "could not forget old passcode logins");
+        }
     }
+}
+
+/// `waas-server unlock-passcode`: clears a device's passcode lock and failure count in a group,
+/// on the database of `--database` (which must exist). Returns what to tell the operator.
+pub async fn unlock_passcode(
+    database: &str,
+    group: &waas_api::DeviceGroupName,
+    device: &waas_api::DeviceName,
+) -> Result<String, ServerError> {
+    let store = SqliteStore::open_existing(database).await?;
+    let result = store.unlock_passcode(group, device).await;
+    store.close().await;
+    Ok(match result? {
+        Some(before) => {
+            tracing::info!(%group, %device, failures = before.failures, locked = before.locked, "unlocked the passcode");
+            format!(
+                "unlocked {device} in {group}: {} failed attempt(s) cleared{}",
+                before.failures,
+                if before.locked { ", lock lifted" } else { "" }
+            )
+        }
+        None => format!("{device} has no failed passcode attempts in {group}: nothing to unlock"),
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so in-flight requests finish before the server exits.

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use waas_server::{Config, shutdown_signal};
+use waas_server::{Command, Config, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,6 +18,22 @@ async fn main() -> ExitCode {
         .init();
 
     let config = Config::parse();
+    if let Some(Command::UnlockPasscode {
+        device_group,
+        device,
+    }) = &config.command
+    {
+        return match waas_server::unlock_passcode(&config.database, device_group, device).await {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("waas-server unlock-passcode: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match waas_server::run(config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

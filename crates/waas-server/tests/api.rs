@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use waas_server::sealing::MasterKey;
-use waas_server::{Services, SqliteStore, app};
+use waas_server::{Services, Settings, SqliteStore, app};
 
 struct TestApp {
     router: Router,
@@ -25,7 +25,9 @@ impl TestApp {
         let store = SqliteStore::open(dir.path().join("waas.db").to_str().unwrap())
             .await
             .unwrap();
-        let services = Services::new(store, MasterKey::from_bytes(&[7; 32]), "waas-server");
+        let services = Services::open(store, MasterKey::from_bytes(&[7; 32]), Settings::default())
+            .await
+            .unwrap();
         let web = dir.path().join("web");
         std::fs::create_dir_all(web.join("assets")).unwrap();
         std::fs::write(web.join("index.html"), "<!doctype html><title>demo</title>").unwrap();

@@ -36,8 +36,9 @@ async fn register_generate_keys_addresses_and_sign() {
     let group = device.get_device_group(&wallet.device_group).await;
     assert_eq!(group.name, wallet.device_group);
     assert_eq!(group.devices, vec![device.name.clone()]);
+    // The one thing left for the device is its archive, queued with the wallet (archive.rs).
     device
-        .assert_nothing_pending(&wallet.device_group, "no work is left for the device")
+        .assert_only_archive_pending(&wallet.device_group, "no other work is left for the device")
         .await;
 
     // Three addresses at 0/0, 0/1, 0/2, each the one the device derives from its own xpub.
@@ -154,7 +155,7 @@ async fn request_ids_make_creation_idempotent() {
     assert_signed_by(&digest, &signed.signature.signed_payload, &address.address);
     // Only the one signing was pending: the repeat made no second one.
     device
-        .assert_nothing_pending(&wallet.device_group, "the repeat made no second signing")
+        .assert_only_archive_pending(&wallet.device_group, "the repeat made no second signing")
         .await;
 }
 
@@ -169,6 +170,10 @@ async fn the_api_key_creates_a_pool_and_a_wallet_for_a_device() {
     let acme: PoolName = "pools/acme".parse().unwrap();
     assert_eq!(pool.name, acme);
     assert_eq!(pool.display_name, "Acme Inc.");
+    assert!(
+        pool.export_enabled,
+        "export is on unless the pool turns it off"
+    );
     assert_eq!(api.get_pool(&acme).await, pool);
     // The server's own pool is there too.
     assert_eq!(api.get_pool(&default_pool()).await.name, default_pool());
@@ -209,7 +214,6 @@ async fn routes_not_implemented_yet_answer_unimplemented() {
     let wallet = device.create_wallet(&default_pool()).await;
     let group = format!("/v1/{}", wallet.device_group);
     for path in [
-        format!("{group}:prepareDeviceArchive"),
         format!("{group}:prepareDeviceBackup"),
         format!("{group}:addDevice"),
         "/v1/device:revoke".to_owned(),

@@ -156,8 +156,9 @@ async fn a_cheating_round_3_retires_the_pairing_and_fails_every_other_operation_
         start_signing(&device, &other_wallet.pairing, &other_key, &other_digest).await;
     assert_eq!(
         device.list_mpc_operations(&wallet.device_group).await.len(),
-        3,
-        "three open operations on the first pairing"
+        4,
+        "four open operations on the first pairing: three signings and the archive queued with \
+         the wallet"
     );
 
     // The cheat: round 3 with its multiplication (OT) data changed.

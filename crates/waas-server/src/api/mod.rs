@@ -14,6 +14,12 @@ use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
+use waas_api::export::PrepareDeviceArchiveRequest;
+use waas_api::passcode::{
+    PasscodeLoginFinishRequest, PasscodeLoginFinishResponse, PasscodeLoginStartRequest,
+    PasscodeLoginStartResponse, PasscodeRegisterFinishRequest, PasscodeRegisterFinishResponse,
+    PasscodeRegisterStartRequest, PasscodeRegisterStartResponse,
+};
 use waas_api::resources::{
     Address, CreateMpcKeyRequest, CreateMpcWalletRequest, CreatePoolRequest,
     CreateSignatureRequest, Device, DeviceGroup, ExchangeRequest, ExchangeResponse,
@@ -69,6 +75,22 @@ pub fn app<S: Store>(
         .route(
             "/pools/{pool}/deviceGroups/{group}/mpcOperations",
             get(list_mpc_operations),
+        )
+        .route(
+            "/pools/{pool}/deviceGroups/{group}/passcode:registerStart",
+            post(passcode_register_start),
+        )
+        .route(
+            "/pools/{pool}/deviceGroups/{group}/passcode:registerFinish",
+            post(passcode_register_finish),
+        )
+        .route(
+            "/pools/{pool}/deviceGroups/{group}/passcode:loginStart",
+            post(passcode_login_start),
+        )
+        .route(
+            "/pools/{pool}/deviceGroups/{group}/passcode:loginFinish",
+            post(passcode_login_finish),
         )
         .route(
             "/pools/{pool}/deviceGroups/{group}/mpcOperations/{operation}",
@@ -295,18 +317,80 @@ async fn get_device_group<S: Store>(
     Ok(Json(services.get_device_group(&call.caller, &name).await?))
 }
 
-/// `POST …/deviceGroups/{group}:prepareDeviceArchive` and the other device-group verbs, which
+/// `POST …/deviceGroups/{group}:prepareDeviceArchive`, and the other device-group verbs, which
 /// later issues implement.
 async fn device_group_verb<S: Store>(
-    State(_): State<Services<S>>,
-    UrlPath((_pool, segment)): UrlPath<(String, String)>,
-    _call: Call<serde_json::Value>,
+    State(services): State<Services<S>>,
+    UrlPath((pool, segment)): UrlPath<(String, String)>,
+    call: Call<serde_json::Value>,
 ) -> Result<Json<Operation>, ApiError> {
-    let (_, verb) = verb(&segment)?;
+    let (group, verb) = verb(&segment)?;
     match verb {
-        "prepareDeviceArchive" | "prepareDeviceBackup" | "addDevice" => Err(unimplemented().await),
+        "prepareDeviceArchive" => {
+            let request: PrepareDeviceArchiveRequest = serde_json::from_value(call.body)
+                .map_err(|error| ApiError::invalid(format!("bad request body: {error}")))?;
+            let name = DeviceGroupName::new(id(&pool)?, group);
+            Ok(Json(
+                services
+                    .prepare_device_archive(&call.caller, &name, request)
+                    .await?,
+            ))
+        }
+        "prepareDeviceBackup" | "addDevice" => Err(unimplemented().await),
         _ => Err(ApiError::not_found("route")),
     }
+}
+
+async fn passcode_register_start<S: Store>(
+    State(services): State<Services<S>>,
+    UrlPath((pool, group)): UrlPath<(String, String)>,
+    call: Call<PasscodeRegisterStartRequest>,
+) -> Result<Json<PasscodeRegisterStartResponse>, ApiError> {
+    let name = DeviceGroupName::new(id(&pool)?, id(&group)?);
+    Ok(Json(
+        services
+            .passcode_register_start(&call.caller, &name, call.body)
+            .await?,
+    ))
+}
+
+async fn passcode_register_finish<S: Store>(
+    State(services): State<Services<S>>,
+    UrlPath((pool, group)): UrlPath<(String, String)>,
+    call: Call<PasscodeRegisterFinishRequest>,
+) -> Result<Json<PasscodeRegisterFinishResponse>, ApiError> {
+    let name = DeviceGroupName::new(id(&pool)?, id(&group)?);
+    Ok(Json(
+        services
+            .passcode_register_finish(&call.caller, &name, call.body)
+            .await?,
+    ))
+}
+
+async fn passcode_login_start<S: Store>(
+    State(services): State<Services<S>>,
+    UrlPath((pool, group)): UrlPath<(String, String)>,
+    call: Call<PasscodeLoginStartRequest>,
+) -> Result<Json<PasscodeLoginStartResponse>, ApiError> {
+    let name = DeviceGroupName::new(id(&pool)?, id(&group)?);
+    Ok(Json(
+        services
+            .passcode_login_start(&call.caller, &name, call.body)
+            .await?,
+    ))
+}
+
+async fn passcode_login_finish<S: Store>(
+    State(services): State<Services<S>>,
+    UrlPath((pool, group)): UrlPath<(String, String)>,
+    call: Call<PasscodeLoginFinishRequest>,
+) -> Result<Json<PasscodeLoginFinishResponse>, ApiError> {
+    let name = DeviceGroupName::new(id(&pool)?, id(&group)?);
+    Ok(Json(
+        services
+            .passcode_login_finish(&call.caller, &name, call.body)
+            .await?,
+    ))
 }
 
 async fn list_mpc_operations<S: Store>(

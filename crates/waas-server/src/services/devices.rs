@@ -23,8 +23,7 @@ fn pool_resource(record: PoolRecord) -> Pool {
         name: record.name,
         display_name: record.display_name,
         create_time: rfc3339_ms(record.create_time_ms),
-        // Pools have no export setting yet: export is on, as the reference's default.
-        export_enabled: true,
+        export_enabled: record.export_enabled,
     }
 }
 
@@ -76,6 +75,7 @@ impl<S: Store> Services<S> {
             name: PoolName::new(ResourceId::new(request.pool_id)?),
             display_name: request.display_name,
             create_time_ms: now_ms(),
+            export_enabled: request.export_enabled,
         };
         if !self.store.create_pool(&record).await? {
             return Err(ApiError::new(

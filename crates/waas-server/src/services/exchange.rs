@@ -6,7 +6,9 @@
 //!    message for it is refused (ABORTED), a round out of order is refused;
 //! 3. open the sealed session, run the engine's phase, seal the new session;
 //! 4. commit, if the operation is still at the round read (compare and swap): the answer, the
-//!    input's hash, the new session in place of the consumed one, and any pairing or signature;
+//!    input's hash, the new session in place of the consumed one, and any pairing or signature
+//!    (or, for a device archive, the use of its passcode login, if that login still may be used:
+//!    `archive.rs`);
 //! 5. answer.
 //!
 //! Nothing is sent before the commit, so a crash anywhere leaves the last committed round, and
@@ -28,13 +30,15 @@ use waas_mpc::{
 };
 use zeroize::Zeroizing;
 
+use super::archive::archive_operation;
 use super::operations::protocol;
 use super::wallets::{CHAIN_CODE, wallet_resource};
 use super::{Services, hex0x, parse_hex0x};
 use crate::ApiError;
 use crate::auth::Principal;
 use crate::store::{
-    OperationKind, OperationRecord, OperationState, PairingState, StepEffect, StepUpdate, Store,
+    Committed, OperationKind, OperationRecord, OperationState, PairingState, StepEffect,
+    StepUpdate, Store,
 };
 use crate::time::now_ms;
 
@@ -126,23 +130,35 @@ impl<S: Store> Services<S> {
         let step = self
             .run_round(name, &record, request.round, message, input_hash.clone())
             .await?;
-        if !self
+        match self
             .store
             .commit_step(&operation, record.round, &step)
             .await?
         {
-            // Another server answered this round first: its answer stands, ours is dropped unsent.
-            let now = self
-                .store
-                .operation(&operation)
-                .await?
-                .ok_or_else(|| ApiError::not_found(name))?;
-            return stored_answer(&now, request.round, &input_hash).unwrap_or_else(|| {
-                Err(ApiError::new(
-                    ErrorCode::Aborted,
-                    "the operation moved on concurrently",
-                ))
-            });
+            Committed::Yes => {}
+            // The login an archive named was used (or revoked) meanwhile: nothing was written,
+            // and the device may send round 1 again with another login.
+            Committed::ConditionFailed => {
+                return Err(ApiError::invalid(
+                    "the passcode login was used or revoked meanwhile: log in again",
+                )
+                .with_reason(waas_api::passcode::reason::LOGIN_INVALID));
+            }
+            Committed::RoundTaken => {
+                // Another server answered this round first: its answer stands, ours is dropped
+                // unsent.
+                let now = self
+                    .store
+                    .operation(&operation)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(name))?;
+                return stored_answer(&now, request.round, &input_hash).unwrap_or_else(|| {
+                    Err(ApiError::new(
+                        ErrorCode::Aborted,
+                        "the operation moved on concurrently",
+                    ))
+                });
+            }
         }
         tracing::info!(operation = %operation, round = request.round, state = ?step.state, "exchange step");
         answer(&step)
@@ -203,6 +219,18 @@ impl<S: Store> Services<S> {
             return self
                 .confirm_keygen(record, &message, step(OperationState::Done, Some(done()))?)
                 .await;
+        }
+        if record.kind == OperationKind::PrepareDeviceArchive {
+            // No MPC session: the archive's rounds are the server's own steps.
+            return match round {
+                1 => {
+                    self.archive_round1(record, &message, step(OperationState::Running, None)?)
+                        .await
+                }
+                _ => {
+                    self.archive_round3(record, &message, step(OperationState::Done, Some(done()))?)
+                }
+            };
         }
         let output = match protocol(record)? {
             MpcProtocol::CreateDeviceGroup => {
@@ -288,6 +316,25 @@ impl<S: Store> Services<S> {
         else {
             return Err(ApiError::internal("key generation without a wallet"));
         };
+        // With export on, the device's archive is queued in the same commit, so it is listed
+        // for the device as soon as the wallet is done (pools' export setting never changes).
+        let export = self
+            .store
+            .pool(&record.device_group.pool_name())
+            .await?
+            .ok_or_else(|| ApiError::internal("key generation in a missing pool"))?
+            .export_enabled;
+        let archive = export
+            .then(|| {
+                archive_operation(
+                    &record.device_group,
+                    &record.device,
+                    record.epoch,
+                    &stored.pairing_id,
+                    record.device.to_string(),
+                )
+            })
+            .transpose()?;
         let wallet = self
             .store
             .wallet(&mpc_wallet)
@@ -297,7 +344,7 @@ impl<S: Store> Services<S> {
             serde_json::to_string(&OperationResponse::MpcWallet(wallet_resource(&wallet)))
                 .map_err(ApiError::internal)?,
         );
-        update.effect = StepEffect::KeygenConfirmed;
+        update.effect = StepEffect::KeygenConfirmed { archive };
         Ok(update)
     }
 
@@ -329,7 +376,7 @@ impl<S: Store> Services<S> {
     }
 
     /// The server's half of the operation's pairing, which must be confirmed.
-    async fn pairing(&self, record: &OperationRecord) -> Result<Pairing, ApiError> {
+    pub(super) async fn pairing(&self, record: &OperationRecord) -> Result<Pairing, ApiError> {
         let stored = self
             .store
             .pairing(&record.device_group, &record.device, record.epoch)

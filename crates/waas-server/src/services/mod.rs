@@ -1,20 +1,42 @@
 //! What the server does, apart from HTTP: each public method is one API call, given the caller
 //! and its parsed request, returning the API resource. Handlers only parse and call.
 
+mod archive;
 mod devices;
 mod exchange;
 mod operations;
+mod passcode;
 mod wallets;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use waas_api::{DeviceGroupName, DeviceName};
+use waas_mpc::passcode::ServerKeys;
 
-use crate::ApiError;
 use crate::auth::Principal;
 use crate::sealing::MasterKey;
 use crate::store::{Created, OperationRecord, Store};
+use crate::{ApiError, ServerError};
+
+/// What the services take from the flags.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The audience request tokens must name (`--audience`); also the server's OPAQUE identity.
+    pub audience: String,
+    /// The base of the passcode backoff (`--passcode-backoff`).
+    pub passcode_backoff: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            audience: "waas-server".into(),
+            passcode_backoff: Duration::from_secs(1),
+        }
+    }
+}
 
 /// The server's state, shared by every request: the store, the master key and the settings.
 #[derive(Clone)]
@@ -22,18 +44,28 @@ pub struct Services<S> {
     store: S,
     master_key: Arc<MasterKey>,
     audience: Arc<str>,
+    passcode_keys: Arc<ServerKeys>,
+    passcode_backoff: Duration,
     operation_locks: OperationLocks,
 }
 
 impl<S: Store> Services<S> {
-    /// Services over `store`, sealing secrets with `master_key`, accepting tokens for `audience`.
-    pub fn new(store: S, master_key: MasterKey, audience: &str) -> Self {
-        Self {
+    /// Services over `store`, sealing secrets with `master_key`. Loads the server's OPAQUE keys,
+    /// making and storing them (sealed) on the first start.
+    pub async fn open(
+        store: S,
+        master_key: MasterKey,
+        settings: Settings,
+    ) -> Result<Self, ServerError> {
+        let passcode_keys = passcode::server_keys(&store, &master_key).await?;
+        Ok(Self {
             store,
             master_key: Arc::new(master_key),
-            audience: audience.into(),
+            audience: settings.audience.into(),
+            passcode_keys: Arc::new(passcode_keys),
+            passcode_backoff: settings.passcode_backoff,
             operation_locks: OperationLocks::default(),
-        }
+        })
     }
 
     /// The store.

@@ -122,7 +122,8 @@ impl<S: Store> Services<S> {
                 let metadata = metadata(record)?;
                 let mpc_operation = match &metadata {
                     OperationMetadata::CreateMpcWallet { mpc_operation, .. }
-                    | OperationMetadata::CreateSignature { mpc_operation, .. } => {
+                    | OperationMetadata::CreateSignature { mpc_operation, .. }
+                    | OperationMetadata::PrepareDeviceArchive { mpc_operation, .. } => {
                         mpc_operation.clone()
                     }
                     _ => return Err(ApiError::internal("unknown operation metadata")),
@@ -169,7 +170,7 @@ fn metadata(record: &OperationRecord) -> Result<OperationMetadata, ApiError> {
 pub(super) fn protocol(record: &OperationRecord) -> Result<MpcProtocol, ApiError> {
     match record.kind {
         OperationKind::CreateDeviceGroup => Ok(MpcProtocol::CreateDeviceGroup),
-        OperationKind::CreateSignature => {
+        OperationKind::CreateSignature | OperationKind::PrepareDeviceArchive => {
             serde_json::from_str(&record.params).map_err(ApiError::internal)
         }
     }

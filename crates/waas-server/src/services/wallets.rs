@@ -1,6 +1,7 @@
 //! CreateMPCWallet, GetMPCWallet, GenerateAddress, GetAddress, ListAddresses, GetDeviceGroup,
 //! CreateMPCKey, GetMPCKey. Addresses and keys are public derivations of the group's root key.
 
+use waas_api::export::{ExportKeyMetadata, ExportMetadata};
 use waas_api::resources::{
     Address, CreateMpcKeyRequest, CreateMpcWalletRequest, DeviceGroup, GenerateAddressRequest,
     ListAddressesResponse, MpcData, MpcKey, MpcProtocol, MpcWallet, Operation, OperationMetadata,
@@ -217,12 +218,40 @@ impl<S: Store> Services<S> {
             .device_group(name)
             .await?
             .ok_or_else(|| ApiError::not_found(name))?;
+        let metadata = match (&group.state, &group.root_public_key) {
+            (GroupState::Active, Some(root)) => Some(self.export_metadata(name, root).await?),
+            _ => None,
+        };
         Ok(DeviceGroup {
             name: group.name,
             devices: group.devices,
-            // Not served yet (issue 6, in progress).
-            mpc_key_export_metadata: None,
+            mpc_key_export_metadata: metadata,
         })
+    }
+
+    /// What a device needs to check and export every key of an active group: its root key and
+    /// every key made so far (docs/protocol/archive.md). All public.
+    async fn export_metadata(
+        &self,
+        group: &DeviceGroupName,
+        root_public_key: &[u8],
+    ) -> Result<String, ApiError> {
+        let keys = self.store.keys(group).await?;
+        Ok(ExportMetadata {
+            version: ExportMetadata::VERSION,
+            device_group: group.clone(),
+            root_public_key: hex0x(root_public_key),
+            keys: keys
+                .into_iter()
+                .map(|key| ExportKeyMetadata {
+                    mpc_key: key.name,
+                    derivation_path: key.derivation_path,
+                    public_key: hex0x(&key.public_key),
+                    address: key.address,
+                })
+                .collect(),
+        }
+        .encode())
     }
 
     /// CreateMPCKey: the key at a non-hardened path below the root.

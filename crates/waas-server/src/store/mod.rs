@@ -10,7 +10,10 @@ use std::future::Future;
 
 use thiserror::Error;
 use waas_api::resources::DeviceState;
-use waas_api::{DeviceGroupName, DeviceName, MpcKeyName, MpcWalletName, OperationName, PoolName};
+use waas_api::{
+    DeviceGroupName, DeviceName, MpcKeyName, MpcWalletName, OperationName, PasscodeLoginName,
+    PoolName,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -38,6 +41,8 @@ pub struct PoolRecord {
     pub display_name: String,
     /// When it was created, Unix milliseconds.
     pub create_time_ms: i64,
+    /// Whether devices may take the whole key out (PrepareDeviceArchive). Fixed at creation.
+    pub export_enabled: bool,
 }
 
 /// A registered device.
@@ -145,6 +150,8 @@ pub enum OperationKind {
     CreateDeviceGroup,
     /// CreateSignature.
     CreateSignature,
+    /// PrepareDeviceArchive: the server's share sealed to one device (docs/protocol/archive.md).
+    PrepareDeviceArchive,
 }
 
 /// Where an operation is in its life.
@@ -268,11 +275,31 @@ pub enum StepEffect {
         /// The chain code, sealed.
         chain_code_sealed: Vec<u8>,
     },
-    /// The device confirmed it holds its half: the pairing is confirmed and the group active.
-    KeygenConfirmed,
+    /// The device confirmed it holds its half: the pairing is confirmed and the group active;
+    /// with export on, the device's PrepareDeviceArchive operation is queued in the same commit.
+    KeygenConfirmed {
+        /// The archive operation to create, if the pool has export on.
+        archive: Option<NewOperation>,
+    },
+    /// A device archive's round 1: the passcode login it names is used up in the same commit,
+    /// which then happens only if the login is still finished, unused and fresh.
+    UseLogin(LoginUse),
     /// The peer failed a check: the pairing is retired, and every other open operation on it
     /// fails in the same transaction (so no concurrent step on it can commit, or be sent, after).
     RetirePairing,
+}
+
+/// What [`Store::commit_step`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    /// The step is written.
+    Yes,
+    /// Another step got there first (the operation is no longer at the round read): nothing
+    /// is written.
+    RoundTaken,
+    /// The step's condition no longer holds (its login was used, revoked or expired meanwhile):
+    /// nothing is written.
+    ConditionFailed,
 }
 
 /// A wallet with its new device group and key-generation operation.
@@ -300,6 +327,98 @@ impl<T> Created<T> {
             Self::New(value) | Self::Existing(value) => value,
         }
     }
+}
+
+/// A device group's OPAQUE record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasscodeRecord {
+    /// 1 for the first registration, one more for each reset.
+    pub version: u64,
+    /// The opaque-ke `ServerRegistration`, sealed.
+    pub record_sealed: Vec<u8>,
+}
+
+/// Where a passcode login is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginState {
+    /// `loginStart` answered; the server's login state is kept for `loginFinish`.
+    Started,
+    /// `loginFinish` verified; the session secret is kept for one use.
+    Finished,
+    /// Used by one archive or one reset.
+    Used,
+    /// `loginFinish` did not verify (a wrong passcode).
+    Failed,
+    /// The group's record changed (a reset) before the login was used.
+    Revoked,
+}
+
+/// A passcode login as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginRecord {
+    /// `…/passcodeLogins/{id}`.
+    pub name: PasscodeLoginName,
+    /// The device that made it.
+    pub device: DeviceName,
+    /// The record version it was started against.
+    pub record_version: u64,
+    /// Its state.
+    pub state: LoginState,
+    /// The server's OPAQUE login state, sealed, while started.
+    pub state_sealed: Option<Vec<u8>>,
+    /// The session secret, sealed, while finished.
+    pub session_sealed: Option<Vec<u8>>,
+    /// Unix milliseconds.
+    pub create_time_ms: i64,
+    /// When `loginFinish` verified, Unix milliseconds.
+    pub finish_time_ms: Option<i64>,
+}
+
+/// A new login, stored by [`Store::start_passcode_login`].
+#[derive(Clone, Debug)]
+pub struct NewLogin {
+    /// Its name (the group is its group).
+    pub name: PasscodeLoginName,
+    /// The device.
+    pub device: DeviceName,
+    /// The record version it answers for.
+    pub record_version: u64,
+    /// The server's login state, sealed.
+    pub state_sealed: Vec<u8>,
+}
+
+/// A finished login being used up, on the condition that it still may be.
+#[derive(Clone, Debug)]
+pub struct LoginUse {
+    /// The login.
+    pub name: PasscodeLoginName,
+    /// The device that must have made it.
+    pub device: DeviceName,
+    /// It must have finished at or after this time (Unix milliseconds): not expired.
+    pub finished_after_ms: i64,
+}
+
+/// How a `loginFinish` ended.
+#[derive(Clone, Debug)]
+pub enum LoginOutcome {
+    /// Verified: the session secret, sealed, kept for one use; the failures are cleared.
+    Finished {
+        /// The session secret, sealed.
+        session_sealed: Vec<u8>,
+    },
+    /// A wrong finalization: the login is over, its failure stays counted.
+    Failed,
+}
+
+/// A device's failed passcode attempts in one group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attempts {
+    /// Attempts counted as failed (logins started and not finished well).
+    pub failures: u32,
+    /// When the last counted attempt was made, Unix milliseconds (0: never).
+    pub last_attempt_ms: i64,
+    /// Locked until an operator unlocks it.
+    pub locked: bool,
 }
 
 /// The server's database. Cheap to clone; every method is one transaction.
@@ -449,12 +568,95 @@ pub trait Store: Clone + Send + Sync + 'static {
         idle_before_ms: i64,
         error: &str,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Writes one exchange step if the operation is still at `from_round` (compare and swap);
-    /// `false` if another step got there first, and then nothing is written.
+    /// Writes one exchange step if the operation is still at `from_round` (compare and swap)
+    /// and the step's effect still may happen; otherwise nothing is written (see [`Committed`]).
     fn commit_step(
         &self,
         name: &OperationName,
         from_round: u8,
         step: &StepUpdate,
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    /// The secret stored under `name`, storing `sealed` first if there is none, so that two
+    /// processes starting on one database agree on one.
+    fn server_secret(
+        &self,
+        name: &str,
+        sealed: &[u8],
+    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+
+    /// A group's keys, oldest first.
+    fn keys(
+        &self,
+        group: &DeviceGroupName,
+    ) -> impl Future<Output = Result<Vec<KeyRecord>, StoreError>> + Send;
+
+    /// A group's passcode record.
+    fn passcode_record(
+        &self,
+        group: &DeviceGroupName,
+    ) -> impl Future<Output = Result<Option<PasscodeRecord>, StoreError>> + Send;
+    /// Stores a group's first record (version 1); `false` if it has one already (nothing written).
+    fn create_passcode_record(
+        &self,
+        group: &DeviceGroupName,
+        record_sealed: &[u8],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Replaces the group's record, if it is still at `from_version`, by `record_sealed` (one
+    /// version more), using up `login` (which must still be usable) and revoking every other
+    /// open login of the group, all in one transaction. The new version, or `None` if a condition
+    /// failed (then nothing is written).
+    fn reset_passcode_record(
+        &self,
+        group: &DeviceGroupName,
+        from_version: u64,
+        record_sealed: &[u8],
+        login: &LoginUse,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// A device's failed passcode attempts in a group (all zero when none were made).
+    fn passcode_attempts(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+    ) -> impl Future<Output = Result<Attempts, StoreError>> + Send;
+    /// Counts one passcode attempt, in one transaction that commits before the caller answers:
+    /// `check(attempts so far, the group's record version)` decides whether it may be made; if
+    /// so, it is counted as failed (one more failure at `now_ms`, locked when that makes
+    /// `max_failures`) and `login` is stored with it. A refusal by `check` writes nothing.
+    fn count_passcode_attempt<E: From<StoreError> + Send>(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+        now_ms: i64,
+        max_failures: u32,
+        login: Option<&NewLogin>,
+        check: impl FnOnce(&Attempts, Option<u64>) -> Result<(), E> + Send,
+    ) -> impl Future<Output = Result<(), E>> + Send;
+    /// A passcode login.
+    fn passcode_login(
+        &self,
+        name: &PasscodeLoginName,
+    ) -> impl Future<Output = Result<Option<LoginRecord>, StoreError>> + Send;
+    /// Ends a login that is still started and was created at or after `started_after_ms`, as
+    /// `outcome` (a finish also clears the device's failures and lock in the group); `false` if
+    /// it was not (nothing written).
+    fn finish_passcode_login(
+        &self,
+        name: &PasscodeLoginName,
+        outcome: &LoginOutcome,
+        started_after_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Clears a device's failures and lock in a group (the operator's `unlock-passcode`);
+    /// returns what was recorded before, `None` if nothing was.
+    fn unlock_passcode(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+    ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send;
+    /// Deletes the logins created before `before_ms`, with any secret they still hold; how many.
+    fn forget_passcode_logins(
+        &self,
+        before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }

@@ -10,12 +10,16 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 use waas_api::resources::DeviceState;
-use waas_api::{DeviceGroupName, DeviceName, MpcKeyName, MpcWalletName, OperationName, PoolName};
+use waas_api::{
+    DeviceGroupName, DeviceName, MpcKeyName, MpcWalletName, OperationName, PasscodeLoginName,
+    PoolName,
+};
 
 use super::{
-    AddressRecord, Created, DEFAULT_POOL, DeviceRecord, GroupRecord, GroupState, KeyRecord,
-    NewOperation, NewWallet, OperationKind, OperationRecord, OperationState, PairingRecord,
-    PairingState, PoolRecord, StepEffect, StepUpdate, Store, StoreError, WalletRecord,
+    AddressRecord, Attempts, Committed, Created, DEFAULT_POOL, DeviceRecord, GroupRecord,
+    GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState, LoginUse, NewLogin, NewOperation,
+    NewWallet, OperationKind, OperationRecord, OperationState, PairingRecord, PairingState,
+    PasscodeRecord, PoolRecord, StepEffect, StepUpdate, Store, StoreError, WalletRecord,
 };
 use crate::ServerError;
 use crate::time::now_ms;
@@ -66,6 +70,16 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Opens the database of an operator command: as [`Self::open`], but it must exist already
+    /// (a mistyped `--database` must not create an empty one and report success on it).
+    pub async fn open_existing(database: &str) -> Result<Self, ServerError> {
+        let path = sqlite_path(database)?;
+        if !Path::new(path).is_file() {
+            return Err(ServerError::NoDatabase(path.to_owned()));
+        }
+        Self::open(database).await
+    }
+
     async fn ensure_default_pool(&self) -> Result<(), StoreError> {
         let created = self
             .create_pool(&PoolRecord {
@@ -74,6 +88,7 @@ impl SqliteStore {
                     .map_err(|_| StoreError::Corrupt("default pool name".into()))?,
                 display_name: "Default pool".into(),
                 create_time_ms: now_ms(),
+                export_enabled: true,
             })
             .await?;
         if created {
@@ -114,6 +129,7 @@ fn kind_text(kind: OperationKind) -> &'static str {
     match kind {
         OperationKind::CreateDeviceGroup => "CREATE_DEVICE_GROUP",
         OperationKind::CreateSignature => "CREATE_SIGNATURE",
+        OperationKind::PrepareDeviceArchive => "PREPARE_DEVICE_ARCHIVE",
     }
 }
 
@@ -158,6 +174,7 @@ fn operation_row(row: &SqliteRow) -> Result<OperationRecord, StoreError> {
     let kind = match row.try_get("kind")? {
         "CREATE_DEVICE_GROUP" => OperationKind::CreateDeviceGroup,
         "CREATE_SIGNATURE" => OperationKind::CreateSignature,
+        "PREPARE_DEVICE_ARCHIVE" => OperationKind::PrepareDeviceArchive,
         other => return Err(StoreError::Corrupt(format!("operation kind {other:?}"))),
     };
     let state = match row.try_get("state")? {
@@ -251,26 +268,31 @@ impl Store for SqliteStore {
     }
 
     async fn pool(&self, name: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT display_name, create_time_ms FROM pools WHERE name = ?")
-                .bind(name.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(display_name, create_time_ms)| PoolRecord {
-            name: name.clone(),
-            display_name,
-            create_time_ms,
-        }))
+        let row: Option<(String, i64, bool)> = sqlx::query_as(
+            "SELECT display_name, create_time_ms, export_enabled FROM pools WHERE name = ?",
+        )
+        .bind(name.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(display_name, create_time_ms, export_enabled)| PoolRecord {
+                name: name.clone(),
+                display_name,
+                create_time_ms,
+                export_enabled,
+            },
+        ))
     }
 
     async fn create_pool(&self, pool: &PoolRecord) -> Result<bool, StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO pools (name, display_name, create_time_ms) VALUES (?, ?, ?)
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO pools (name, display_name, create_time_ms, export_enabled)
+             VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
         )
         .bind(pool.name.to_string())
         .bind(&pool.display_name)
         .bind(pool.create_time_ms)
+        .bind(pool.export_enabled)
         .execute(&self.writer)
         .await?;
         Ok(inserted.rows_affected() > 0)
@@ -685,7 +707,7 @@ impl Store for SqliteStore {
         name: &OperationName,
         from_round: u8,
         step: &StepUpdate,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Committed, StoreError> {
         let mut writer = self.writer.acquire().await?;
         sqlx::query("PRAGMA synchronous = FULL")
             .execute(&mut *writer)
@@ -697,6 +719,311 @@ impl Store for SqliteStore {
             .await?;
         committed
     }
+
+    async fn server_secret(&self, name: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO server_secrets (name, secret_sealed, create_time_ms) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(sealed)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let (stored,): (Vec<u8>,) =
+            sqlx::query_as("SELECT secret_sealed FROM server_secrets WHERE name = ?")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn keys(&self, group: &DeviceGroupName) -> Result<Vec<KeyRecord>, StoreError> {
+        sqlx::query("SELECT * FROM mpc_keys WHERE device_group = ? ORDER BY rowid")
+            .bind(group.to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(key_row)
+            .collect()
+    }
+
+    async fn passcode_record(
+        &self,
+        group: &DeviceGroupName,
+    ) -> Result<Option<PasscodeRecord>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT version, record_sealed FROM passcode_records WHERE device_group = ?",
+        )
+        .bind(group.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(version, record_sealed)| {
+            Ok(PasscodeRecord {
+                version: stored_u64(version, "record version")?,
+                record_sealed,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_passcode_record(
+        &self,
+        group: &DeviceGroupName,
+        record_sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO passcode_records (device_group, version, record_sealed, update_time_ms)
+             VALUES (?, 1, ?, ?) ON CONFLICT (device_group) DO NOTHING",
+        )
+        .bind(group.to_string())
+        .bind(record_sealed)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn reset_passcode_record(
+        &self,
+        group: &DeviceGroupName,
+        from_version: u64,
+        record_sealed: &[u8],
+        login: &LoginUse,
+    ) -> Result<Option<u64>, StoreError> {
+        let version = from_version
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt("record version out of range".into()))?;
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE passcode_records SET version = ?, record_sealed = ?, update_time_ms = ?
+             WHERE device_group = ? AND version = ?",
+        )
+        .bind(stored_i64(version)?)
+        .bind(record_sealed)
+        .bind(now_ms())
+        .bind(group.to_string())
+        .bind(stored_i64(from_version)?)
+        .execute(&mut *tx)
+        .await?;
+        // Dropping the transaction rolls back whatever was written.
+        if updated.rows_affected() != 1 || !use_login(&mut tx, login).await? {
+            return Ok(None);
+        }
+        // Logins started or finished with the old record authorize nothing from now on.
+        sqlx::query(
+            "UPDATE passcode_logins SET state = 'REVOKED', state_sealed = NULL,
+                 session_sealed = NULL
+             WHERE device_group = ? AND state IN ('STARTED', 'FINISHED')",
+        )
+        .bind(group.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(version))
+    }
+
+    async fn passcode_attempts(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+    ) -> Result<Attempts, StoreError> {
+        Ok(attempts(&mut *self.pool.acquire().await?, group, device)
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn count_passcode_attempt<E: From<StoreError> + Send>(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+        now_ms: i64,
+        max_failures: u32,
+        login: Option<&NewLogin>,
+        check: impl FnOnce(&Attempts, Option<u64>) -> Result<(), E> + Send,
+    ) -> Result<(), E> {
+        let mut tx = self.write().await?;
+        let before = attempts(&mut tx, group, device).await?.unwrap_or_default();
+        let version: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM passcode_records WHERE device_group = ?")
+                .bind(group.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+        let version = version
+            .map(|(version,)| stored_u64(version, "record version"))
+            .transpose()?;
+        check(&before, version)?;
+        let failures = before.failures.saturating_add(1);
+        sqlx::query(
+            "INSERT INTO passcode_attempts (device_group, device, failures, last_attempt_ms, locked)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (device_group, device) DO UPDATE SET failures = excluded.failures,
+                 last_attempt_ms = excluded.last_attempt_ms, locked = excluded.locked",
+        )
+        .bind(group.to_string())
+        .bind(device.to_string())
+        .bind(i64::from(failures))
+        .bind(now_ms)
+        .bind(before.locked || failures >= max_failures)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        if let Some(login) = login {
+            sqlx::query(
+                "INSERT INTO passcode_logins (id, device_group, device, record_version, state,
+                     state_sealed, create_time_ms) VALUES (?, ?, ?, ?, 'STARTED', ?, ?)",
+            )
+            .bind(login.name.login().as_str())
+            .bind(group.to_string())
+            .bind(login.device.to_string())
+            .bind(stored_i64(login.record_version)?)
+            .bind(&login.state_sealed)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    async fn passcode_login(
+        &self,
+        name: &PasscodeLoginName,
+    ) -> Result<Option<LoginRecord>, StoreError> {
+        let Some(row) =
+            sqlx::query("SELECT * FROM passcode_logins WHERE id = ? AND device_group = ?")
+                .bind(name.login().as_str())
+                .bind(name.device_group_name().to_string())
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let state = match row.try_get("state")? {
+            "STARTED" => LoginState::Started,
+            "FINISHED" => LoginState::Finished,
+            "USED" => LoginState::Used,
+            "FAILED" => LoginState::Failed,
+            "REVOKED" => LoginState::Revoked,
+            other => return Err(StoreError::Corrupt(format!("login state {other:?}"))),
+        };
+        Ok(Some(LoginRecord {
+            name: name.clone(),
+            device: parse(row.try_get("device")?)?,
+            record_version: stored_u64(row.try_get("record_version")?, "record version")?,
+            state,
+            state_sealed: row.try_get("state_sealed")?,
+            session_sealed: row.try_get("session_sealed")?,
+            create_time_ms: row.try_get("create_time_ms")?,
+            finish_time_ms: row.try_get("finish_time_ms")?,
+        }))
+    }
+
+    async fn finish_passcode_login(
+        &self,
+        name: &PasscodeLoginName,
+        outcome: &LoginOutcome,
+        started_after_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (state, session_sealed) = match outcome {
+            LoginOutcome::Finished { session_sealed } => ("FINISHED", Some(session_sealed)),
+            LoginOutcome::Failed => ("FAILED", None),
+        };
+        let mut tx = self.write().await?;
+        let row: Option<(String,)> = sqlx::query_as(
+            "UPDATE passcode_logins SET state = ?, state_sealed = NULL, session_sealed = ?,
+                 finish_time_ms = ?
+             WHERE id = ? AND device_group = ? AND state = 'STARTED' AND create_time_ms >= ?
+             RETURNING device",
+        )
+        .bind(state)
+        .bind(session_sealed)
+        .bind(now_ms())
+        .bind(name.login().as_str())
+        .bind(name.device_group_name().to_string())
+        .bind(started_after_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((device,)) = row else {
+            return Ok(false);
+        };
+        if matches!(outcome, LoginOutcome::Finished { .. }) {
+            sqlx::query(
+                "UPDATE passcode_attempts SET failures = 0, locked = 0
+                 WHERE device_group = ? AND device = ?",
+            )
+            .bind(name.device_group_name().to_string())
+            .bind(device)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn unlock_passcode(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+    ) -> Result<Option<Attempts>, StoreError> {
+        let mut tx = self.write().await?;
+        let before = attempts(&mut tx, group, device).await?;
+        sqlx::query(
+            "UPDATE passcode_attempts SET failures = 0, locked = 0
+             WHERE device_group = ? AND device = ?",
+        )
+        .bind(group.to_string())
+        .bind(device.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    async fn forget_passcode_logins(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM passcode_logins WHERE create_time_ms < ?")
+            .bind(before_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+}
+
+/// A device's failed attempts in a group, if any were recorded.
+async fn attempts(
+    connection: &mut sqlx::SqliteConnection,
+    group: &DeviceGroupName,
+    device: &DeviceName,
+) -> Result<Option<Attempts>, StoreError> {
+    let row: Option<(i64, i64, bool)> = sqlx::query_as(
+        "SELECT failures, last_attempt_ms, locked FROM passcode_attempts
+         WHERE device_group = ? AND device = ?",
+    )
+    .bind(group.to_string())
+    .bind(device.to_string())
+    .fetch_optional(connection)
+    .await?;
+    row.map(|(failures, last_attempt_ms, locked)| {
+        Ok(Attempts {
+            failures: u32::try_from(failures)
+                .map_err(|_| StoreError::Corrupt("failure count".into()))?,
+            last_attempt_ms,
+            locked,
+        })
+    })
+    .transpose()
+}
+
+fn stored_u64(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} out of range")))
+}
+
+fn stored_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Corrupt("value out of range".into()))
 }
 
 /// [`Store::commit_step`] on the writer connection, in one transaction.
@@ -705,7 +1032,7 @@ async fn commit_step(
     name: &OperationName,
     from_round: u8,
     step: &StepUpdate,
-) -> Result<bool, StoreError> {
+) -> Result<Committed, StoreError> {
     let mut tx = sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?;
     let row: Option<(String, String, i64)> = sqlx::query_as(
         "UPDATE operations SET round = ?, input_hash = ?, reply = ?, session_sealed = ?,
@@ -726,7 +1053,7 @@ async fn commit_step(
     .fetch_optional(&mut *tx)
     .await?;
     let Some((group, device, epoch)) = row else {
-        return Ok(false);
+        return Ok(Committed::RoundTaken);
     };
     match &step.effect {
         StepEffect::None => {}
@@ -757,7 +1084,7 @@ async fn commit_step(
                 .execute(&mut *tx)
                 .await?;
         }
-        StepEffect::KeygenConfirmed => {
+        StepEffect::KeygenConfirmed { archive } => {
             sqlx::query(
                 "UPDATE pairings SET state = 'CONFIRMED'
                      WHERE device_group = ? AND device = ? AND epoch = ? AND state = 'PENDING'",
@@ -771,6 +1098,15 @@ async fn commit_step(
                 .bind(&group)
                 .execute(&mut *tx)
                 .await?;
+            if let Some(archive) = archive {
+                insert_operation(&mut tx, archive).await?;
+            }
+        }
+        StepEffect::UseLogin(login) => {
+            // Dropping the transaction rolls the step back: nothing of it is written.
+            if !use_login(&mut tx, login).await? {
+                return Ok(Committed::ConditionFailed);
+            }
         }
         StepEffect::RetirePairing => {
             sqlx::query(
@@ -798,7 +1134,27 @@ async fn commit_step(
         }
     }
     tx.commit().await?;
-    Ok(true)
+    Ok(Committed::Yes)
+}
+
+/// Uses up a finished login, if it is still finished, of `login.device` and fresh.
+async fn use_login(
+    connection: &mut sqlx::SqliteConnection,
+    login: &LoginUse,
+) -> Result<bool, StoreError> {
+    let used = sqlx::query(
+        "UPDATE passcode_logins SET state = 'USED', session_sealed = NULL, use_time_ms = ?
+         WHERE id = ? AND device_group = ? AND device = ? AND state = 'FINISHED'
+             AND finish_time_ms >= ?",
+    )
+    .bind(now_ms())
+    .bind(login.name.login().as_str())
+    .bind(login.name.device_group_name().to_string())
+    .bind(login.device.to_string())
+    .bind(login.finished_after_ms)
+    .execute(&mut *connection)
+    .await?;
+    Ok(used.rows_affected() == 1)
 }
 
 async fn insert_key(
@@ -884,6 +1240,118 @@ mod tests {
         assert_eq!(store.pool(&default).await.unwrap().unwrap(), pool);
         let missing: PoolName = "pools/missing".parse().unwrap();
         assert_eq!(store.pool(&missing).await.unwrap(), None);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn server_secrets_passcode_attempts_and_old_logins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("w.db").to_str().unwrap())
+            .await
+            .unwrap();
+        // The first secret stored stays: a second process starting at once reads it back.
+        assert_eq!(
+            store.server_secret("opaque", b"first").await.unwrap(),
+            b"first"
+        );
+        assert_eq!(
+            store.server_secret("opaque", b"second").await.unwrap(),
+            b"first"
+        );
+
+        let device: DeviceName = "devices/d1".parse().unwrap();
+        let group: DeviceGroupName = "pools/default/deviceGroups/g1".parse().unwrap();
+        store
+            .put_device(&DeviceRecord {
+                name: device.clone(),
+                auth_public_key: vec![1],
+                archive_public_key: vec![2],
+                state: DeviceState::Active,
+                create_time_ms: 0,
+            })
+            .await
+            .unwrap();
+        store
+            .create_wallet(&NewWallet {
+                wallet: "pools/default/mpcWallets/w1".parse().unwrap(),
+                operation: NewOperation {
+                    name: "operations/o1".parse().unwrap(),
+                    kind: OperationKind::CreateDeviceGroup,
+                    device_group: group.clone(),
+                    device: device.clone(),
+                    epoch: 0,
+                    metadata: "{}".into(),
+                    params: "{}".into(),
+                    creator: device.to_string(),
+                    request_id: None,
+                    request_hash: Vec::new(),
+                },
+            })
+            .await
+            .unwrap();
+
+        // A refused attempt writes nothing; an allowed one counts, with its login.
+        let refused: Result<(), StoreError> = store
+            .count_passcode_attempt(&group, &device, 5, 3, None, |_, _| {
+                Err(StoreError::Corrupt("refused".into()))
+            })
+            .await;
+        assert!(refused.is_err());
+        assert_eq!(
+            store.passcode_attempts(&group, &device).await.unwrap(),
+            Attempts::default()
+        );
+        let login = NewLogin {
+            name: "pools/default/deviceGroups/g1/passcodeLogins/l1"
+                .parse()
+                .unwrap(),
+            device: device.clone(),
+            record_version: 1,
+            state_sealed: vec![9],
+        };
+        for at in [10, 20, 30] {
+            let login = (at == 10).then_some(&login);
+            store
+                .count_passcode_attempt(&group, &device, at, 3, login, |_, version| {
+                    assert_eq!(version, None);
+                    Ok::<_, StoreError>(())
+                })
+                .await
+                .unwrap();
+        }
+        let locked = Attempts {
+            failures: 3,
+            last_attempt_ms: 30,
+            locked: true,
+        };
+        assert_eq!(
+            store.passcode_attempts(&group, &device).await.unwrap(),
+            locked
+        );
+        let stored = store.passcode_login(&login.name).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.state, stored.state_sealed, stored.create_time_ms),
+            (LoginState::Started, Some(vec![9]), 10)
+        );
+
+        // Unlocked by the operator: the count and the lock go, the time stays.
+        assert_eq!(
+            store.unlock_passcode(&group, &device).await.unwrap(),
+            Some(locked)
+        );
+        assert_eq!(
+            store.passcode_attempts(&group, &device).await.unwrap(),
+            Attempts {
+                failures: 0,
+                last_attempt_ms: 30,
+                locked: false
+            }
+        );
+
+        // Logins are forgotten once created before the cut.
+        assert_eq!(store.forget_passcode_logins(10).await.unwrap(), 0);
+        assert_eq!(store.forget_passcode_logins(11).await.unwrap(), 1);
+        assert_eq!(store.passcode_login(&login.name).await.unwrap(), None);
         store.close().await;
     }
 

@@ -562,14 +562,24 @@ impl ApiKeyClient {
         }
     }
 
-    /// CreatePool.
+    /// CreatePool (export on, the default).
     pub async fn create_pool(&self, pool_id: &str, display_name: &str) -> Pool {
+        self.create_pool_with(pool_id, display_name, true).await
+    }
+
+    /// CreatePool with export on or off.
+    pub async fn create_pool_with(
+        &self,
+        pool_id: &str,
+        display_name: &str,
+        export_enabled: bool,
+    ) -> Pool {
         self.client
             .post("/v1/pools")
             .json(&CreatePoolRequest {
                 pool_id: pool_id.to_owned(),
                 display_name: display_name.to_owned(),
-                export_enabled: true,
+                export_enabled,
             })
             .ok()
             .await

@@ -3,7 +3,8 @@
 //! and signs ([`TestDevice`]), the dev API key ([`ApiKeyClient`]), Ethereum address checks
 //! ([`eth`]), a text dump of the database ([`db_dump`]), and direct reads and writes of it
 //! ([`db_query`], [`db_execute`]) for states the API cannot reach yet; key generations and
-//! signings taken round by round ([`StartedKeygen`], [`StartedSigning`]).
+//! signings taken round by round ([`StartedKeygen`], [`StartedSigning`]); the passcode and the
+//! device archive ([`passcode`]).
 //!
 //! Shared by every test target and by `benches/loopback.rs`; each uses part of it.
 #![allow(dead_code, unreachable_pub, unused_imports)]
@@ -12,12 +13,14 @@ mod client;
 mod db;
 mod device;
 pub mod eth;
+pub mod passcode;
 mod server;
 mod started;
 
 pub use client::{Auth, Call, Client, Raw, Signer, b64, mint, random_hex, sha256};
 pub use db::{db_dump, db_execute, db_query};
 pub use device::{ApiKeyClient, DeviceKeys, Signed, TestDevice, Wallet, reply};
+pub use passcode::{Login, PASSCODE, archive_op_of};
 pub use server::TestServer;
 pub use started::{StartedKeygen, StartedSigning, flip, mpc_operation_of};
 

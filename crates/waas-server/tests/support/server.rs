@@ -179,15 +179,52 @@ impl TestServer {
     /// Sends `call` between two [`db_dump`]s: it must be refused as `code`, and change nothing.
     /// Returns the answer for closer checks.
     pub async fn assert_refused_unchanged(&self, call: Call<'_>, code: ErrorCode) -> Raw {
+        self.assert_refused_unchanged_for(call, code, None).await
+    }
+
+    /// [`Self::assert_refused_unchanged`], with this `reason` too when given.
+    pub async fn assert_refused_unchanged_for(
+        &self,
+        call: Call<'_>,
+        code: ErrorCode,
+        reason: Option<&str>,
+    ) -> Raw {
         let before = self.db_dump().await;
         let response = call.send().await;
-        response.assert_error(code, None);
+        response.assert_error(code, reason);
         assert_eq!(
             before,
             self.db_dump().await,
             "the refused request changed the database:\n{response:?}"
         );
         response
+    }
+
+    /// `waas-server unlock-passcode` on this server's database (while it runs, as an operator
+    /// would): the exit status and stdout, or stderr when it failed.
+    pub fn unlock_passcode(&self, group: &str, device: &str) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_waas-server"))
+            .args([
+                "unlock-passcode",
+                "--device-group",
+                group,
+                "--device",
+                device,
+            ])
+            .arg("--database")
+            .arg(self.database())
+            .env("WAAS_LOG", "warn")
+            .output()
+            .unwrap();
+        let text = if output.status.success() {
+            &output.stdout
+        } else {
+            &output.stderr
+        };
+        (
+            output.status.success(),
+            String::from_utf8_lossy(text).into_owned(),
+        )
     }
 
     /// [`db_execute`](super::db_execute) on this server's database, while it runs.

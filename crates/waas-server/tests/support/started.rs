@@ -12,12 +12,14 @@ use waas_mpc::{Keygen, Pairing, Signing};
 use super::device::{Signed, TestDevice, reply};
 use super::{Raw, default_pool};
 
-/// The device's part (`…/mpcOperations/{id}`) of a CreateMPCWallet or CreateSignature operation:
+/// The device's part (`…/mpcOperations/{id}`) of a CreateMPCWallet, CreateSignature or
+/// PrepareDeviceArchive operation:
 /// what ListMPCOperations lists and exchanges name.
 pub fn mpc_operation_of(operation: &Operation) -> MpcOperationName {
     match &operation.metadata {
         OperationMetadata::CreateMpcWallet { mpc_operation, .. }
-        | OperationMetadata::CreateSignature { mpc_operation, .. } => mpc_operation.clone(),
+        | OperationMetadata::CreateSignature { mpc_operation, .. }
+        | OperationMetadata::PrepareDeviceArchive { mpc_operation, .. } => mpc_operation.clone(),
         other => panic!("not an MPC operation: {other:?}"),
     }
 }
