@@ -33,7 +33,8 @@ pub struct Config {
     #[arg(
         long,
         env = "WAAS_MASTER_KEY_FILE",
-        default_value = "./data/master.key"
+        default_value = "./data/master.key",
+        global = true
     )]
     pub master_key_file: PathBuf,
 
@@ -80,6 +81,8 @@ pub struct Config {
 }
 
 /// Operator commands, run against the database (`--database`) while the server runs or not.
+/// They take the server's data flags (`--database`, `--master-key-file`) before or after them,
+/// so an operator can reuse the server's command line.
 #[derive(Clone, Debug, Subcommand)]
 pub enum Command {
     /// Clears a device's passcode lock and failed-login count in a device group. Run it only
@@ -146,9 +149,12 @@ mod tests {
             "devices/d1",
             "--database",
             "/tmp/w.db",
+            "--master-key-file",
+            "/tmp/master.key",
         ])
         .unwrap();
         assert_eq!(config.database, "/tmp/w.db");
+        assert_eq!(config.master_key_file, PathBuf::from("/tmp/master.key"));
         let Some(Command::UnlockPasscode {
             device_group,
             device,

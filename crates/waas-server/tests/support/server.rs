@@ -211,8 +211,11 @@ impl TestServer {
                 "--device",
                 device,
             ])
+            // The server's own data flags, as an operator would pass them.
             .arg("--database")
             .arg(self.database())
+            .arg("--master-key-file")
+            .arg(self.path("master.key"))
             .env("WAAS_LOG", "warn")
             .output()
             .unwrap();
