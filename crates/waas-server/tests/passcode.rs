@@ -288,8 +288,20 @@ async fn the_tenth_attempt_with_the_right_passcode_clears_the_count() {
         failed_attempt(&device, group).await;
     }
     wait_out_backoff(&server, group, &device).await;
-    let tenth = device.login_start(group, PASSCODE).await;
+    // Two attempts at once at the edge: the counting transaction decides, so only one is made;
+    // the other finds the lock its twin set.
+    let (a, b) = tokio::join!(
+        device.try_login_start(group, PASSCODE),
+        device.try_login_start(group, PASSCODE)
+    );
     assert_eq!(attempts(&server, group, &device).await, "10|1");
+    let (tenth, refused) = match (a, b) {
+        ((_, Some(tenth)), (refused, None)) | ((refused, None), (_, Some(tenth))) => {
+            (tenth, refused)
+        }
+        (a, b) => panic!("exactly one attempt must be made:\n{:?}\n{:?}", a.0, b.0),
+    };
+    refused.assert_error(ErrorCode::FailedPrecondition, Some(reason::PASSCODE_LOCKED));
     let (finalization, login) = tenth.finish(group).unwrap();
     device
         .login_finish_call(group, &login.name, &finalization)
