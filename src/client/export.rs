@@ -261,10 +261,15 @@ impl WaasClient {
         if let Some((stored_for, sealed_hash)) = self.store.archive_origin(&group_text).await?
             && stored_for == operation
         {
-            // Stored already; the last round may not have reached the server.
-            return self
+            // Stored already; the last round may not have reached the server. If the server
+            // has since expired the operation, the device holds its archive all the same.
+            return match self
                 .exchange_last(&data.mpc_operation, 3, &sealed_hash)
-                .await;
+                .await
+            {
+                Err(SdkError::Server { code, .. }) if code == "FAILED_PRECONDITION" => Ok(()),
+                other => other,
+            };
         }
         let pairing = self
             .store

@@ -312,6 +312,19 @@ describe('the demo wallet, step by step in one browser profile', () => {
     assert.ok(await byTestId('export-result').isHidden());
     assert.deepEqual(errors, []);
   });
+
+  step('revealed keys hide themselves after 60 seconds', async () => {
+    // A fake clock for the page's timers from here on, so its countdown runs a minute at once.
+    await page.clock.install();
+    await byTestId('export-passcode').fill(passcode);
+    await byTestId('export-understood').check();
+    await byTestId('export-submit').click();
+    await byTestId('export-private-key').first().waitFor();
+    await page.clock.runFor(61_000);
+    await byTestId('export-result').waitFor({ state: 'hidden' });
+    assert.equal(await byTestId('export-keys').innerHTML(), '', 'the keys are gone from the page');
+    assert.deepEqual(errors, []);
+  });
 });
 
 test('a remembered wallet without its device (another profile\'s storage) is dropped', async () => {

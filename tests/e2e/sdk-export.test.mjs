@@ -12,8 +12,8 @@ import { addVirtualAuthenticator, collectPageErrors, harnessFixture, operatorApi
 
 const PASSCODE = '123456';
 
-/** The server (backoff after 3 wrong passcodes: 1 s, doubling), the harness page, the browser. */
-const harness = harnessFixture({ extraArgs: ['--passcode-backoff', '1'] });
+/** The server (a short backoff after 3 wrong passcodes, so the lock test is quick), the page, the browser. */
+const harness = harnessFixture({ extraArgs: ['--passcode-backoff', '10ms'] });
 
 /**
  * A fresh profile with the SDK loaded; with `hasPrf`, a platform authenticator with PRF.

@@ -229,7 +229,7 @@ test('a tampered wrapped data key: STORAGE_CORRUPT (not WRONG_PASSCODE) for any 
         ),
         createWallet: await code(() => client.createWallet({ passcode: '123456' })),
         checkPasscode: await code(() => device.checkPasscode('123456')),
-        resetPasscode: await code(() => sdk.resetPasscode('123456', '654321')),
+        resetPasscode: await code(() => client.resetPasscode('123456', '654321')),
         bootstrapAgain: await sdk.bootstrapDevice('123456'),
       };
     },
