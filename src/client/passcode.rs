@@ -37,13 +37,6 @@ impl Registration {
 }
 
 impl WaasClient {
-    fn passcode_context<'a>(&'a self, group: &'a str) -> PasscodeContext<'a> {
-        PasscodeContext {
-            device_group: group,
-            server: &self.audience,
-        }
-    }
-
     /// Registers `passcode` for `group` at the server; returns the record's export key. The
     /// first registration needs nothing more; replacing a record needs `reset`, a login with the
     /// old passcode.
@@ -84,7 +77,9 @@ impl WaasClient {
             .finish(
                 passcode.as_bytes(),
                 &response,
-                &self.passcode_context(&group_text),
+                &PasscodeContext {
+                    device_group: &group_text,
+                },
             )
             .map_err(passcode_error)?;
         Ok(Registration { upload, export_key })
@@ -141,7 +136,9 @@ impl WaasClient {
             .finish(
                 passcode.as_bytes(),
                 &response,
-                &self.passcode_context(&group_text),
+                &PasscodeContext {
+                    device_group: &group_text,
+                },
             )
             .map_err(passcode_error)?;
         let finished: PasscodeLoginFinishResponse = self

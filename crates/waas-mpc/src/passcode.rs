@@ -71,21 +71,33 @@ pub enum PasscodeError {
     Internal,
 }
 
-/// Whose record and which server: the OPAQUE identities.
+/// Whose record: the OPAQUE client identity. The server's identity is its OPAQUE public key
+/// (opaque-ke's default), which lives with the server's OPAQUE keys: renaming the server (its
+/// `--audience`) does not invalidate every record.
 #[derive(Clone, Copy, Debug)]
 pub struct PasscodeContext<'a> {
-    /// The device group's resource name (the client identity and the credential id).
+    /// The device group's resource name.
     pub device_group: &'a str,
-    /// The server's audience (the server identity).
-    pub server: &'a str,
 }
 
 impl PasscodeContext<'_> {
     fn identifiers(&self) -> Identifiers<'_> {
         Identifiers {
             client: Some(self.device_group.as_bytes()),
-            server: Some(self.server.as_bytes()),
+            server: None,
         }
+    }
+
+    /// The server's credential identifier, from which opaque-ke derives the record's OPRF key:
+    /// the group and the record's version, so each new record (a reset) has a new OPRF key and
+    /// OPRF answers collected for one record test nothing against the next.
+    fn credential(&self, record_version: u64) -> Vec<u8> {
+        [
+            self.device_group.as_bytes(),
+            b"\0",
+            &record_version.to_be_bytes(),
+        ]
+        .concat()
     }
 }
 
@@ -276,26 +288,31 @@ impl ServerKeys {
             .map_err(|_| PasscodeError::InvalidState)
     }
 
-    /// Registration, first step: evaluates the OPRF on the device's blinded passcode under this
-    /// group's OPRF key.
+    /// Registration, first step: evaluates the OPRF on the device's blinded passcode under the
+    /// OPRF key of the record version being made (1 for the first record, one more per reset).
     pub fn registration_response(
         &self,
         request: &[u8],
         context: &PasscodeContext<'_>,
+        record_version: u64,
     ) -> Result<Vec<u8>, PasscodeError> {
         let request = RegistrationRequest::<Suite>::deserialize(request)
             .map_err(|_| PasscodeError::Malformed("registration request"))?;
-        let started =
-            ServerRegistration::<Suite>::start(&self.0, request, context.device_group.as_bytes())
-                .map_err(|_| PasscodeError::Malformed("registration request"))?;
+        let started = ServerRegistration::<Suite>::start(
+            &self.0,
+            request,
+            &context.credential(record_version),
+        )
+        .map_err(|_| PasscodeError::Malformed("registration request"))?;
         Ok(started.message.serialize().to_vec())
     }
 
     /// Login, first step: returns the state to keep (secret; seal it) and the response for the
-    /// device. `record` is the group's stored record.
+    /// device. `record` is the group's stored record, of version `record_version`.
     pub fn login_start(
         &self,
         record: &[u8],
+        record_version: u64,
         request: &[u8],
         context: &PasscodeContext<'_>,
     ) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), PasscodeError> {
@@ -308,7 +325,7 @@ impl ServerKeys {
             &self.0,
             Some(record),
             request,
-            context.device_group.as_bytes(),
+            &context.credential(record_version),
             ServerLoginParameters {
                 context: Some(CONTEXT),
                 identifiers: context.identifiers(),
@@ -376,12 +393,11 @@ mod tests {
 
     const CONTEXT: PasscodeContext<'static> = PasscodeContext {
         device_group: "pools/default/deviceGroups/g1",
-        server: "waas-server",
     };
 
     fn register(keys: &ServerKeys, passcode: &[u8]) -> (Vec<u8>, ExportKey) {
         let (client, request) = ClientRegistration::start(passcode).unwrap();
-        let response = keys.registration_response(&request, &CONTEXT).unwrap();
+        let response = keys.registration_response(&request, &CONTEXT, 1).unwrap();
         let (upload, export_key) = client.finish(passcode, &response, &CONTEXT).unwrap();
         (registration_record(&upload).unwrap(), export_key)
     }
@@ -393,7 +409,7 @@ mod tests {
         context: &PasscodeContext<'_>,
     ) -> Result<(LoginKeys, SessionSecret), PasscodeError> {
         let (client, request) = ClientLogin::start(passcode)?;
-        let (state, response) = keys.login_start(record, &request, context)?;
+        let (state, response) = keys.login_start(record, 1, &request, context)?;
         let (finalization, keys) = client.finish(passcode, &response, context)?;
         let server = login_finish(&state, &finalization, context)?;
         Ok((keys, server))
@@ -417,6 +433,27 @@ mod tests {
     }
 
     #[test]
+    fn each_record_version_has_its_own_oprf_key() {
+        // OPRF answers for one record (e.g. collected through a reset's registerStart) must test
+        // nothing against the next one.
+        let keys = ServerKeys::generate().unwrap();
+        let (_, request) = ClientRegistration::start(b"123456").unwrap();
+        let first = keys.registration_response(&request, &CONTEXT, 1).unwrap();
+        let again = keys.registration_response(&request, &CONTEXT, 1).unwrap();
+        let second = keys.registration_response(&request, &CONTEXT, 2).unwrap();
+        assert_eq!(first, again);
+        assert_ne!(first, second);
+        // A login against the record under another version's key fails.
+        let (record, _) = register(&keys, b"123456");
+        let (client, request) = ClientLogin::start(b"123456").unwrap();
+        let (_, response) = keys.login_start(&record, 2, &request, &CONTEXT).unwrap();
+        assert_eq!(
+            client.finish(b"123456", &response, &CONTEXT).unwrap_err(),
+            PasscodeError::WrongPasscode
+        );
+    }
+
+    #[test]
     fn a_wrong_passcode_is_told_on_the_device() {
         let keys = ServerKeys::generate().unwrap();
         let (record, _) = register(&keys, b"123456");
@@ -432,18 +469,11 @@ mod tests {
         let (record, _) = register(&keys, b"123456");
         let other_group = PasscodeContext {
             device_group: "pools/default/deviceGroups/g2",
-            ..CONTEXT
         };
-        let other_server = PasscodeContext {
-            server: "another-server",
-            ..CONTEXT
-        };
-        for context in [other_group, other_server] {
-            assert_eq!(
-                login(&keys, &record, b"123456", &context).unwrap_err(),
-                PasscodeError::WrongPasscode
-            );
-        }
+        assert_eq!(
+            login(&keys, &record, b"123456", &other_group).unwrap_err(),
+            PasscodeError::WrongPasscode
+        );
         // Other server keys (a server that lost or replaced them) do not open the record either.
         let other_keys = ServerKeys::generate().unwrap();
         assert!(login(&other_keys, &record, b"123456", &CONTEXT).is_err());
@@ -464,7 +494,7 @@ mod tests {
         let keys = ServerKeys::generate().unwrap();
         let (record, _) = register(&keys, b"123456");
         let (client, request) = ClientLogin::start(b"123456").unwrap();
-        let (state, response) = keys.login_start(&record, &request, &CONTEXT).unwrap();
+        let (state, response) = keys.login_start(&record, 1, &request, &CONTEXT).unwrap();
         let (mut finalization, _) = client.finish(b"123456", &response, &CONTEXT).unwrap();
         finalization[0] ^= 1;
         assert_eq!(
