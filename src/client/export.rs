@@ -203,44 +203,62 @@ impl WaasClient {
         options: Option<DeviceOptions>,
     ) -> Result<(), SdkError> {
         let (policy, _) = parse_options(options)?;
-        policy.check(&new_passcode)?;
         let _lock = crate::browser::WebLock::acquire(DEVICE_LOCK).await?;
-        // The old passcode must open this device before the server is asked anything.
+        // The old passcode must open this device before the server is asked anything; from
+        // here until the end both passcodes open it, so a change that stops half way (a closed
+        // tab, a lost answer) is finished by calling this again with the same passcodes.
         self.store
-            .unlock(&crate::keystore::Unlock::Passcode(old_passcode.clone()))
+            .begin_passcode_change(&old_passcode, &new_passcode, policy)
             .await?;
         for group in self.store.groups().await? {
             let name: DeviceGroupName = group.parse()?;
-            let login = match self.login(&name, &old_passcode).await {
-                Ok(login) => login,
-                Err(SdkError::Server {
-                    reason: Some(reason),
-                    ..
-                }) if reason == reason::PASSCODE_NOT_REGISTERED => {
-                    // Never registered (the wallet's creation stopped early): register now.
-                    self.register_passcode(&name, &new_passcode, None).await?;
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            let registration = self
-                .start_registration(&name, &new_passcode, Some(&login))
+            let _group_lock =
+                crate::browser::WebLock::acquire(&format!("waas-sdk/{group}")).await?;
+            self.change_group_passcode(&name, &old_passcode, &new_passcode)
                 .await?;
-            // The archive opens under both records until the server has the new one.
-            self.store
-                .begin_archive_rewrap(&group, &login.keys.export_key, registration.export_key())
-                .await?;
-            self.finish_registration(&name, registration, Some(&login))
-                .await?;
-            self.store.finish_archive_rewrap(&group).await?;
         }
-        self.store
-            .rewrap_passcode(&old_passcode, &new_passcode, policy)
-            .await
+        self.store.finish_passcode_change().await
     }
 }
 
 impl WaasClient {
+    /// Moves one group's record at the server from `old` to `new`, with its archive.
+    async fn change_group_passcode(
+        &self,
+        name: &DeviceGroupName,
+        old: &str,
+        new: &str,
+    ) -> Result<(), SdkError> {
+        let group = name.to_string();
+        let login = match self.login(name, old).await {
+            Ok(login) => login,
+            Err(SdkError::Server {
+                reason: Some(reason),
+                ..
+            }) if reason == reason::PASSCODE_NOT_REGISTERED => {
+                // Never registered (the wallet's creation stopped early): register now.
+                self.register_passcode(name, new, None).await?;
+                return Ok(());
+            }
+            Err(SdkError::WrongPasscode) => {
+                // An earlier change that stopped half way may have moved this group already.
+                let login = self.login(name, new).await?;
+                let key = &login.keys.export_key;
+                self.store.begin_archive_rewrap(&group, key, key).await?;
+                return self.store.finish_archive_rewrap(&group).await;
+            }
+            Err(error) => return Err(error),
+        };
+        let registration = self.start_registration(name, new, Some(&login)).await?;
+        // The archive opens under both records until the server has the new one.
+        self.store
+            .begin_archive_rewrap(&group, &login.keys.export_key, registration.export_key())
+            .await?;
+        self.finish_registration(name, registration, Some(&login))
+            .await?;
+        self.store.finish_archive_rewrap(&group).await
+    }
+
     /// The device's side of PrepareDeviceArchive (`mpcData` checked against the device's own
     /// records first), under the group's Web Lock.
     pub(crate) async fn prepare_archive(
@@ -282,9 +300,19 @@ impl WaasClient {
         }
         let archive_secret = self.store.archive_secret(unlocked).await?;
         let login = self.login_or_register(&group, passcode).await?;
-        let sealed = self
-            .exchange(&data.mpc_operation, 1, login.name.to_string().as_bytes())
-            .await?;
+        // A lost answer is asked for again with the same login: the server answers a repeat
+        // with its stored answer, while a new login would be a different round 1 (refused).
+        let message = login.name.to_string();
+        let mut attempts = 0;
+        let sealed = loop {
+            match self
+                .exchange(&data.mpc_operation, 1, message.as_bytes())
+                .await
+            {
+                Err(SdkError::Network(_)) if attempts < 2 => attempts += 1,
+                other => break other?,
+            }
+        };
         let context = ArchiveContext {
             device_group: &group_text,
             device: &device.to_string(),

@@ -326,6 +326,9 @@ impl WaasClient {
                 "createWallet needs the passcode: it is registered at the server for export".into(),
             )
         })?;
+        // No passcode change may run between this unlock and the passcode's registration for
+        // the new wallet (it would register the old one).
+        let _device_lock = crate::browser::WebLock::acquire(crate::keystore::DEVICE_LOCK).await?;
         let unlocked = self
             .store
             .unlock(&crate::keystore::Unlock::Passcode(passcode.clone()))

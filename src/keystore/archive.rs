@@ -142,6 +142,7 @@ impl KeyStore {
             ArchiveUnlock::ExportKey(export_key) => {
                 self.open_export_wrap(group, &record, export_key, &profile)
                     .await?
+                    .0
             }
             ArchiveUnlock::Passkey => {
                 let passkey = passkey_of(&device)?
@@ -200,7 +201,9 @@ impl KeyStore {
     }
 
     /// A passcode reset, first half: wraps the archive key of `group` under `new` as well, keeping
-    /// the wrap under `old` until [`Self::finish_archive_rewrap`].
+    /// the wrap under `old` until [`Self::finish_archive_rewrap`]. Also settles a reset that the
+    /// server finished but this device did not: with `old` equal to `new`, the wrap that opens
+    /// becomes the current one.
     pub(crate) async fn begin_archive_rewrap(
         &self,
         group: &str,
@@ -211,7 +214,10 @@ impl KeyStore {
         let Some(record) = self.db.get("records", &record_id(group)).await? else {
             return Ok(());
         };
-        let archive_key = self.open_export_wrap(group, &record, old, &profile).await?;
+        // The wrap that opened under the old key is the one to keep: after an earlier reset that
+        // stopped before the server switched, the current wrap may be under a key that never
+        // became a record.
+        let (archive_key, opened) = self.open_export_wrap(group, &record, old, &profile).await?;
         let wrap = Layers::wrap(
             EXPORT_WAY,
             group.as_bytes(),
@@ -221,11 +227,7 @@ impl KeyStore {
         )
         .await?;
         let updated: Object = Object::assign(&Object::new(), record.unchecked_ref());
-        set(
-            &updated,
-            "previousExportWrap",
-            &field(&record, "exportWrap")?,
-        )?;
+        set(&updated, "previousExportWrap", &field(&record, opened)?)?;
         let object = Object::new();
         wrap.write(&object)?;
         set(&updated, "exportWrap", &object.into())?;
@@ -247,15 +249,15 @@ impl KeyStore {
             .await
     }
 
-    /// The archive key from the wrap under the export key: the current wrap, else the one a
-    /// reset in progress kept.
+    /// The archive key from the wrap under the export key, and which wrap opened: the current
+    /// one, else the one a reset in progress kept.
     async fn open_export_wrap(
         &self,
         group: &str,
         record: &JsValue,
         export_key: &ExportKey,
         profile: &web_sys::CryptoKey,
-    ) -> Result<Zeroizing<[u8; 32]>, SdkError> {
+    ) -> Result<(Zeroizing<[u8; 32]>, &'static str), SdkError> {
         let key = export_key.archive_wrap_key();
         for name in ["exportWrap", "previousExportWrap"] {
             let Some(wrap) = Reflect::get(record, &name.into())
@@ -267,7 +269,7 @@ impl KeyStore {
             let layers = Layers::read(&wrap)?;
             let inner = layers.peel(EXPORT_WAY, group.as_bytes(), profile).await?;
             if let Some(archive_key) = layers.open_inner(EXPORT_WAY, &key, &inner) {
-                return Ok(archive_key);
+                return Ok((archive_key, name));
             }
         }
         // The passcode was right (the login succeeded), so the record at the server is not the

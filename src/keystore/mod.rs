@@ -36,6 +36,8 @@ const FORMAT_VERSION: u32 = 1;
 const PASSCODE: &str = "passcode";
 const PASSKEY: &str = "passkey";
 const RECORD_AAD: &[u8] = b"waas-sdk record v1\0";
+/// The DEK's wrap under the new passcode while a passcode change is under way.
+const PASSCODE_NEXT: &str = "passcodeNext";
 /// The Web Lock held while the device's passcode changes.
 pub(crate) const DEVICE_LOCK: &str = "waas-sdk/device";
 /// The record holding the archive key's secret.
@@ -602,9 +604,17 @@ impl KeyStore {
         let (device, profile) = self.device().await?;
         let dek = match unlock {
             Unlock::Passcode(passcode) => {
-                PasscodeWrap::from_js(&field(&device, "passcode")?)?
+                let current = PasscodeWrap::from_js(&field(&device, "passcode")?)?
                     .unwrap(passcode, &profile)
-                    .await?
+                    .await;
+                match (current, pending_wrap(&device)?) {
+                    // A passcode reset that has not finished yet (`WaasClient.resetPasscode`
+                    // stopped half way): the new passcode opens too.
+                    (Err(SdkError::WrongPasscode), Some(next)) => {
+                        next.unwrap(passcode, &profile).await?
+                    }
+                    (current, _) => current?,
+                }
             }
             Unlock::Passkey => {
                 let wrap = Reflect::get(&device, &"passkey".into())
@@ -643,13 +653,37 @@ impl KeyStore {
         new: &str,
         policy: PasscodePolicy,
     ) -> Result<(), SdkError> {
+        self.begin_passcode_change(old, new, policy).await?;
+        self.finish_passcode_change().await
+    }
+
+    /// A passcode change, first half: the DEK wrapped under `new` as well (`passcodeNext`), so
+    /// both passcodes open the device until [`Self::finish_passcode_change`]. A change that
+    /// stops between the server's new records and this device's last write loses nothing.
+    pub(crate) async fn begin_passcode_change(
+        &self,
+        old: &str,
+        new: &str,
+        policy: PasscodePolicy,
+    ) -> Result<(), SdkError> {
         policy.check(new)?;
         let (device, profile) = self.device().await?;
         let unlocked = self.unlock(&Unlock::Passcode(old.to_owned())).await?;
         let wrap = PasscodeWrap::new(new, &unlocked.dek, &profile).await?;
-        // A copy of the stored object with only the wrap replaced (keeps fields of newer versions).
+        // A copy of the stored object with only the wrap added (keeps fields of newer versions).
         let updated: Object = Object::assign(&Object::new(), device.unchecked_ref());
-        set(&updated, "passcode", &wrap.to_js()?)?;
+        set(&updated, PASSCODE_NEXT, &wrap.to_js()?)?;
+        self.db.put("meta", "device", &updated.into()).await
+    }
+
+    /// A passcode change, second half: the new wrap replaces the old one.
+    pub(crate) async fn finish_passcode_change(&self) -> Result<(), SdkError> {
+        let (device, _) = self.device().await?;
+        let next = field(&device, PASSCODE_NEXT)?;
+        let updated: Object = Object::assign(&Object::new(), device.unchecked_ref());
+        set(&updated, "passcode", &next)?;
+        Reflect::delete_property(&updated, &PASSCODE_NEXT.into())
+            .map_err(|_| SdkError::Storage("cannot update the device".into()))?;
         self.db.put("meta", "device", &updated.into()).await
     }
 
@@ -848,6 +882,14 @@ fn group_aad(
         &epoch.to_be_bytes(),
     ]
     .concat()
+}
+
+/// The wrap of a passcode change under way, if any.
+fn pending_wrap(device: &JsValue) -> Result<Option<PasscodeWrap>, SdkError> {
+    match Reflect::get(device, &PASSCODE_NEXT.into()) {
+        Ok(wrap) if wrap.is_object() => PasscodeWrap::from_js(&wrap).map(Some),
+        _ => Ok(None),
+    }
 }
 
 fn retired_id(group: &str, epoch: u64) -> String {

@@ -249,6 +249,49 @@ test('resetPasscode changes the passcode on the device and at the server; the ar
   await context.close();
 });
 
+test('a passcode change cut off after the server switched is finished by calling it again', async () => {
+  const { page, context } = await freshPage();
+  const { group, created } = await walletWithAddresses(page);
+  // The server takes the new record, but its answer never arrives.
+  await page.route('**/passcode:registerFinish', async (route) => {
+    await route.fetch();
+    await route.abort('connectionreset');
+  });
+  const cut = await page.evaluate(() =>
+    /** @type {any} */ (window).client.resetPasscode('123456', '654321').then(
+      () => 'resolved',
+      (/** @type {any} */ error) => error.code,
+    ),
+  );
+  assert.equal(cut, 'NETWORK');
+  await page.unroute('**/passcode:registerFinish');
+  const result = await page.evaluate(
+    async ({ metadata }) => {
+      const { sdk, client } = /** @type {any} */ (window);
+      /** @param {Promise<unknown>} promise */
+      const code = (promise) => promise.then(() => 'resolved', (/** @type {any} */ error) => error.code);
+      const device = await sdk.WaasDevice.open();
+      // Half way: both passcodes open the device, and the server's new record opens the archive.
+      const halfway = {
+        old: await code(device.checkPasscode('123456')),
+        new: await code(device.checkPasscode('654321')),
+        exportNew: (await client.exportPrivateKeys(metadata, { passcode: '654321' })).keys.length,
+      };
+      await client.resetPasscode('123456', '654321');
+      const after = {
+        old: await code(device.checkPasscode('123456')),
+        new: await code(device.checkPasscode('654321')),
+        address: (await client.exportPrivateKeys(metadata, { passcode: '654321' })).keys[0].address,
+      };
+      return { halfway, after };
+    },
+    { metadata: group.mpcKeyExportMetadata },
+  );
+  assert.deepEqual(result.halfway, { old: 'resolved', new: 'resolved', exportNew: 3 });
+  assert.deepEqual(result.after, { old: 'WRONG_PASSCODE', new: 'resolved', address: created.address.address });
+  await context.close();
+});
+
 test('a pool with export off: no archive, and export says EXPORT_DISABLED', async () => {
   const api = operatorApi(harness.server);
   await api('POST', '/v1/pools', { poolId: 'no-export', displayName: 'No export', exportEnabled: false });
