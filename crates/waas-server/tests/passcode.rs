@@ -6,7 +6,9 @@
 
 mod support;
 
-use waas_api::passcode::{purpose, reason};
+use waas_api::passcode::{
+    PasscodeRegisterFinishResponse, PasscodeRegisterStartResponse, purpose, reason,
+};
 use waas_api::{DeviceGroupName, ErrorCode, PasscodeLoginName};
 use waas_mpc::passcode::{ClientLogin, PasscodeError};
 
@@ -247,17 +249,8 @@ async fn backoff_after_three_failures_then_the_lock_until_an_operator_unlocks() 
         wait_out_backoff(&server, group, &device).await;
         failed_attempt(&device, group).await;
     }
-    assert_eq!(attempts(&server, group, &device).await, "10|1");
     // ...then locked, whatever the wait and the passcode, and not counted further.
-    wait_out_backoff(&server, group, &device).await;
-    assert_login_start_refused(
-        &server,
-        &device,
-        group,
-        ErrorCode::FailedPrecondition,
-        Some(reason::PASSCODE_LOCKED),
-    )
-    .await;
+    assert_locked(&server, &device, group).await;
 
     // The lock is per (group, device): the same device's other wallet is not locked.
     let other = device.create_wallet(&default_pool()).await;
@@ -267,20 +260,67 @@ async fn backoff_after_three_failures_then_the_lock_until_an_operator_unlocks() 
     device.login(&other.device_group, PASSCODE).await;
 
     // The operator unlocks it (from another process, while the server runs).
+    unlock_and_log_in(&server, &device, group).await;
+    let (ok, said) = server.unlock_passcode(&group.to_string(), "devices/nobody");
+    assert!(ok && said.contains("nothing to unlock"), "{said}");
+}
+
+/// A login's row as stored: `state|reset_version` (`-` for none).
+async fn login_row(server: &TestServer, login: &PasscodeLoginName) -> String {
+    let rows = server
+        .db_query(
+            "SELECT state || '|' || ifnull(reset_version, '-') FROM passcode_logins WHERE id = ?",
+            &[login.login().as_str()],
+        )
+        .await;
+    rows.into_iter().next().unwrap_or_else(|| "none".into())
+}
+
+/// Finishes `started` (the right passcode) with loginFinish, which must succeed.
+async fn finish_login(
+    device: &TestDevice,
+    group: &DeviceGroupName,
+    started: StartedLogin,
+) -> support::Login {
+    let (finalization, login) = started.finish(group).unwrap();
+    device
+        .login_finish_call(group, &login.name, &finalization)
+        .send()
+        .await
+        .ok::<serde_json::Value>();
+    login
+}
+
+/// `device` is locked in `group` (10 failures): even after any backoff, its loginStart is
+/// refused as `PASSCODE_LOCKED` and not counted.
+async fn assert_locked(server: &TestServer, device: &TestDevice, group: &DeviceGroupName) {
+    assert_eq!(attempts(server, group, device).await, "10|1");
+    wait_out_backoff(server, group, device).await;
+    assert_login_start_refused(
+        server,
+        device,
+        group,
+        ErrorCode::FailedPrecondition,
+        Some(reason::PASSCODE_LOCKED),
+    )
+    .await;
+}
+
+/// The operator unlocks `device` in `group`; the count and the lock are gone, and the right
+/// passcode logs in again.
+async fn unlock_and_log_in(server: &TestServer, device: &TestDevice, group: &DeviceGroupName) {
     let (ok, said) = server.unlock_passcode(&group.to_string(), &device.name.to_string());
     assert!(ok, "{said}");
     assert!(
         said.contains("10 failed attempt(s) cleared, lock lifted"),
         "{said}"
     );
-    assert_eq!(attempts(&server, group, &device).await, "0|0");
+    assert_eq!(attempts(server, group, device).await, "0|0");
     device.login(group, PASSCODE).await;
-    let (ok, said) = server.unlock_passcode(&group.to_string(), "devices/nobody");
-    assert!(ok && said.contains("nothing to unlock"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_tenth_attempt_with_the_right_passcode_clears_the_count() {
+async fn the_tenth_attempt_is_answered_but_its_success_does_not_lift_the_lock() {
     let (server, device, wallet) = counting_server().await;
     let group = &wallet.device_group;
     for _ in 0..9 {
@@ -302,14 +342,38 @@ async fn the_tenth_attempt_with_the_right_passcode_clears_the_count() {
         (a, b) => panic!("exactly one attempt must be made:\n{:?}\n{:?}", a.0, b.0),
     };
     refused.assert_error(ErrorCode::FailedPrecondition, Some(reason::PASSCODE_LOCKED));
-    let (finalization, login) = tenth.finish(group).unwrap();
-    device
-        .login_finish_call(group, &login.name, &finalization)
-        .send()
-        .await
-        .ok::<serde_json::Value>();
+    // The 10th finishes well (its login may be used: it proved the passcode), but its own start
+    // made the lock: a success clears the count only below the lock.
+    let login = finish_login(&device, group, tenth).await;
+    assert_eq!(login_row(&server, &login.name).await, "FINISHED|-");
+    assert_locked(&server, &device, group).await;
+    unlock_and_log_in(&server, &device, group).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_started_before_the_lock_does_not_lift_it_when_it_finishes_well() {
+    let (server, device, wallet) = counting_server().await;
+    let group = &wallet.device_group;
+    // A login with the right passcode, started at count 1 and held back...
+    let early = device.login_start(group, PASSCODE).await;
+    assert_eq!(attempts(&server, group, &device).await, "1|0");
+    // ...while 9 more attempts lock the device.
+    for _ in 1..10 {
+        wait_out_backoff(&server, group, &device).await;
+        failed_attempt(&device, group).await;
+    }
+    assert_eq!(attempts(&server, group, &device).await, "10|1");
+    // The early login finishes well, within its 5 minutes: the lock stays, the count too.
+    finish_login(&device, group, early).await;
+    assert_locked(&server, &device, group).await;
+    // Only the operator lifts it.
+    unlock_and_log_in(&server, &device, group).await;
+    // Below the lock, a success still resets the count.
+    failed_attempt(&device, group).await;
+    let held = device.login_start(group, PASSCODE).await;
+    assert_eq!(attempts(&server, group, &device).await, "2|0");
+    finish_login(&device, group, held).await;
     assert_eq!(attempts(&server, group, &device).await, "0|0");
-    device.login(group, PASSCODE).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -402,6 +466,114 @@ async fn a_new_passcode_needs_a_reset_with_a_fresh_login_of_the_old_one() {
     for used in [&login, &other] {
         assert_reset_refused(&server, &device, group, used).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_authorizes_one_reset_start_whose_version_its_finish_stores() {
+    let server = TestServer::start();
+    let device = server.device().await;
+    let wallet = device.create_wallet(&default_pool()).await;
+    let group = &wallet.device_group;
+    // A first registration's start, whose blinded request is sent again below; then the first
+    // registration.
+    let request = device.start_registration(PASSCODE).request;
+    let first_answer = device
+        .register_start_call(group, &request, None)
+        .ok::<PasscodeRegisterStartResponse>()
+        .await;
+    assert_eq!(
+        device
+            .finish_registration(group, device.start_registration(PASSCODE), None)
+            .await,
+        1
+    );
+
+    // A reset's registerStart is answered under the OPRF key of the version it makes (2): the
+    // same blinded passcode gets another evaluation than under version 1.
+    let login = device.login(group, PASSCODE).await;
+    assert_eq!(login_row(&server, &login.name).await, "FINISHED|-");
+    let reset = login.reset(purpose::RESET_START, &request);
+    let answer = device
+        .register_start_call(group, &request, Some(reset.clone()))
+        .ok::<PasscodeRegisterStartResponse>()
+        .await;
+    assert_ne!(
+        answer.registration_response,
+        first_answer.registration_response
+    );
+    assert_eq!(login_row(&server, &login.name).await, "FINISHED|2");
+    // A second registerStart with the same login, the same request or another, is refused and
+    // changes nothing: a login is one OPRF evaluation, not an oracle.
+    assert_login_invalid(
+        &server,
+        device.register_start_call(group, &request, Some(reset)),
+    )
+    .await;
+    assert_reset_refused(&server, &device, group, &login).await;
+
+    // A registerFinish must use a login that made this reset's registerStart: another fresh
+    // login, which made none, is refused and changes nothing (and stays usable)...
+    let resetting = device.login(group, PASSCODE).await;
+    let (_, upload) = device
+        .registration_upload(
+            group,
+            device.start_registration(b"135790"),
+            Some(&resetting),
+        )
+        .await;
+    assert_eq!(login_row(&server, &resetting.name).await, "FINISHED|2");
+    let other = device.login(group, PASSCODE).await;
+    let finish = |login: &support::Login| {
+        device.register_finish_call(
+            group,
+            &upload,
+            Some(login.reset(purpose::RESET_FINISH, &upload)),
+        )
+    };
+    assert_login_invalid(&server, finish(&other)).await;
+    assert_eq!(login_row(&server, &other.name).await, "FINISHED|-");
+    // ...and the one that did stores the version its registerStart was evaluated under: the
+    // new passcode logs in under version 2's key.
+    let done = finish(&resetting)
+        .ok::<PasscodeRegisterFinishResponse>()
+        .await;
+    assert_eq!(done.version, 2);
+    assert_eq!(login_row(&server, &resetting.name).await, "USED|2");
+    device.login(group, b"135790").await;
+    // The first login's start was made for version 2 too, but the record moved on: revoked.
+    assert_eq!(login_row(&server, &login.name).await, "REVOKED|2");
+    assert_eq!(login_row(&server, &other.name).await, "REVOKED|-");
+
+    // Two registerStarts with one login at once: the marking transaction decides, one is
+    // answered (for version 3), the other refused.
+    let login = device.login(group, b"135790").await;
+    let (a, b) = (
+        device.start_registration(b"111111"),
+        device.start_registration(b"222222"),
+    );
+    let (a, b) = tokio::join!(
+        device
+            .register_start_call(
+                group,
+                &a.request,
+                Some(login.reset(purpose::RESET_START, &a.request))
+            )
+            .send(),
+        device
+            .register_start_call(
+                group,
+                &b.request,
+                Some(login.reset(purpose::RESET_START, &b.request))
+            )
+            .send(),
+    );
+    let refused = match (a.status, b.status) {
+        (200, _) => b,
+        (_, 200) => a,
+        _ => panic!("one must be answered:\n{a:?}\n{b:?}"),
+    };
+    refused.assert_error(ErrorCode::InvalidArgument, Some(reason::LOGIN_INVALID));
+    assert_eq!(login_row(&server, &login.name).await, "FINISHED|3");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -21,6 +21,7 @@ use waas_api::resources::{
 use waas_api::{DeviceGroupName, DeviceName, MpcOperationName, OperationName, PasscodeLoginName};
 use waas_mpc::{ArchiveContext, seal_server_share};
 
+use super::passcode::UsableLogin;
 use super::wallets::new_id;
 use super::{Services, ensure_acts_for, hex0x};
 use crate::ApiError;
@@ -150,7 +151,7 @@ impl<S: Store> Services<S> {
                 ApiError::invalid("round 1 must be the name of a finished passcode login")
                     .with_reason(reason::LOGIN_INVALID)
             })?;
-        let (usage, _, session) = self
+        let UsableLogin { usage, session, .. } = self
             .usable_login(&record.device, &record.device_group, &login, now_ms())
             .await?;
         let pairing = self.pairing(record).await?;

@@ -23,7 +23,8 @@ use crate::{ApiError, ServerError};
 /// What the services take from the flags.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The audience request tokens must name (`--audience`); also the server's OPAQUE identity.
+    /// The audience request tokens must name (`--audience`). Not the OPAQUE server identity (that
+    /// is the server's OPAQUE public key), so changing it leaves passcode records valid.
     pub audience: String,
     /// The base of the passcode backoff (`--passcode-backoff`).
     pub passcode_backoff: Duration,

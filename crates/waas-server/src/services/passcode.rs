@@ -2,9 +2,12 @@
 //! logins, and the count of failed attempts that limits online guessing.
 //!
 //! Every OPRF evaluation the server gives out for a group is either counted (a login start, or
-//! the start of a first registration) or needs a fresh login of the old passcode (a reset): with
-//! an uncounted one an attacker could test guesses against a login's masked envelope offline.
-//! Counting happens in the database, in the transaction that stores the login, before the answer.
+//! the start of a first registration) or is the one evaluation a fresh login of the old passcode
+//! authorizes (a reset's start): with uncounted ones an attacker could test guesses against a
+//! login's masked envelope offline. Each record version has its own OPRF key, so a reset's
+//! evaluation (under the key of the version the reset makes) tests nothing against the record in
+//! place. Counting, and marking a login's one reset start, happen in the database, committed
+//! durably before the answer.
 
 use std::time::Duration;
 
@@ -136,10 +139,38 @@ fn record_id(group: &DeviceGroupName, version: u64) -> String {
     format!("{group}/{version}")
 }
 
+/// The version a reset of a record at `version` makes.
+fn next_version(version: u64) -> Result<u64, ApiError> {
+    version
+        .checked_add(1)
+        .ok_or_else(|| ApiError::internal("the record version is out of range"))
+}
+
+/// The OPAQUE client identity: the group. (The server's identity is its OPAQUE public key, not
+/// `--audience`; the OPRF key is the record version's, passed to each step.)
+fn passcode_context(group: &str) -> PasscodeContext<'_> {
+    PasscodeContext {
+        device_group: group,
+    }
+}
+
+/// A finished login that may still be used, as read (using it up checks again at the commit).
+pub(super) struct UsableLogin {
+    /// What using it up checks at the commit.
+    pub(super) usage: LoginUse,
+    /// The record version it was made with.
+    pub(super) record_version: u64,
+    /// The version its reset's registerStart evaluated under, if it made one.
+    pub(super) reset_version: Option<u64>,
+    /// Its session secret.
+    pub(super) session: SessionSecret,
+}
+
 impl<S: Store> Services<S> {
     /// `passcode:registerStart`: the OPRF evaluation of the device's blinded new passcode. The
-    /// first registration is counted as an attempt; with a record in place it needs a reset
-    /// authorization (a fresh login of the old passcode).
+    /// first registration's (under version 1's key) is counted as an attempt; with a record in
+    /// place it needs a reset authorization (a fresh login of the old passcode), good for one
+    /// registerStart, evaluated under the key of the version the reset makes.
     pub async fn passcode_register_start(
         &self,
         caller: &Principal,
@@ -150,39 +181,57 @@ impl<S: Store> Services<S> {
         let message = decode_field(&request.registration_request, "registrationRequest")?;
         let now = now_ms();
         let record = self.store.passcode_record(group).await?;
-        match (&record, &request.reset) {
-            (Some(_), Some(reset)) => {
-                self.authorized_login(&device, group, reset, purpose::RESET_START, &message, now)
+        let group_name = group.to_string();
+        let evaluate = |version| {
+            self.passcode_keys
+                .registration_response(&message, &passcode_context(&group_name), version)
+                .map_err(passcode_error)
+        };
+        let response = match (&record, &request.reset) {
+            (Some(current), Some(reset)) => {
+                let login = self
+                    .authorized_login(&device, group, reset, purpose::RESET_START, &message, now)
                     .await?;
+                // One registerStart per login, for the record in place; evaluated under the
+                // key of the version this reset makes, which its registerFinish must store.
+                if login.record_version != current.version || login.reset_version.is_some() {
+                    return Err(login_invalid());
+                }
+                let response = evaluate(next_version(current.version)?)?;
+                // Marked before the answer leaves; a refusal above costs the login nothing.
+                if !self
+                    .store
+                    .start_passcode_reset(&login.usage, current.version)
+                    .await?
+                {
+                    return Err(login_invalid());
+                }
+                response
             }
             (Some(_), None) => return Err(already_registered()),
             (None, Some(_)) => return Err(not_registered()),
             (None, None) => {
                 self.check_attempts(group, &device, now).await?;
+                let response = evaluate(1)?;
+                // Counted like a login start, once the message is known to be good: before a
+                // record exists, an evaluation under version 1's OPRF key would otherwise be an
+                // uncounted guess test against the record made next.
+                self.count_attempt(group, &device, now, None, |version| match version {
+                    None => Ok(()),
+                    Some(_) => Err(already_registered()),
+                })
+                .await?;
+                response
             }
-        }
-        let group_name = group.to_string();
-        let response = self
-            .passcode_keys
-            .registration_response(&message, &self.passcode_context(&group_name))
-            .map_err(passcode_error)?;
-        if record.is_none() {
-            // Counted like a login start, once the message is known to be good: before a
-            // record exists, an evaluation under the group's OPRF key would otherwise be an
-            // uncounted guess test against the record made later (the key stays the same).
-            self.count_attempt(group, &device, now, None, |version| match version {
-                None => Ok(()),
-                Some(_) => Err(already_registered()),
-            })
-            .await?;
-        }
+        };
         Ok(PasscodeRegisterStartResponse {
             registration_response: URL_SAFE_NO_PAD.encode(response),
         })
     }
 
     /// `passcode:registerFinish`: stores the record, the first one (if none exists, else the
-    /// loser of a race is refused) or a reset's (using up its login, revoking other logins).
+    /// loser of a race is refused) or a reset's (using up its login, which must have made this
+    /// reset's registerStart for the version stored, and revoking other logins).
     pub async fn passcode_register_finish(
         &self,
         caller: &Principal,
@@ -206,20 +255,18 @@ impl<S: Store> Services<S> {
             .passcode_record(group)
             .await?
             .ok_or_else(not_registered)?;
-        let (login, record_version) = self
+        let login = self
             .authorized_login(&device, group, reset, purpose::RESET_FINISH, &upload, now)
             .await?;
-        if record_version != current.version {
+        let next = next_version(current.version)?;
+        // The record the login's registerStart evaluated the OPRF for is the one stored.
+        if login.record_version != current.version || login.reset_version != Some(next) {
             return Err(login_invalid());
         }
-        let next = current
-            .version
-            .checked_add(1)
-            .ok_or_else(|| ApiError::internal("the record version is out of range"))?;
         let sealed = self.seal_secret(RECORD, &record_id(group, next), &record)?;
         let version = self
             .store
-            .reset_passcode_record(group, current.version, &sealed, &login)
+            .reset_passcode_record(group, current.version, &sealed, &login.usage)
             .await?
             // The login was used, or the record changed, since the checks above.
             .ok_or_else(login_invalid)?;
@@ -252,7 +299,7 @@ impl<S: Store> Services<S> {
         let group_name = group.to_string();
         let (state, response) = self
             .passcode_keys
-            .login_start(&record, &message, &self.passcode_context(&group_name))
+            .login_start(&record, version, &message, &passcode_context(&group_name))
             .map_err(passcode_error)?;
         let name = PasscodeLoginName::new(
             group.pool().clone(),
@@ -283,8 +330,9 @@ impl<S: Store> Services<S> {
     }
 
     /// `passcode:loginFinish`: checks the device's key-exchange MAC. Verified, the login is
-    /// finished (its session secret kept for one use) and the failures cleared; not verified,
-    /// the login is over and its failure stays counted.
+    /// finished (its session secret kept for one use) and the failures reset to 0 if they are
+    /// below the lock (once locked, only the operator's unlock clears them, whenever this login
+    /// started); not verified, the login is over and its failure stays counted.
     pub async fn passcode_login_finish(
         &self,
         caller: &Principal,
@@ -314,8 +362,7 @@ impl<S: Store> Services<S> {
             .ok_or_else(|| ApiError::internal("a started login without its state"))?;
         let state = self.open_sealed(LOGIN_STATE, &name.to_string(), sealed)?;
         let group_name = group.to_string();
-        let outcome = match login_finish(&state, &finalization, &self.passcode_context(&group_name))
-        {
+        let outcome = match login_finish(&state, &finalization, &passcode_context(&group_name)) {
             Ok(session) => LoginOutcome::Finished {
                 session_sealed: self.seal_secret(
                     LOGIN_SESSION,
@@ -329,7 +376,7 @@ impl<S: Store> Services<S> {
         };
         let ended = self
             .store
-            .finish_passcode_login(&name, &outcome, started_after)
+            .finish_passcode_login(&name, &outcome, started_after, MAX_FAILED_LOGINS)
             .await?;
         match outcome {
             LoginOutcome::Finished { .. } if ended => {
@@ -343,15 +390,14 @@ impl<S: Store> Services<S> {
         }
     }
 
-    /// A finished login of `device` in `group` that may still be used: what using it up must
-    /// check again at the commit, the record version it was made with, and its session secret.
+    /// A finished login of `device` in `group` that may still be used.
     pub(super) async fn usable_login(
         &self,
         device: &DeviceName,
         group: &DeviceGroupName,
         name: &PasscodeLoginName,
         now_ms: i64,
-    ) -> Result<(LoginUse, u64, SessionSecret), ApiError> {
+    ) -> Result<UsableLogin, ApiError> {
         if name.device_group_name() != *group {
             return Err(login_invalid());
         }
@@ -374,12 +420,16 @@ impl<S: Store> Services<S> {
             .ok_or_else(|| ApiError::internal("a finished login without its session"))?;
         let bytes = self.open_sealed(LOGIN_SESSION, &name.to_string(), sealed)?;
         let session = SessionSecret::from_bytes(&bytes).map_err(ApiError::internal)?;
-        let usage = LoginUse {
-            name: name.clone(),
-            device: device.clone(),
-            finished_after_ms,
-        };
-        Ok((usage, login.record_version, session))
+        Ok(UsableLogin {
+            usage: LoginUse {
+                name: name.clone(),
+                device: device.clone(),
+                finished_after_ms,
+            },
+            record_version: login.record_version,
+            reset_version: login.reset_version,
+            session,
+        })
     }
 
     /// Forgets logins that can no longer be finished or used, with any secret they still hold.
@@ -399,17 +449,17 @@ impl<S: Store> Services<S> {
         purpose: &str,
         message: &[u8],
         now_ms: i64,
-    ) -> Result<(LoginUse, u64), ApiError> {
+    ) -> Result<UsableLogin, ApiError> {
         let tag = decode_field(&reset.authorization, "authorization")?;
-        let (login, version, session) = self
+        let login = self
             .usable_login(device, group, &reset.login, now_ms)
             .await?;
-        if !session.verify(purpose, message, &tag) {
+        if !login.session.verify(purpose, message, &tag) {
             return Err(ApiError::denied(
                 "the reset authorization does not verify for this message",
             ));
         }
-        Ok((login, version))
+        Ok(login)
     }
 
     /// The calling device, if it is a device of `group`: only they may use the group's
@@ -465,14 +515,6 @@ impl<S: Store> Services<S> {
                 },
             )
             .await
-    }
-
-    /// The OPAQUE identities: the group (client) and this server's audience (server).
-    fn passcode_context<'a>(&'a self, group: &'a str) -> PasscodeContext<'a> {
-        PasscodeContext {
-            device_group: group,
-            server: &self.audience,
-        }
     }
 
     fn seal_secret(&self, kind: &str, id: &str, plaintext: &[u8]) -> Result<Vec<u8>, ApiError> {

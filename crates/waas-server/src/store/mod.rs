@@ -372,6 +372,10 @@ pub struct LoginRecord {
     pub create_time_ms: i64,
     /// When `loginFinish` verified, Unix milliseconds.
     pub finish_time_ms: Option<i64>,
+    /// The record version a reset's `registerStart` with this login evaluated the OPRF under
+    /// (its `record_version` + 1), once it did: a login authorizes one `registerStart`, and its
+    /// `registerFinish` must store that version.
+    pub reset_version: Option<u64>,
 }
 
 /// A new login, stored by [`Store::start_passcode_login`].
@@ -401,7 +405,8 @@ pub struct LoginUse {
 /// How a `loginFinish` ended.
 #[derive(Clone, Debug)]
 pub enum LoginOutcome {
-    /// Verified: the session secret, sealed, kept for one use; the failures are cleared.
+    /// Verified: the session secret, sealed, kept for one use; the failures are cleared if they
+    /// are below the lock (see [`Store::finish_passcode_login`]).
     Finished {
         /// The session secret, sealed.
         session_sealed: Vec<u8>,
@@ -597,15 +602,27 @@ pub trait Store: Clone + Send + Sync + 'static {
         group: &DeviceGroupName,
     ) -> impl Future<Output = Result<Option<PasscodeRecord>, StoreError>> + Send;
     /// Stores a group's first record (version 1); `false` if it has one already (nothing written).
+    /// Committed durably (`synchronous = FULL`).
     fn create_passcode_record(
         &self,
         group: &DeviceGroupName,
         record_sealed: &[u8],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Marks `login` as having authorized a reset's `registerStart` evaluated under record
+    /// version `from_version + 1`, if it still may: usable (see [`LoginUse`]), made with record
+    /// `from_version`, not marked before, and the group's record still at `from_version`. One
+    /// transaction, committed durably (`synchronous = FULL`) before the caller answers; `false`
+    /// if a condition failed (nothing written).
+    fn start_passcode_reset(
+        &self,
+        login: &LoginUse,
+        from_version: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Replaces the group's record, if it is still at `from_version`, by `record_sealed` (one
-    /// version more), using up `login` (which must still be usable) and revoking every other
-    /// open login of the group, all in one transaction. The new version, or `None` if a condition
-    /// failed (then nothing is written).
+    /// version more), using up `login` (which must still be usable and have started this reset:
+    /// marked by [`Self::start_passcode_reset`] for that version) and revoking every other open
+    /// login of the group, all in one transaction, committed durably. The new version, or `None`
+    /// if a condition failed (then nothing is written).
     fn reset_passcode_record(
         &self,
         group: &DeviceGroupName,
@@ -623,7 +640,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Counts one passcode attempt, in one transaction that commits before the caller answers:
     /// `check(attempts so far, the group's record version)` decides whether it may be made; if
     /// so, it is counted as failed (one more failure at `now_ms`, locked when that makes
-    /// `max_failures`) and `login` is stored with it. A refusal by `check` writes nothing.
+    /// `max_failures`) and `login` is stored with it, committed durably (`synchronous = FULL`).
+    /// A refusal by `check` writes nothing.
     fn count_passcode_attempt<E: From<StoreError> + Send>(
         &self,
         group: &DeviceGroupName,
@@ -639,13 +657,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         name: &PasscodeLoginName,
     ) -> impl Future<Output = Result<Option<LoginRecord>, StoreError>> + Send;
     /// Ends a login that is still started and was created at or after `started_after_ms`, as
-    /// `outcome` (a finish also clears the device's failures and lock in the group); `false` if
-    /// it was not (nothing written).
+    /// `outcome`, committed durably; `false` if it was not (nothing written). A finish also resets
+    /// the device's failures in the group to 0, but only while they are below `max_failures` and
+    /// not locked: once locked, only [`Self::unlock_passcode`] clears them, whenever the login
+    /// finishing was started.
     fn finish_passcode_login(
         &self,
         name: &PasscodeLoginName,
         outcome: &LoginOutcome,
         started_after_ms: i64,
+        max_failures: u32,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Clears a device's failures and lock in a group (the operator's `unlock-passcode`);
     /// returns what was recorded before, `None` if nothing was.

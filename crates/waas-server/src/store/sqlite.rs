@@ -6,7 +6,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
 use waas_api::resources::DeviceState;
@@ -29,9 +30,11 @@ use crate::time::now_ms;
 /// Reads go through `pool` (many connections); every write through `writer`, a pool of one
 /// connection, so writers queue here without spinning in SQLite's busy handler (SQLite has one
 /// writer at a time anyway). Writes are `synchronous = NORMAL` (durable across a crash of the
-/// process; a power loss may lose the last commits), except exchange steps, which commit `FULL`:
-/// on disk before the answer is sent, so a power loss cannot roll back a round whose answer left
-/// and let its phase run again. A FULL commit also makes every earlier commit durable (one log).
+/// process; a power loss may lose the last commits), except those whose loss after the answer
+/// left would matter, which commit `FULL` ([`Self::write_durably`]): exchange steps (a round
+/// rolled back would let its phase run again) and the passcode's counted attempts, logins and
+/// records (a counted attempt rolled back would be a free guess; a used login, usable again). A
+/// FULL commit also makes every earlier commit durable (one log).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -102,6 +105,38 @@ impl SqliteStore {
     async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+
+    /// Runs `write` on the writer connection switched to `synchronous = FULL`, so what it
+    /// commits is on disk before the caller answers: a power loss cannot roll it back. `write`
+    /// opens ([`begin_immediate`]) and commits its own transaction; returning without committing
+    /// rolls it back.
+    async fn write_durably<T, E: From<StoreError>>(
+        &self,
+        write: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut writer = self.writer.acquire().await.map_err(StoreError::from)?;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *writer)
+            .await
+            .map_err(StoreError::from)?;
+        let written = write(&mut writer).await;
+        // Back to NORMAL for the other writes; should this fail, FULL stays, which is only
+        // slower, and what `write` did stands.
+        if let Err(error) = sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *writer)
+            .await
+        {
+            tracing::warn!(%error, "the writer stays at synchronous = FULL");
+        }
+        written
+    }
+}
+
+/// Starts a write transaction on `connection` that takes SQLite's write lock at once.
+async fn begin_immediate(
+    connection: &mut SqliteConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
+    Ok(sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?)
 }
 
 fn parse<T: FromStr>(text: &str) -> Result<T, StoreError> {
@@ -708,16 +743,8 @@ impl Store for SqliteStore {
         from_round: u8,
         step: &StepUpdate,
     ) -> Result<Committed, StoreError> {
-        let mut writer = self.writer.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *writer)
-            .await?;
-        let committed = commit_step(&mut writer, name, from_round, step).await;
-        // Back to NORMAL for the other writes; should this fail, FULL stays, which is only slower.
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *writer)
-            .await?;
-        committed
+        self.write_durably(async |writer| commit_step(writer, name, from_round, step).await)
+            .await
     }
 
     async fn server_secret(&self, name: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -774,16 +801,19 @@ impl Store for SqliteStore {
         group: &DeviceGroupName,
         record_sealed: &[u8],
     ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO passcode_records (device_group, version, record_sealed, update_time_ms)
-             VALUES (?, 1, ?, ?) ON CONFLICT (device_group) DO NOTHING",
-        )
-        .bind(group.to_string())
-        .bind(record_sealed)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?;
-        Ok(inserted.rows_affected() == 1)
+        self.write_durably(async |writer| {
+            let inserted = sqlx::query(
+                "INSERT INTO passcode_records (device_group, version, record_sealed,
+                     update_time_ms) VALUES (?, 1, ?, ?) ON CONFLICT (device_group) DO NOTHING",
+            )
+            .bind(group.to_string())
+            .bind(record_sealed)
+            .bind(now_ms())
+            .execute(writer)
+            .await?;
+            Ok(inserted.rows_affected() == 1)
+        })
+        .await
     }
 
     async fn reset_passcode_record(
@@ -793,36 +823,67 @@ impl Store for SqliteStore {
         record_sealed: &[u8],
         login: &LoginUse,
     ) -> Result<Option<u64>, StoreError> {
-        let version = from_version
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Corrupt("record version out of range".into()))?;
-        let mut tx = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE passcode_records SET version = ?, record_sealed = ?, update_time_ms = ?
-             WHERE device_group = ? AND version = ?",
-        )
-        .bind(stored_i64(version)?)
-        .bind(record_sealed)
-        .bind(now_ms())
-        .bind(group.to_string())
-        .bind(stored_i64(from_version)?)
-        .execute(&mut *tx)
-        .await?;
-        // Dropping the transaction rolls back whatever was written.
-        if updated.rows_affected() != 1 || !use_login(&mut tx, login).await? {
-            return Ok(None);
-        }
-        // Logins started or finished with the old record authorize nothing from now on.
-        sqlx::query(
-            "UPDATE passcode_logins SET state = 'REVOKED', state_sealed = NULL,
-                 session_sealed = NULL
-             WHERE device_group = ? AND state IN ('STARTED', 'FINISHED')",
-        )
-        .bind(group.to_string())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(version))
+        let version = next_version(from_version)?;
+        self.write_durably(async |writer| {
+            let mut tx = begin_immediate(writer).await?;
+            let updated = sqlx::query(
+                "UPDATE passcode_records SET version = ?, record_sealed = ?, update_time_ms = ?
+                 WHERE device_group = ? AND version = ?",
+            )
+            .bind(stored_i64(version)?)
+            .bind(record_sealed)
+            .bind(now_ms())
+            .bind(group.to_string())
+            .bind(stored_i64(from_version)?)
+            .execute(&mut *tx)
+            .await?;
+            // Dropping the transaction rolls back whatever was written.
+            if updated.rows_affected() != 1 || !use_login(&mut tx, login, Some(version)).await? {
+                return Ok(None);
+            }
+            // Logins started or finished with the old record authorize nothing from now on.
+            sqlx::query(
+                "UPDATE passcode_logins SET state = 'REVOKED', state_sealed = NULL,
+                     session_sealed = NULL
+                 WHERE device_group = ? AND state IN ('STARTED', 'FINISHED')",
+            )
+            .bind(group.to_string())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Some(version))
+        })
+        .await
+    }
+
+    async fn start_passcode_reset(
+        &self,
+        login: &LoginUse,
+        from_version: u64,
+    ) -> Result<bool, StoreError> {
+        let version = next_version(from_version)?;
+        let group = login.name.device_group_name().to_string();
+        self.write_durably(async |writer| {
+            let marked = sqlx::query(
+                "UPDATE passcode_logins SET reset_version = ?
+                 WHERE id = ? AND device_group = ? AND device = ? AND state = 'FINISHED'
+                     AND finish_time_ms >= ? AND record_version = ? AND reset_version IS NULL
+                     AND EXISTS (SELECT 1 FROM passcode_records
+                                 WHERE device_group = ? AND version = ?)",
+            )
+            .bind(stored_i64(version)?)
+            .bind(login.name.login().as_str())
+            .bind(&group)
+            .bind(login.device.to_string())
+            .bind(login.finished_after_ms)
+            .bind(stored_i64(from_version)?)
+            .bind(&group)
+            .bind(stored_i64(from_version)?)
+            .execute(writer)
+            .await?;
+            Ok(marked.rows_affected() == 1)
+        })
+        .await
     }
 
     async fn passcode_attempts(
@@ -844,50 +905,53 @@ impl Store for SqliteStore {
         login: Option<&NewLogin>,
         check: impl FnOnce(&Attempts, Option<u64>) -> Result<(), E> + Send,
     ) -> Result<(), E> {
-        let mut tx = self.write().await?;
-        let before = attempts(&mut tx, group, device).await?.unwrap_or_default();
-        let version: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM passcode_records WHERE device_group = ?")
-                .bind(group.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
-        let version = version
-            .map(|(version,)| stored_u64(version, "record version"))
-            .transpose()?;
-        check(&before, version)?;
-        let failures = before.failures.saturating_add(1);
-        sqlx::query(
-            "INSERT INTO passcode_attempts (device_group, device, failures, last_attempt_ms, locked)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (device_group, device) DO UPDATE SET failures = excluded.failures,
-                 last_attempt_ms = excluded.last_attempt_ms, locked = excluded.locked",
-        )
-        .bind(group.to_string())
-        .bind(device.to_string())
-        .bind(i64::from(failures))
-        .bind(now_ms)
-        .bind(before.locked || failures >= max_failures)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        if let Some(login) = login {
+        self.write_durably(async |writer| {
+            let mut tx = begin_immediate(writer).await?;
+            let before = attempts(&mut tx, group, device).await?.unwrap_or_default();
+            let version: Option<(i64,)> =
+                sqlx::query_as("SELECT version FROM passcode_records WHERE device_group = ?")
+                    .bind(group.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+            let version = version
+                .map(|(version,)| stored_u64(version, "record version"))
+                .transpose()?;
+            check(&before, version)?;
+            let failures = before.failures.saturating_add(1);
             sqlx::query(
-                "INSERT INTO passcode_logins (id, device_group, device, record_version, state,
-                     state_sealed, create_time_ms) VALUES (?, ?, ?, ?, 'STARTED', ?, ?)",
+                "INSERT INTO passcode_attempts (device_group, device, failures, last_attempt_ms,
+                     locked) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (device_group, device) DO UPDATE SET failures = excluded.failures,
+                     last_attempt_ms = excluded.last_attempt_ms, locked = excluded.locked",
             )
-            .bind(login.name.login().as_str())
             .bind(group.to_string())
-            .bind(login.device.to_string())
-            .bind(stored_i64(login.record_version)?)
-            .bind(&login.state_sealed)
+            .bind(device.to_string())
+            .bind(i64::from(failures))
             .bind(now_ms)
+            .bind(before.locked || failures >= max_failures)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(())
+            if let Some(login) = login {
+                sqlx::query(
+                    "INSERT INTO passcode_logins (id, device_group, device, record_version, state,
+                         state_sealed, create_time_ms) VALUES (?, ?, ?, ?, 'STARTED', ?, ?)",
+                )
+                .bind(login.name.login().as_str())
+                .bind(group.to_string())
+                .bind(login.device.to_string())
+                .bind(stored_i64(login.record_version)?)
+                .bind(&login.state_sealed)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+            }
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn passcode_login(
@@ -920,6 +984,10 @@ impl Store for SqliteStore {
             session_sealed: row.try_get("session_sealed")?,
             create_time_ms: row.try_get("create_time_ms")?,
             finish_time_ms: row.try_get("finish_time_ms")?,
+            reset_version: row
+                .try_get::<Option<i64>, _>("reset_version")?
+                .map(|version| stored_u64(version, "reset version"))
+                .transpose()?,
         }))
     }
 
@@ -928,41 +996,48 @@ impl Store for SqliteStore {
         name: &PasscodeLoginName,
         outcome: &LoginOutcome,
         started_after_ms: i64,
+        max_failures: u32,
     ) -> Result<bool, StoreError> {
-        let (state, session_sealed) = match outcome {
-            LoginOutcome::Finished { session_sealed } => ("FINISHED", Some(session_sealed)),
-            LoginOutcome::Failed => ("FAILED", None),
-        };
-        let mut tx = self.write().await?;
-        let row: Option<(String,)> = sqlx::query_as(
-            "UPDATE passcode_logins SET state = ?, state_sealed = NULL, session_sealed = ?,
-                 finish_time_ms = ?
-             WHERE id = ? AND device_group = ? AND state = 'STARTED' AND create_time_ms >= ?
-             RETURNING device",
-        )
-        .bind(state)
-        .bind(session_sealed)
-        .bind(now_ms())
-        .bind(name.login().as_str())
-        .bind(name.device_group_name().to_string())
-        .bind(started_after_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((device,)) = row else {
-            return Ok(false);
-        };
-        if matches!(outcome, LoginOutcome::Finished { .. }) {
-            sqlx::query(
-                "UPDATE passcode_attempts SET failures = 0, locked = 0
-                 WHERE device_group = ? AND device = ?",
+        self.write_durably(async |writer| {
+            let (state, session_sealed) = match outcome {
+                LoginOutcome::Finished { session_sealed } => ("FINISHED", Some(session_sealed)),
+                LoginOutcome::Failed => ("FAILED", None),
+            };
+            let mut tx = begin_immediate(writer).await?;
+            let row: Option<(String,)> = sqlx::query_as(
+                "UPDATE passcode_logins SET state = ?, state_sealed = NULL, session_sealed = ?,
+                     finish_time_ms = ?
+                 WHERE id = ? AND device_group = ? AND state = 'STARTED' AND create_time_ms >= ?
+                 RETURNING device",
             )
+            .bind(state)
+            .bind(session_sealed)
+            .bind(now_ms())
+            .bind(name.login().as_str())
             .bind(name.device_group_name().to_string())
-            .bind(device)
-            .execute(&mut *tx)
+            .bind(started_after_ms)
+            .fetch_optional(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            let Some((device,)) = row else {
+                return Ok(false);
+            };
+            if matches!(outcome, LoginOutcome::Finished { .. }) {
+                // Below the lock only: once locked (by attempts made after this login started,
+                // or by its own start), only the operator's unlock clears the count.
+                sqlx::query(
+                    "UPDATE passcode_attempts SET failures = 0
+                     WHERE device_group = ? AND device = ? AND failures < ? AND NOT locked",
+                )
+                .bind(name.device_group_name().to_string())
+                .bind(device)
+                .bind(i64::from(max_failures))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn unlock_passcode(
@@ -1026,14 +1101,21 @@ fn stored_i64(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Corrupt("value out of range".into()))
 }
 
+/// The record version after `version` (a reset's).
+fn next_version(version: u64) -> Result<u64, StoreError> {
+    version
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Corrupt("record version out of range".into()))
+}
+
 /// [`Store::commit_step`] on the writer connection, in one transaction.
 async fn commit_step(
-    connection: &mut sqlx::SqliteConnection,
+    connection: &mut SqliteConnection,
     name: &OperationName,
     from_round: u8,
     step: &StepUpdate,
 ) -> Result<Committed, StoreError> {
-    let mut tx = sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?;
+    let mut tx = begin_immediate(connection).await?;
     let row: Option<(String, String, i64)> = sqlx::query_as(
         "UPDATE operations SET round = ?, input_hash = ?, reply = ?, session_sealed = ?,
                  state = ?, response = ?, error = ?, update_time_ms = ?
@@ -1104,7 +1186,7 @@ async fn commit_step(
         }
         StepEffect::UseLogin(login) => {
             // Dropping the transaction rolls the step back: nothing of it is written.
-            if !use_login(&mut tx, login).await? {
+            if !use_login(&mut tx, login, None).await? {
                 return Ok(Committed::ConditionFailed);
             }
         }
@@ -1137,21 +1219,26 @@ async fn commit_step(
     Ok(Committed::Yes)
 }
 
-/// Uses up a finished login, if it is still finished, of `login.device` and fresh.
+/// Uses up a finished login, if it is still finished, of `login.device` and fresh; with
+/// `reset_version`, only if its reset's `registerStart` was evaluated under that version.
 async fn use_login(
-    connection: &mut sqlx::SqliteConnection,
+    connection: &mut SqliteConnection,
     login: &LoginUse,
+    reset_version: Option<u64>,
 ) -> Result<bool, StoreError> {
+    let reset_version = reset_version.map(stored_i64).transpose()?;
     let used = sqlx::query(
         "UPDATE passcode_logins SET state = 'USED', session_sealed = NULL, use_time_ms = ?
          WHERE id = ? AND device_group = ? AND device = ? AND state = 'FINISHED'
-             AND finish_time_ms >= ?",
+             AND finish_time_ms >= ? AND (? IS NULL OR reset_version = ?)",
     )
     .bind(now_ms())
     .bind(login.name.login().as_str())
     .bind(login.name.device_group_name().to_string())
     .bind(login.device.to_string())
     .bind(login.finished_after_ms)
+    .bind(reset_version)
+    .bind(reset_version)
     .execute(&mut *connection)
     .await?;
     Ok(used.rows_affected() == 1)
@@ -1352,6 +1439,40 @@ mod tests {
         assert_eq!(store.forget_passcode_logins(10).await.unwrap(), 0);
         assert_eq!(store.forget_passcode_logins(11).await.unwrap(), 1);
         assert_eq!(store.passcode_login(&login.name).await.unwrap(), None);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn durable_writes_run_at_synchronous_full_then_the_writer_is_back_at_normal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("w.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let mode = async |connection: &mut SqliteConnection| {
+            let (mode,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(connection)
+                .await?;
+            Ok::<_, StoreError>(mode)
+        };
+        // SQLite's numbers: 1 NORMAL, 2 FULL.
+        assert_eq!(store.write_durably(mode).await.unwrap(), 2);
+        assert_eq!(
+            mode(&mut *store.writer.acquire().await.unwrap())
+                .await
+                .unwrap(),
+            1
+        );
+        // A write that fails leaves the writer at NORMAL too.
+        let failed: Result<(), StoreError> = store
+            .write_durably(async |_| Err(StoreError::Corrupt("refused".into())))
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(
+            mode(&mut *store.writer.acquire().await.unwrap())
+                .await
+                .unwrap(),
+            1
+        );
         store.close().await;
     }
 

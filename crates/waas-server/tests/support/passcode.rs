@@ -21,10 +21,10 @@ use waas_mpc::passcode::{
 };
 use waas_mpc::{Archive, ArchiveContext, Pairing, open_server_share};
 
+use super::ApiKeyClient;
 use super::client::{Call, Raw, b64, sha256};
 use super::device::{TestDevice, reply};
 use super::eth::hex0x;
-use super::{AUDIENCE, ApiKeyClient};
 
 /// The passcode most tests register.
 pub const PASSCODE: &[u8] = b"123456";
@@ -42,11 +42,11 @@ fn passcode_call<'a>(
         .json(body)
 }
 
-/// The OPAQUE identities of a group on the test server.
+/// The OPAQUE context of a group: its name (the client identity). The server's identity is its
+/// OPAQUE public key, whatever its `--audience`.
 fn context(group: &str) -> PasscodeContext<'_> {
     PasscodeContext {
         device_group: group,
-        server: AUDIENCE,
     }
 }
 
