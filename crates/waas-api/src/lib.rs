@@ -13,6 +13,7 @@ pub mod names;
 pub mod passcode;
 pub mod registration;
 pub mod resources;
+mod tagged;
 pub mod version;
 
 pub use error::{ErrorBody, ErrorCode};

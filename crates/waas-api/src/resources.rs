@@ -231,7 +231,8 @@ pub struct Operation {
 }
 
 /// What an operation is about.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+// Deserialize: `crate::tagged`, the same JSON without serde's buffering.
 #[serde(tag = "@type")]
 #[non_exhaustive]
 pub enum OperationMetadata {
@@ -266,7 +267,8 @@ pub enum OperationMetadata {
 }
 
 /// What a finished operation produced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+// Deserialize: `crate::tagged`, the same JSON without serde's buffering.
 #[serde(tag = "@type")]
 #[non_exhaustive]
 pub enum OperationResponse {
@@ -330,7 +332,8 @@ pub struct MpcData {
 }
 
 /// The protocol an MPC operation runs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+// Deserialize: `crate::tagged`, the same JSON without serde's buffering.
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum MpcProtocol {
