@@ -13,20 +13,21 @@
 use js_sys::{Object, Reflect};
 use waas_mpc::Archive;
 use waas_mpc::passcode::ExportKey;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use zeroize::Zeroizing;
 
 use super::{
     KeyStore, Layers, PasskeyWrap, array_field, bytes_field, bytes_value, field, open, random,
-    seal, set, u32_field,
+    seal, set, u32_field, updated,
 };
 use crate::SdkError;
-use crate::browser::webauthn;
 
 const ARCHIVE_VERSION: u32 = 1;
 /// The wraps' ways (each layer's AAD names its way, so one cannot pass for another).
 const EXPORT_WAY: &str = "archive-export";
 const PASSKEY_WAY: &str = "archive-passkey";
+/// The passkey key's purpose when it wraps the archive key (not the DEK's key).
+const ARCHIVE_PURPOSE: &[u8] = b"waas-sdk archive wrapping key v1";
 
 /// What opens a stored archive.
 pub(crate) enum ArchiveUnlock<'a> {
@@ -97,7 +98,7 @@ impl KeyStore {
         set(&record, "exportWrap", &wrap.into())?;
         if let Some(passkey) = passkey_of(&device)? {
             let salt = random::<32>()?;
-            let key = passkey_key(&passkey, &salt).await?;
+            let key = passkey.evaluated_key(&salt, ARCHIVE_PURPOSE).await?;
             let layers = Layers::wrap(
                 PASSKEY_WAY,
                 &passkey_header(group, &passkey.credential_id, &salt),
@@ -159,7 +160,7 @@ impl KeyStore {
                 let layers = Layers::read(&wrap)?;
                 let header = passkey_header(group, &passkey.credential_id, &salt);
                 let inner = layers.peel(PASSKEY_WAY, &header, &profile).await?;
-                let key = passkey_key(&passkey, &salt).await?;
+                let key = passkey.evaluated_key(&salt, ARCHIVE_PURPOSE).await?;
                 layers
                     .open_inner(PASSKEY_WAY, &key, &inner)
                     .ok_or_else(|| SdkError::PasskeyFailed("another passkey answered".into()))?
@@ -226,14 +227,17 @@ impl KeyStore {
             &profile,
         )
         .await?;
-        let updated: Object = Object::assign(&Object::new(), record.unchecked_ref());
-        set(&updated, "previousExportWrap", &field(&record, opened)?)?;
         let object = Object::new();
         wrap.write(&object)?;
-        set(&updated, "exportWrap", &object.into())?;
-        self.db
-            .put("records", &record_id(group), &updated.into())
-            .await
+        let record = updated(
+            &record,
+            &[
+                ("previousExportWrap", &field(&record, opened)?),
+                ("exportWrap", &object.into()),
+            ],
+            &[],
+        )?;
+        self.db.put("records", &record_id(group), &record).await
     }
 
     /// A passcode reset, second half (the server has the new record): drops the old wrap.
@@ -241,12 +245,8 @@ impl KeyStore {
         let Some(record) = self.db.get("records", &record_id(group)).await? else {
             return Ok(());
         };
-        let updated: Object = Object::assign(&Object::new(), record.unchecked_ref());
-        Reflect::delete_property(&updated, &"previousExportWrap".into())
-            .map_err(|_| SdkError::Storage("cannot update the archive".into()))?;
-        self.db
-            .put("records", &record_id(group), &updated.into())
-            .await
+        let record = updated(&record, &[], &["previousExportWrap"])?;
+        self.db.put("records", &record_id(group), &record).await
     }
 
     /// The archive key from the wrap under the export key, and which wrap opened: the current
@@ -295,20 +295,4 @@ fn passkey_header(group: &str, credential_id: &[u8], salt: &[u8; 32]) -> Vec<u8>
         group.as_bytes(),
     ]
     .concat()
-}
-
-/// The archive's passkey key: the PRF output for this wrap's own salt (so it differs from the
-/// key that wraps the DEK), through HKDF.
-async fn passkey_key(
-    passkey: &PasskeyWrap,
-    salt: &[u8; 32],
-) -> Result<Zeroizing<[u8; 32]>, SdkError> {
-    let prf = webauthn::evaluate(&passkey.credential_id, salt)
-        .await?
-        .ok_or_else(|| SdkError::PasskeyFailed("the passkey gave no PRF output".into()))?;
-    let mut key = Zeroizing::new([0u8; 32]);
-    hkdf::Hkdf::<sha2::Sha256>::new(Some(b"waas-sdk passkey"), prf.as_slice())
-        .expand(b"waas-sdk archive wrapping key v1", key.as_mut_slice())
-        .map_err(|_| SdkError::Crypto("HKDF".into()))?;
-    Ok(key)
 }

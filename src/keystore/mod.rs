@@ -40,6 +40,8 @@ const RECORD_AAD: &[u8] = b"waas-sdk record v1\0";
 const PASSCODE_NEXT: &str = "passcodeNext";
 /// The Web Lock held while the device's passcode changes.
 pub(crate) const DEVICE_LOCK: &str = "waas-sdk/device";
+/// The passkey key's purpose when it wraps the DEK.
+const DEK_PURPOSE: &[u8] = b"waas-sdk dek wrapping key v1";
 /// The record holding the archive key's secret.
 const ARCHIVE_KEY: &str = "archive-key";
 
@@ -145,6 +147,24 @@ fn set(object: &Object, key: &str, value: &JsValue) -> Result<(), SdkError> {
     Reflect::set(object, &key.into(), value)
         .map(drop)
         .map_err(|_| SdkError::Storage(format!("cannot set {key}")))
+}
+
+/// A copy of a stored object with `set` fields set and `remove` fields gone; every other field,
+/// including those of newer versions, stays.
+fn updated(
+    stored: &JsValue,
+    set_fields: &[(&str, &JsValue)],
+    remove: &[&str],
+) -> Result<JsValue, SdkError> {
+    let copy: Object = Object::assign(&Object::new(), stored.unchecked_ref());
+    for (key, value) in set_fields {
+        set(&copy, key, value)?;
+    }
+    for key in remove {
+        Reflect::delete_property(&copy, &(*key).into())
+            .map_err(|_| SdkError::Storage(format!("cannot remove {key}")))?;
+    }
+    Ok(copy.into())
 }
 
 fn bytes_value(bytes: &[u8]) -> JsValue {
@@ -411,12 +431,26 @@ impl PasskeyWrap {
     }
 
     /// The wrapping key from the authenticator's PRF output.
-    fn passkey_key(prf: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, SdkError> {
+    /// `purpose` names what the key wraps, so the DEK's key and the archive's differ.
+    fn passkey_key(prf: &[u8; 32], purpose: &[u8]) -> Result<Zeroizing<[u8; 32]>, SdkError> {
         let mut key = Zeroizing::new([0u8; 32]);
         hkdf::Hkdf::<sha2::Sha256>::new(Some(b"waas-sdk passkey"), prf)
-            .expand(b"waas-sdk dek wrapping key v1", key.as_mut_slice())
+            .expand(purpose, key.as_mut_slice())
             .map_err(|_| SdkError::Crypto("HKDF".into()))?;
         Ok(key)
+    }
+
+    /// The wrapping key for `purpose` from this passkey's PRF output for `salt`, after the user
+    /// verifies.
+    async fn evaluated_key(
+        &self,
+        salt: &[u8; 32],
+        purpose: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, SdkError> {
+        let prf = webauthn::evaluate(&self.credential_id, salt)
+            .await?
+            .ok_or_else(|| SdkError::PasskeyFailed("the passkey gave no PRF output".into()))?;
+        Self::passkey_key(&prf, purpose)
     }
 
     /// Creates a passkey and wraps `dek` under its PRF output; `None` if the browser or the
@@ -427,7 +461,7 @@ impl PasskeyWrap {
         let Some(prf) = prf else {
             return Ok(None);
         };
-        let key = Self::passkey_key(&prf)?;
+        let key = Self::passkey_key(&prf, DEK_PURPOSE)?;
         let layers = Layers::wrap(
             PASSKEY,
             &Self::header(&credential_id, &salt),
@@ -447,10 +481,7 @@ impl PasskeyWrap {
     async fn unwrap(&self, profile: &CryptoKey) -> Result<Zeroizing<[u8; 32]>, SdkError> {
         let header = Self::header(&self.credential_id, &self.salt);
         let inner = self.layers.peel(PASSKEY, &header, profile).await?;
-        let prf = webauthn::evaluate(&self.credential_id, &self.salt)
-            .await?
-            .ok_or_else(|| SdkError::PasskeyFailed("the passkey gave no PRF output".into()))?;
-        let key = Self::passkey_key(&prf)?;
+        let key = self.evaluated_key(&self.salt, DEK_PURPOSE).await?;
         self.layers
             .open_inner(PASSKEY, &key, &inner)
             .ok_or_else(|| SdkError::PasskeyFailed("another passkey answered".into()))
@@ -670,21 +701,16 @@ impl KeyStore {
         let (device, profile) = self.device().await?;
         let unlocked = self.unlock(&Unlock::Passcode(old.to_owned())).await?;
         let wrap = PasscodeWrap::new(new, &unlocked.dek, &profile).await?;
-        // A copy of the stored object with only the wrap added (keeps fields of newer versions).
-        let updated: Object = Object::assign(&Object::new(), device.unchecked_ref());
-        set(&updated, PASSCODE_NEXT, &wrap.to_js()?)?;
-        self.db.put("meta", "device", &updated.into()).await
+        let device = updated(&device, &[(PASSCODE_NEXT, &wrap.to_js()?)], &[])?;
+        self.db.put("meta", "device", &device).await
     }
 
     /// A passcode change, second half: the new wrap replaces the old one.
     pub(crate) async fn finish_passcode_change(&self) -> Result<(), SdkError> {
         let (device, _) = self.device().await?;
         let next = field(&device, PASSCODE_NEXT)?;
-        let updated: Object = Object::assign(&Object::new(), device.unchecked_ref());
-        set(&updated, "passcode", &next)?;
-        Reflect::delete_property(&updated, &PASSCODE_NEXT.into())
-            .map_err(|_| SdkError::Storage("cannot update the device".into()))?;
-        self.db.put("meta", "device", &updated.into()).await
+        let device = updated(&device, &[("passcode", &next)], &[PASSCODE_NEXT])?;
+        self.db.put("meta", "device", &device).await
     }
 
     /// The archive key's secret (the device archive is sealed to its public key).
