@@ -32,7 +32,10 @@ export type WaasErrorCode =
   | 'PAIRING_RETIRED'
   /** Too many wrong passcodes lately at the server: wait `retryAfterSeconds`. */
   | 'PASSCODE_BACKOFF'
-  /** Ten wrong passcodes: export on this device is locked until the wallet's operator unlocks it. */
+  /** The passcode is right, but another device of the wallet changed it since this one last did. */
+  | 'PASSCODE_CHANGED'
+  /** Ten wrong passcodes: the passcode is locked on this device until the wallet's operator
+   * unlocks it (a passkey still unlocks). */
   | 'PASSCODE_LOCKED'
   /** The passkey could not be used: none enrolled, the user cancelled, or no PRF output. */
   | 'PASSKEY_FAILED'

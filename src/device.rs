@@ -143,7 +143,9 @@ impl WaasDevice {
             .await
     }
 
-    /// Checks a passcode without doing anything else (e.g. before a long operation).
+    /// Checks a passcode without doing anything else, on a device without a wallet yet. Once the
+    /// device holds a wallet its passcode is checked at the server only: use
+    /// `WaasClient.checkPasscode` (this refuses with `INVALID_ARGUMENT`).
     #[wasm_bindgen(js_name = checkPasscode)]
     pub async fn check_passcode(&self, passcode: String) -> Result<(), SdkError> {
         self.store

@@ -77,9 +77,10 @@ pub enum SdkError {
         /// How long to wait.
         retry_after_seconds: u64,
     },
-    /// Ten wrong passcodes: export on this device is locked until an operator unlocks it.
+    /// Ten wrong passcodes: the passcode (unlocking with it, and export) is locked on this device
+    /// until an operator unlocks it; a passkey still unlocks.
     #[error(
-        "too many wrong passcodes: export on this device is locked; ask the wallet's operator to unlock it"
+        "too many wrong passcodes: the passcode is locked on this device; ask the wallet's operator to unlock it"
     )]
     PasscodeLocked,
     /// The wallet's pool does not allow taking the key out.
@@ -88,6 +89,10 @@ pub enum SdkError {
     /// This device holds no archive of the wallet yet (run PrepareDeviceArchive first).
     #[error("{0}")]
     NoArchive(String),
+    /// The passcode is right at the server, but another device of the wallet changed it since
+    /// this device last did: the data key is not wrapped under the record now in place.
+    #[error("{0}")]
+    PasscodeChangedElsewhere(String),
 }
 
 impl SdkError {
@@ -114,6 +119,7 @@ impl SdkError {
         "PASSCODE_LOCKED",
         "EXPORT_DISABLED",
         "NO_ARCHIVE",
+        "PASSCODE_CHANGED",
     ];
 
     /// The stable code, the `code` property of the thrown `WaasError`. Codes are never reused or
@@ -140,6 +146,7 @@ impl SdkError {
             Self::PasscodeLocked => "PASSCODE_LOCKED",
             Self::ExportDisabled => "EXPORT_DISABLED",
             Self::NoArchive(_) => "NO_ARCHIVE",
+            Self::PasscodeChangedElsewhere(_) => "PASSCODE_CHANGED",
         }
     }
 }

@@ -43,6 +43,16 @@ extern "C" {
     pub type JsExportedKeys;
 }
 
+/// A group's record at the server during a passcode change.
+enum GroupRecord {
+    /// Under the old passcode: the login to move it with.
+    Old(Login),
+    /// Under the new one already.
+    New(Login),
+    /// Never registered.
+    NotRegistered,
+}
+
 #[wasm_bindgen]
 impl WaasClient {
     /// PrepareDeviceArchive for this device: an operation whose device side
@@ -81,11 +91,15 @@ impl WaasClient {
     ) -> Result<(), SdkError> {
         let data = MpcData::decode(&mpc_data)
             .map_err(|error| SdkError::InvalidArgument(error.to_string()))?;
-        let unlocked = self
-            .store
-            .unlock(&crate::keystore::Unlock::Passcode(passcode.clone()))
+        let group = data.mpc_operation.device_group_name();
+        let (unlocked, login) = self
+            .unlock(
+                &crate::keystore::Unlock::Passcode(passcode.clone()),
+                Some(&group),
+            )
             .await?;
-        self.prepare_archive(&data, &passcode, &unlocked).await
+        self.prepare_archive(&data, &passcode, &unlocked, login)
+            .await
     }
 
     /// Every key of the wallet whose `mpcKeyExportMetadata` (from `getDeviceGroup`) is given,
@@ -203,18 +217,27 @@ impl WaasClient {
         options: Option<DeviceOptions>,
     ) -> Result<(), SdkError> {
         let (policy, _) = parse_options(options)?;
+        policy.check(&new_passcode)?;
         let _lock = crate::browser::WebLock::acquire(DEVICE_LOCK).await?;
-        // The old passcode must open this device before the server is asked anything; from
-        // here until the end both passcodes open it, so a change that stops half way (a closed
-        // tab, a lost answer) is finished by calling this again with the same passcodes.
+        // The old passcode must open this device before anything changes. A change that stopped
+        // half way (a closed tab, a lost answer) is finished by calling this again with the same
+        // passcodes: groups it moved open with the new one.
+        let old = crate::keystore::Unlock::Passcode(old_passcode.clone());
+        let (unlocked, resumed) = match self.unlock(&old, None).await {
+            Err(SdkError::WrongPasscode) if self.store.passcode_change_pending().await? => {
+                let new = crate::keystore::Unlock::Passcode(new_passcode.clone());
+                (self.unlock(&new, None).await?.0, true)
+            }
+            other => (other?.0, false),
+        };
         self.store
-            .begin_passcode_change(&old_passcode, &new_passcode, policy)
+            .begin_passcode_change(&unlocked, &new_passcode)
             .await?;
         for group in self.store.groups().await? {
             let name: DeviceGroupName = group.parse()?;
             let _group_lock =
                 crate::browser::WebLock::acquire(&format!("waas-sdk/{group}")).await?;
-            self.change_group_passcode(&name, &old_passcode, &new_passcode)
+            self.change_group_passcode(&name, &old_passcode, &new_passcode, &unlocked, resumed)
                 .await?;
         }
         self.store.finish_passcode_change().await
@@ -222,41 +245,71 @@ impl WaasClient {
 }
 
 impl WaasClient {
-    /// Moves one group's record at the server from `old` to `new`, with its archive.
+    /// Moves one group's record at the server from `old` to `new`, with the archive's wrap and
+    /// the data key's: both open under either record until the server has the new one.
+    /// `resumed`: an earlier change stopped half way, so the group may be at `new` already.
     async fn change_group_passcode(
         &self,
         name: &DeviceGroupName,
         old: &str,
         new: &str,
+        unlocked: &Unlocked,
+        resumed: bool,
     ) -> Result<(), SdkError> {
         let group = name.to_string();
-        let login = match self.login(name, old).await {
-            Ok(login) => login,
+        let login = match self.group_record(name, old, new, resumed).await? {
+            GroupRecord::Old(login) => login,
+            GroupRecord::NotRegistered => {
+                // Never registered (the wallet's creation stopped early): register now.
+                let key = self.register_passcode(name, new, None).await?;
+                return self.store.wrap_for_login(unlocked, &group, &key, None).await;
+            }
+            GroupRecord::New(login) => {
+                // Moved by the change that stopped: settle this device's wraps on it.
+                let key = &login.keys.export_key;
+                self.store.begin_archive_rewrap(&group, key, key).await?;
+                self.store.finish_archive_rewrap(&group).await?;
+                return self.store.wrap_for_login(unlocked, &group, key, None).await;
+            }
+        };
+        let registration = self.start_registration(name, new, Some(&login)).await?;
+        let (old_key, new_key) = (&login.keys.export_key, registration.export_key());
+        self.store
+            .begin_archive_rewrap(&group, old_key, new_key)
+            .await?;
+        self.store
+            .wrap_for_login(unlocked, &group, new_key, Some(old_key))
+            .await?;
+        self.finish_registration(name, registration, Some(&login))
+            .await?;
+        self.store.finish_archive_rewrap(&group).await?;
+        self.store.finish_login_rewrap(&group).await
+    }
+
+    /// Which passcode the group's record at the server has, by a login: the likelier one first
+    /// (`new` when resuming a change), so a wrong guess costs one counted failure at most.
+    async fn group_record(
+        &self,
+        name: &DeviceGroupName,
+        old: &str,
+        new: &str,
+        resumed: bool,
+    ) -> Result<GroupRecord, SdkError> {
+        let (first, second) = if resumed { (new, old) } else { (old, new) };
+        let login = match self.login(name, first).await {
             Err(SdkError::Server {
                 reason: Some(reason),
                 ..
             }) if reason == reason::PASSCODE_NOT_REGISTERED => {
-                // Never registered (the wallet's creation stopped early): register now.
-                self.register_passcode(name, new, None).await?;
-                return Ok(());
+                return Ok(GroupRecord::NotRegistered);
             }
-            Err(SdkError::WrongPasscode) => {
-                // An earlier change that stopped half way may have moved this group already.
-                let login = self.login(name, new).await?;
-                let key = &login.keys.export_key;
-                self.store.begin_archive_rewrap(&group, key, key).await?;
-                return self.store.finish_archive_rewrap(&group).await;
-            }
-            Err(error) => return Err(error),
+            Err(SdkError::WrongPasscode) => (self.login(name, second).await?, !resumed),
+            other => (other?, resumed),
         };
-        let registration = self.start_registration(name, new, Some(&login)).await?;
-        // The archive opens under both records until the server has the new one.
-        self.store
-            .begin_archive_rewrap(&group, &login.keys.export_key, registration.export_key())
-            .await?;
-        self.finish_registration(name, registration, Some(&login))
-            .await?;
-        self.store.finish_archive_rewrap(&group).await
+        Ok(match login {
+            (login, true) => GroupRecord::New(login),
+            (login, false) => GroupRecord::Old(login),
+        })
     }
 
     /// The device's side of PrepareDeviceArchive (`mpcData` checked against the device's own
@@ -266,6 +319,7 @@ impl WaasClient {
         data: &MpcData,
         passcode: &str,
         unlocked: &Unlocked,
+        login: Option<Login>,
     ) -> Result<(), SdkError> {
         let MpcProtocol::PrepareDeviceArchive { pairing_id } = &data.protocol else {
             return Err(SdkError::InvalidArgument(
@@ -299,7 +353,23 @@ impl WaasClient {
             ));
         }
         let archive_secret = self.store.archive_secret(unlocked).await?;
-        let login = self.login_or_register(&group, passcode).await?;
+        // The unlock's login, if it was to this group: a fresh login either way.
+        let login = match login.filter(|login| login.name.device_group_name() == group) {
+            Some(login) => login,
+            None => self.login_or_register(&group, passcode).await?,
+        };
+        if !self
+            .store
+            .login_wrapped_groups()
+            .await?
+            .contains(&group_text)
+        {
+            // A wallet made before the data key moved under the record (or whose registration
+            // failed at creation): from now on only a login opens it with the passcode.
+            self.store
+                .wrap_for_login(unlocked, &group_text, &login.keys.export_key, None)
+                .await?;
+        }
         // A lost answer is asked for again with the same login: the server answers a repeat
         // with its stored answer, while a new login would be a different round 1 (refused).
         let message = login.name.to_string();
@@ -352,7 +422,12 @@ impl WaasClient {
         passcode: &str,
         unlocked: &Unlocked,
     ) -> Result<bool, SdkError> {
-        self.register_passcode(group, passcode, None).await?;
+        let export_key = self.register_passcode(group, passcode, None).await?;
+        // The data key moves under the record in the same write that deletes its local passcode
+        // wrap: from here on no copy of this profile can test a passcode without the server.
+        self.store
+            .wrap_for_login(unlocked, &group.to_string(), &export_key, None)
+            .await?;
         let device = self.identity().await?.0.clone();
         for entry in self.list_operations(group).await?.mpc_operations {
             let data = MpcData::decode(&entry.mpc_data)
@@ -361,7 +436,7 @@ impl WaasClient {
                 && data.device == device
                 && matches!(data.protocol, MpcProtocol::PrepareDeviceArchive { .. })
             {
-                self.prepare_archive(&data, passcode, unlocked).await?;
+                self.prepare_archive(&data, passcode, unlocked, None).await?;
                 return Ok(true);
             }
         }

@@ -304,7 +304,8 @@ impl WaasClient {
     ) -> Result<(), SdkError> {
         let data = MpcData::decode(&mpc_data)
             .map_err(|error| SdkError::InvalidArgument(error.to_string()))?;
-        let unlocked = self.store.unlock(&unlock_of(&unlock)?).await?;
+        let group = data.mpc_operation.device_group_name();
+        let (unlocked, _) = self.unlock(&unlock_of(&unlock)?, Some(&group)).await?;
         self.compute(&data, &unlocked, &Expected::Any)
             .await
             .map(drop)
@@ -329,9 +330,8 @@ impl WaasClient {
         // No passcode change may run between this unlock and the passcode's registration for
         // the new wallet (it would register the old one).
         let _device_lock = crate::browser::WebLock::acquire(crate::keystore::DEVICE_LOCK).await?;
-        let unlocked = self
-            .store
-            .unlock(&crate::keystore::Unlock::Passcode(passcode.clone()))
+        let (unlocked, _) = self
+            .unlock(&crate::keystore::Unlock::Passcode(passcode.clone()), None)
             .await?;
         let operation = self.create_wallet_operation(pool).await?;
         let OperationMetadata::CreateMpcWallet {
@@ -413,7 +413,9 @@ impl WaasClient {
         unlock: Unlock,
     ) -> Result<JsSignature, SdkError> {
         let key: MpcKeyName = mpc_key.parse()?;
-        let unlocked = self.store.unlock(&unlock_of(&unlock)?).await?;
+        let (unlocked, _) = self
+            .unlock(&unlock_of(&unlock)?, Some(&key.device_group_name()))
+            .await?;
         let operation = self.signature_operation(&key, &digest, None).await?;
         let OperationMetadata::CreateSignature { mpc_operation, .. } = &operation.metadata else {
             return Err(SdkError::Untrusted(
@@ -459,6 +461,15 @@ impl WaasClient {
         hash.update(bytes);
         let digest = format!("0x{}", hex::encode(hash.finalize()));
         self.sign_payload(mpc_key, digest, unlock).await
+    }
+
+    /// Checks the passcode the way an operation would: on a device with a wallet, by one login
+    /// at the server (a wrong passcode is counted there, like any other), else locally.
+    #[wasm_bindgen(js_name = checkPasscode)]
+    pub async fn check_passcode(&self, passcode: String) -> Result<(), SdkError> {
+        self.unlock(&crate::keystore::Unlock::Passcode(passcode), None)
+            .await
+            .map(drop)
     }
 }
 

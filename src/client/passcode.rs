@@ -16,6 +16,7 @@ use waas_mpc::passcode::{
 
 use super::WaasClient;
 use crate::SdkError;
+use crate::keystore::{Unlock, Unlocked};
 
 /// A finished login: its name (what it authorizes names it) and its keys.
 pub(crate) struct Login {
@@ -37,6 +38,35 @@ impl Registration {
 }
 
 impl WaasClient {
+    /// Opens the device's data key for an operation on `group` (if any). With the passcode, on a
+    /// device that holds a wallet, that is a login to the group's record (or, for another
+    /// operation, to the first group whose record wraps the key): the server counts a wrong
+    /// passcode, and no copy of the profile can test one offline. Returns the login, which an
+    /// archive of the same group may use. A device without a wallet yet, or a passkey, opens
+    /// locally.
+    pub(crate) async fn unlock(
+        &self,
+        unlock: &Unlock,
+        group: Option<&DeviceGroupName>,
+    ) -> Result<(Unlocked, Option<Login>), SdkError> {
+        let Unlock::Passcode(passcode) = unlock else {
+            return Ok((self.store.unlock(unlock).await?, None));
+        };
+        let wrapped = self.store.login_wrapped_groups().await?;
+        let chosen = group
+            .map(DeviceGroupName::to_string)
+            .filter(|group| wrapped.contains(group))
+            .or_else(|| wrapped.first().cloned());
+        let Some(chosen) = chosen else {
+            return Ok((self.store.unlock(unlock).await?, None));
+        };
+        let name: DeviceGroupName = chosen.parse()?;
+        // A tampered or copied store fails here, before the server counts an attempt.
+        let wraps = self.store.peel_login_wraps(&chosen).await?;
+        let login = self.login(&name, passcode).await?;
+        Ok((wraps.open(&login.keys.export_key)?, Some(login)))
+    }
+
     /// Registers `passcode` for `group` at the server; returns the record's export key. The
     /// first registration needs nothing more; replacing a record needs `reset`, a login with the
     /// old passcode.

@@ -21,6 +21,7 @@ use web_sys::CryptoKey;
 use zeroize::Zeroizing;
 
 mod archive;
+mod login_wrap;
 
 pub(crate) use archive::ArchiveUnlock;
 
@@ -38,6 +39,8 @@ const PASSKEY: &str = "passkey";
 const RECORD_AAD: &[u8] = b"waas-sdk record v1\0";
 /// The DEK's wrap under the new passcode while a passcode change is under way.
 const PASSCODE_NEXT: &str = "passcodeNext";
+/// Present while a passcode change is under way (it may have moved some records already).
+const PASSCODE_CHANGING: &str = "passcodeChanging";
 /// The Web Lock held while the device's passcode changes.
 pub(crate) const DEVICE_LOCK: &str = "waas-sdk/device";
 /// The passkey key's purpose when it wraps the DEK.
@@ -573,7 +576,7 @@ impl KeyStore {
             &bytes_value(&archive_public_key),
         )?;
         set(&device, "registrationData", &registration_data.into())?;
-        set(&device, "passcode", &wrap.to_js()?)?;
+        set(&device, PASSCODE, &wrap.to_js()?)?;
         if let Some(passkey_wrap) = &passkey_wrap {
             set(&device, "passkey", &passkey_wrap.to_js()?)?;
         }
@@ -630,12 +633,20 @@ impl KeyStore {
         Ok(DevicePublic { registration_data })
     }
 
-    /// The DEK, for a correct passcode or after the passkey's user verification.
+    /// The DEK, for a correct passcode (on a device without a wallet yet: with one, the passcode
+    /// opens it only through a login, `WaasClient::unlock`) or after the passkey's user
+    /// verification.
     pub(crate) async fn unlock(&self, unlock: &Unlock) -> Result<Unlocked, SdkError> {
         let (device, profile) = self.device().await?;
         let dek = match unlock {
+            Unlock::Passcode(_) if login_wrap::has_login_wraps(&device) => {
+                return Err(SdkError::InvalidArgument(
+                    "this device holds a wallet: its passcode is checked at the server (use WaasClient)"
+                        .into(),
+                ));
+            }
             Unlock::Passcode(passcode) => {
-                let current = PasscodeWrap::from_js(&field(&device, "passcode")?)?
+                let current = PasscodeWrap::from_js(&field(&device, PASSCODE)?)?
                     .unwrap(passcode, &profile)
                     .await;
                 match (current, pending_wrap(&device)?) {
@@ -678,38 +689,55 @@ impl KeyStore {
 
     /// Rewraps the DEK under a new passcode. The caller holds [`DEVICE_LOCK`], so two tabs
     /// cannot interleave read and write.
-    pub(crate) async fn rewrap_passcode(
-        &self,
-        old: &str,
-        new: &str,
-        policy: PasscodePolicy,
-    ) -> Result<(), SdkError> {
-        self.begin_passcode_change(old, new, policy).await?;
-        self.finish_passcode_change().await
-    }
-
-    /// A passcode change, first half: the DEK wrapped under `new` as well (`passcodeNext`), so
-    /// both passcodes open the device until [`Self::finish_passcode_change`]. A change that
-    /// stops between the server's new records and this device's last write loses nothing.
-    pub(crate) async fn begin_passcode_change(
+    async fn rewrap_passcode(
         &self,
         old: &str,
         new: &str,
         policy: PasscodePolicy,
     ) -> Result<(), SdkError> {
         policy.check(new)?;
-        let (device, profile) = self.device().await?;
         let unlocked = self.unlock(&Unlock::Passcode(old.to_owned())).await?;
-        let wrap = PasscodeWrap::new(new, &unlocked.dek, &profile).await?;
-        let device = updated(&device, &[(PASSCODE_NEXT, &wrap.to_js()?)], &[])?;
+        self.begin_passcode_change(&unlocked, new).await?;
+        self.finish_passcode_change().await
+    }
+
+    /// Whether a passcode change was begun and not finished.
+    pub(crate) async fn passcode_change_pending(&self) -> Result<bool, SdkError> {
+        let (device, _) = self.device().await?;
+        Ok(Reflect::get(&device, &PASSCODE_CHANGING.into()).is_ok_and(|value| value.is_truthy()))
+    }
+
+    /// A passcode change, first half: marks the change as under way and, on a device that still
+    /// has the local wrap, wraps the DEK under `new` as well (`passcodeNext`), so both passcodes
+    /// open the device until [`Self::finish_passcode_change`]. A change that stops between the
+    /// server's new records and this device's last write loses nothing.
+    pub(crate) async fn begin_passcode_change(
+        &self,
+        unlocked: &Unlocked,
+        new: &str,
+    ) -> Result<(), SdkError> {
+        let (device, profile) = self.device().await?;
+        let mut fields = vec![(PASSCODE_CHANGING, JsValue::TRUE)];
+        if Reflect::get(&device, &PASSCODE.into()).is_ok_and(|value| value.is_object()) {
+            let wrap = PasscodeWrap::new(new, &unlocked.dek, &profile).await?;
+            fields.push((PASSCODE_NEXT, wrap.to_js()?));
+        }
+        let fields: Vec<(&str, &JsValue)> = fields.iter().map(|(k, v)| (*k, v)).collect();
+        let device = updated(&device, &fields, &[])?;
         self.db.put("meta", "device", &device).await
     }
 
-    /// A passcode change, second half: the new wrap replaces the old one.
+    /// A passcode change, second half: the new local wrap (if any) replaces the old one.
     pub(crate) async fn finish_passcode_change(&self) -> Result<(), SdkError> {
         let (device, _) = self.device().await?;
-        let next = field(&device, PASSCODE_NEXT)?;
-        let device = updated(&device, &[("passcode", &next)], &[PASSCODE_NEXT])?;
+        let device = match Reflect::get(&device, &PASSCODE_NEXT.into()) {
+            Ok(next) if next.is_object() => updated(
+                &device,
+                &[(PASSCODE, &next)],
+                &[PASSCODE_NEXT, PASSCODE_CHANGING],
+            )?,
+            _ => updated(&device, &[], &[PASSCODE_CHANGING])?,
+        };
         self.db.put("meta", "device", &device).await
     }
 

@@ -91,7 +91,8 @@ for (const { label, shiftMs, reason } of [
     assert.ok(first.length <= 1, JSON.stringify(answers));
     if (first.length === 1) assert.deepEqual(first, [refusal('POST /v1/pools/default/mpcWallets')]);
 
-    // A fresh client whose first call is signed: refused once for the clock, retried, done.
+    // A fresh client whose first call is signed (the passcode's login, which opens the data key
+    // of a device with a wallet): refused once for the clock, retried, done.
     const mpcKey = created.address.mpcKeys[0];
     mark = answers.length;
     const signature = await page.evaluate(async (mpcKey) => {
@@ -102,7 +103,7 @@ for (const { label, shiftMs, reason } of [
     }, mpcKey);
     assert.deepEqual(
       await refusedSince(mark),
-      [refusal(`POST /v1/${mpcKey}/signatures`)],
+      [refusal(`POST /v1/${mpcKey.split('/mpcKeys/')[0]}/passcode:loginStart`)],
       `one refusal, then the retry: ${JSON.stringify(answers.slice(mark))}`,
     );
     assert.equal(

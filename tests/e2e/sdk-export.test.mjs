@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { recoverMessageAddress } from 'viem';
 import { HDKey, privateKeyToAccount } from 'viem/accounts';
 
-import { addVirtualAuthenticator, collectPageErrors, harnessFixture, operatorApi, serverCommand } from './support.mjs';
+import { addVirtualAuthenticator, collectPageErrors, harnessFixture, operatorApi, serverCommand, signMessageIn } from './support.mjs';
 
 const PASSCODE = '123456';
 
@@ -127,39 +127,91 @@ test('export with a passkey (PRF) runs offline', async () => {
   await context.close();
 });
 
-test('the whole profile and the right passcode, without the server, do not open the archive', async () => {
+test('the whole profile and the right passcode, without the server, open neither the data key nor the archive', async () => {
   const { page, context } = await freshPage();
-  const { group } = await walletWithAddresses(page);
+  const { group, created } = await walletWithAddresses(page);
+  const mpcKey = created.address.mpcKeys[0];
   await context.setOffline(true);
   const result = await page.evaluate(
-    async ({ metadata, passcode }) => {
+    async ({ metadata, passcode, mpcKey }) => {
       const { sdk, client } = /** @type {any} */ (window);
-      // Everything behind the passcode opens (the key store's data key) ...
+      /** @param {Promise<unknown>} promise */
+      const code = (promise) => promise.then(() => 'resolved', (/** @type {any} */ error) => error.code);
       const device = await sdk.WaasDevice.open();
-      await device.checkPasscode(passcode);
-      // ... but the archive is not behind it: export needs the server's login.
-      const exported = await client.exportPrivateKeys(metadata, { passcode }).then(
-        () => 'exported',
-        (/** @type {any} */ error) => error.code,
-      );
-      // The archive record's wraps, as an attacker copying the store would find them.
+      const outcomes = {
+        // The passcode is tested at the server only: offline, nothing can tell right from wrong.
+        clientCheck: await code(client.checkPasscode(passcode)),
+        clientCheckWrong: await code(client.checkPasscode('000000')),
+        deviceCheck: await code(device.checkPasscode(passcode)),
+        sign: await code(client.signPayload(mpcKey, `0x${'11'.repeat(32)}`, { passcode })),
+        exported: await code(client.exportPrivateKeys(metadata, { passcode })),
+      };
+      // Every record, as an attacker copying the profile would find them.
       const db = await new Promise((resolve, reject) => {
         const request = indexedDB.open('waas-sdk');
         request.onsuccess = () => resolve(request.result);
         request.onerror = () => reject(request.error);
       });
-      const records = await new Promise((resolve, reject) => {
-        const request = /** @type {IDBDatabase} */ (db).transaction('records').objectStore('records').getAll();
-        request.onsuccess = () => resolve(request.result);
-        request.onerror = () => reject(request.error);
-      });
-      const archive = /** @type {any[]} */ (records).find((record) => record.exportWrap);
-      return { exported, wraps: Object.keys(archive).filter((key) => /Wrap$/.test(key)).sort() };
+      /** @param {string} store */
+      const all = (store) =>
+        new Promise((resolve, reject) => {
+          const request = /** @type {IDBDatabase} */ (db).transaction(store).objectStore(store).getAll();
+          request.onsuccess = () => resolve(request.result);
+          request.onerror = () => reject(request.error);
+        });
+      const records = /** @type {any[]} */ (await all('records'));
+      const meta = /** @type {any[]} */ (await all('meta'));
+      const archive = records.find((record) => record.exportWrap);
+      const deviceRecord = meta.find((entry) => entry && entry.registrationData);
+      return {
+        outcomes,
+        archiveWraps: Object.keys(archive).filter((key) => /Wrap$/.test(key)).sort(),
+        deviceFields: Object.keys(deviceRecord).filter((key) => /^passcode|Wraps$/.test(key)).sort(),
+        loginWrapGroups: Object.keys(deviceRecord.loginWraps),
+      };
     },
-    { metadata: group.mpcKeyExportMetadata, passcode: PASSCODE },
+    { metadata: group.mpcKeyExportMetadata, passcode: PASSCODE, mpcKey },
   );
-  assert.equal(result.exported, 'NETWORK', 'no export without the server');
-  assert.deepEqual(result.wraps, ['exportWrap'], 'no passcode wrap on the archive');
+  assert.deepEqual(result.outcomes, {
+    clientCheck: 'NETWORK',
+    clientCheckWrong: 'NETWORK',
+    deviceCheck: 'INVALID_ARGUMENT',
+    sign: 'NETWORK',
+    exported: 'NETWORK',
+  });
+  assert.deepEqual(result.archiveWraps, ['exportWrap'], 'no passcode wrap on the archive');
+  assert.deepEqual(result.deviceFields, ['loginWraps'], 'no local passcode wrap of the data key');
+  assert.deepEqual(result.loginWrapGroups, [created.wallet.deviceGroup]);
+  await context.close();
+});
+
+test('with a wallet, a wrong passcode at signing is counted at the server like a wrong export', async () => {
+  const { page, context } = await freshPage();
+  const { created } = await walletWithAddresses(page);
+  const mpcKey = created.address.mpcKeys[0];
+  const codes = await page.evaluate(async (mpcKey) => {
+    const { client } = /** @type {any} */ (window);
+    const digest = `0x${'22'.repeat(32)}`;
+    /** @type {string[]} */
+    const codes = [];
+    for (let i = 0; i < 5; i += 1) {
+      codes.push(
+        await client.signPayload(mpcKey, digest, { passcode: '999999' }).then(
+          () => 'signed',
+          (/** @type {any} */ error) => error.code,
+        ),
+      );
+    }
+    return codes;
+  }, mpcKey);
+  // Three free failures, then the server's backoff (this server's base is 10 ms, so the fourth
+  // may or may not wait): the failures are the server's, not a local test.
+  assert.deepEqual(codes.slice(0, 3), ['WRONG_PASSCODE', 'WRONG_PASSCODE', 'WRONG_PASSCODE']);
+  assert.ok(codes.every((code) => code === 'WRONG_PASSCODE' || code === 'PASSCODE_BACKOFF'), codes.join(', '));
+  // Past the longest backoff five failures can earn here (40 ms), the right passcode signs.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const signature = await signMessageIn(page, mpcKey, 'after the wrong ones', { passcode: PASSCODE });
+  assert.match(signature.signedPayload.signature, /^0x[0-9a-f]{130}$/);
   await context.close();
 });
 
@@ -222,12 +274,11 @@ test('resetPasscode changes the passcode on the device and at the server; the ar
       // The device-wide reset would leave the server's record behind: it refuses.
       const deviceOnly = await code(sdk.resetPasscode(passcode, '654321'));
       await client.resetPasscode(passcode, '654321');
-      const device = await sdk.WaasDevice.open();
       return {
         wrongOld,
         deviceOnly,
-        oldUnlocks: await code(device.checkPasscode(passcode)),
-        newUnlocks: await code(device.checkPasscode('654321')),
+        oldUnlocks: await code(client.checkPasscode(passcode)),
+        newUnlocks: await code(client.checkPasscode('654321')),
         oldExports: await code(client.exportPrivateKeys(metadata, { passcode })),
         newExport: await client.exportPrivateKeys(metadata, { passcode: '654321' }),
       };
@@ -267,27 +318,27 @@ test('a passcode change cut off after the server switched is finished by calling
   await page.unroute('**/passcode:registerFinish');
   const result = await page.evaluate(
     async ({ metadata }) => {
-      const { sdk, client } = /** @type {any} */ (window);
+      const { client } = /** @type {any} */ (window);
       /** @param {Promise<unknown>} promise */
       const code = (promise) => promise.then(() => 'resolved', (/** @type {any} */ error) => error.code);
-      const device = await sdk.WaasDevice.open();
-      // Half way: both passcodes open the device, and the server's new record opens the archive.
+      // Half way: the server has the new record, so the new passcode opens the device (whose
+      // data key is wrapped under both records) and the archive.
       const halfway = {
-        old: await code(device.checkPasscode('123456')),
-        new: await code(device.checkPasscode('654321')),
+        old: await code(client.checkPasscode('123456')),
+        new: await code(client.checkPasscode('654321')),
         exportNew: (await client.exportPrivateKeys(metadata, { passcode: '654321' })).keys.length,
       };
       await client.resetPasscode('123456', '654321');
       const after = {
-        old: await code(device.checkPasscode('123456')),
-        new: await code(device.checkPasscode('654321')),
+        old: await code(client.checkPasscode('123456')),
+        new: await code(client.checkPasscode('654321')),
         address: (await client.exportPrivateKeys(metadata, { passcode: '654321' })).keys[0].address,
       };
       return { halfway, after };
     },
     { metadata: group.mpcKeyExportMetadata },
   );
-  assert.deepEqual(result.halfway, { old: 'resolved', new: 'resolved', exportNew: 3 });
+  assert.deepEqual(result.halfway, { old: 'WRONG_PASSCODE', new: 'resolved', exportNew: 3 });
   assert.deepEqual(result.after, { old: 'WRONG_PASSCODE', new: 'resolved', address: created.address.address });
   await context.close();
 });

@@ -199,11 +199,17 @@ test('a tampered pairing record: signPayload rejects with STORAGE_CORRUPT and no
   await context.close();
 });
 
-test('a tampered wrapped data key: STORAGE_CORRUPT (not WRONG_PASSCODE) for any passcode, nothing changes', { timeout }, async () => {
+test('a tampered wrapped data key: STORAGE_CORRUPT (not WRONG_PASSCODE) for any passcode, before any login, nothing changes', { timeout }, async () => {
   const { page, errors, context } = await freshPage();
   const { created } = await createWalletIn(page);
   const mpcKey = created.address.mpcKeys[0];
-  const wrapped = { store: 'meta', key: 'device', path: ['passcode', 'wrapped'] };
+  // With a wallet, the data key's passcode layer is under the group's record (a login opens it).
+  const wrapped = { store: 'meta', key: 'device', path: ['loginWraps', created.wallet.deviceGroup, 'wrap', 'wrapped'] };
+  /** @type {string[]} */
+  const logins = [];
+  page.on('request', (request) => {
+    if (/passcode:login/.test(request.url())) logins.push(request.url());
+  });
   const original = await readKeyStore(page);
 
   await flipStoredByte(page, wrapped);
@@ -221,14 +227,13 @@ test('a tampered wrapped data key: STORAGE_CORRUPT (not WRONG_PASSCODE) for any 
             error instanceof sdk.WaasError ? error.code : `not a WaasError: ${error}`,
         );
       const client = await sdk.WaasClient.connect('');
-      const device = await sdk.WaasDevice.open();
       return {
         signPayload: await code(() => client.signPayload(mpcKey, digest, { passcode: '123456' })),
         signPayloadWrongPasscode: await code(() =>
           client.signPayload(mpcKey, digest, { passcode: '000000' }),
         ),
         createWallet: await code(() => client.createWallet({ passcode: '123456' })),
-        checkPasscode: await code(() => device.checkPasscode('123456')),
+        checkPasscode: await code(() => client.checkPasscode('123456')),
         resetPasscode: await code(() => client.resetPasscode('123456', '654321')),
         bootstrapAgain: await sdk.bootstrapDevice('123456'),
       };
@@ -243,6 +248,7 @@ test('a tampered wrapped data key: STORAGE_CORRUPT (not WRONG_PASSCODE) for any 
     resetPasscode: 'STORAGE_CORRUPT',
     bootstrapAgain: false,
   });
+  assert.deepEqual(logins, [], 'the store failed before the server counted an attempt');
   assert.deepEqual(await readKeyStore(page), tampered, 'the key store is as the tamperer left it');
 
   await flipStoredByte(page, wrapped);

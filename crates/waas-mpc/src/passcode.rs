@@ -111,6 +111,12 @@ impl ExportKey {
     pub fn archive_wrap_key(&self) -> Zeroizing<[u8; 32]> {
         expand(&self.0, b"waas-sdk archive wrap v1")
     }
+
+    /// The 256-bit key that wraps the device's data key once the device holds a wallet: every
+    /// unlock with the passcode is then a login the server counts, never a local test.
+    pub fn data_key_wrap_key(&self) -> Zeroizing<[u8; 32]> {
+        expand(&self.0, b"waas-sdk data key wrap v1")
+    }
 }
 
 impl fmt::Debug for ExportKey {
@@ -426,6 +432,10 @@ mod tests {
             *export_key.archive_wrap_key()
         );
         assert_eq!(*device.session.archive_binding(), *server.archive_binding());
+        assert_ne!(
+            *export_key.archive_wrap_key(),
+            *export_key.data_key_wrap_key()
+        );
         let tag = device.session.authorize("reset", b"new record");
         assert!(server.verify("reset", b"new record", &tag));
         assert!(!server.verify("reset", b"another record", &tag));
