@@ -49,14 +49,19 @@ try {
     /** @type {number[]} */ const keygens = [];
     /** @type {number[]} */ const signs = [];
     /** @type {string | undefined} */ let key;
+    // Before the first wallet the passcode opens the keys locally (Argon2id); from then on only
+    // through a login at the server (OPAQUE, its Argon2id inside).
+    const localUnlock = await time(() => device.checkPasscode('123456'));
     for (let run = 0; run < runs; run += 1) {
-      unlocks.push(await time(() => device.checkPasscode('123456')));
       keygens.push(
         await time(async () => {
           const created = await client.createWallet(unlock);
           key ??= created.address.mpcKeys[0];
         }),
       );
+    }
+    for (let run = 0; run < runs; run += 1) {
+      unlocks.push(await time(() => client.checkPasscode('123456')));
     }
     for (let run = 0; run < runs; run += 1) {
       const digest = `0x${run.toString(16).padStart(64, '0')}`;
@@ -71,7 +76,7 @@ try {
     for (let run = 0; run < runs; run += 1) {
       exports.push(await time(() => client.exportPrivateKeys(metadata, unlock)));
     }
-    return { bootstrap, unlocks, keygens, signs, exports };
+    return { bootstrap, localUnlock, unlocks, keygens, signs, exports };
   }, runs);
 
   const wasm = readFileSync(join(repoRoot, 'pkg/waas_sdk_bg.wasm'));
@@ -80,17 +85,19 @@ try {
 
 Headless Chromium, the release package (wasm-opt -Oz) and the release server on loopback, one
 browser profile; medians of ${runs} runs. Each wallet and each signature is the whole flow an app
-calls (\`createWallet\`, \`signPayload\`), with one passcode unlock (Argon2id, 19 MiB, t = 2) in it.
+calls (\`createWallet\`, \`signPayload\`), with one passcode unlock in it: with a wallet, an OPAQUE
+login at the server (Argon2id, 19 MiB, t = 2, on the device, and two round trips).
 
 | what | median | design budget |
 |---|---|---|
 | bootstrap (keys, Argon2id, IndexedDB), once | ${format(times.bootstrap)} | |
-| unlock with the passcode alone | ${format(unlock)} | |
+| unlock before the first wallet (local Argon2id), once | ${format(times.localUnlock)} | |
+| unlock with the passcode: one login | ${format(unlock)} | |
 | create a wallet: key generation end to end, first address | ${format(median(times.keygens))} | ≤ 1.5 s |
 | sign a digest end to end | ${format(median(times.signs))} | |
 | sign, without the unlock | ${format(median(times.signs) - unlock)} | ≤ 40 ms |
-| export 3 keys with the passcode: one login (Argon2id inside), then offline | ${format(median(times.exports))} | |
-| export, without one passcode KDF | ${format(median(times.exports) - unlock)} | ≤ 50 ms |
+| export 3 keys with the passcode: one login, then offline | ${format(median(times.exports))} | |
+| export, without the login | ${format(median(times.exports) - unlock)} | ≤ 50 ms + KDF |
 | .wasm raw / gzip -9 | ${wasm.length.toLocaleString('en')} / ${gzipSync(wasm, { level: 9 }).length.toLocaleString('en')} bytes | gzip ≤ 400 KB |
 `);
 } finally {
