@@ -167,6 +167,31 @@ impl Database {
         committed(&transaction).await
     }
 
+    /// Reads one value and writes `change(value)` in its place, in one transaction, so a write
+    /// of another tab in between is never lost. `change` must not await (nothing but this
+    /// transaction's requests may run inside it); an error from it writes nothing.
+    pub(crate) async fn update(
+        &self,
+        store: &str,
+        key: &str,
+        change: impl FnOnce(Option<JsValue>) -> Result<JsValue, SdkError>,
+    ) -> Result<(), SdkError> {
+        let transaction = self.transaction(std::iter::once(store), true)?;
+        let object_store = transaction.object_store(store).map_err(storage)?;
+        let key = JsValue::from_str(key);
+        let current = settled(&object_store.get(&key).map_err(storage)?).await?;
+        match change((!current.is_undefined()).then_some(current)) {
+            Ok(value) => {
+                object_store.put_with_key(&value, &key).map_err(storage)?;
+                committed(&transaction).await
+            }
+            Err(error) => {
+                let _ = transaction.abort();
+                Err(error)
+            }
+        }
+    }
+
     /// Adds several values atomically; fails (with a `ConstraintError`, nothing written) if any
     /// key exists already.
     pub(crate) async fn insert_many(

@@ -223,12 +223,12 @@ impl WaasClient {
         // half way (a closed tab, a lost answer) is finished by calling this again with the same
         // passcodes: groups it moved open with the new one.
         let old = crate::keystore::Unlock::Passcode(old_passcode.clone());
-        let (unlocked, resumed) = match self.unlock(&old, None).await {
+        let ((unlocked, mut login), resumed) = match self.unlock(&old, None).await {
             Err(SdkError::WrongPasscode) if self.store.passcode_change_pending().await? => {
                 let new = crate::keystore::Unlock::Passcode(new_passcode.clone());
-                (self.unlock(&new, None).await?.0, true)
+                (self.unlock(&new, None).await?, true)
             }
-            other => (other?.0, false),
+            other => (other?, false),
         };
         self.store
             .begin_passcode_change(&unlocked, &new_passcode)
@@ -237,7 +237,9 @@ impl WaasClient {
             let name: DeviceGroupName = group.parse()?;
             let _group_lock =
                 crate::browser::WebLock::acquire(&format!("waas-sdk/{group}")).await?;
-            self.change_group_passcode(&name, &old_passcode, &new_passcode, &unlocked, resumed)
+            // The unlock's login, made with the passcode this group is tried with first.
+            let made = login.take_if(|login| login.name.device_group_name() == name);
+            self.change_group_passcode(&name, &old_passcode, &new_passcode, &unlocked, resumed, made)
                 .await?;
         }
         self.store.finish_passcode_change().await
@@ -255,9 +257,10 @@ impl WaasClient {
         new: &str,
         unlocked: &Unlocked,
         resumed: bool,
+        made: Option<Login>,
     ) -> Result<(), SdkError> {
         let group = name.to_string();
-        let login = match self.group_record(name, old, new, resumed).await? {
+        let login = match self.group_record(name, old, new, resumed, made).await? {
             GroupRecord::Old(login) => login,
             GroupRecord::NotRegistered => {
                 // Never registered (the wallet's creation stopped early): register now.
@@ -288,15 +291,21 @@ impl WaasClient {
 
     /// Which passcode the group's record at the server has, by a login: the likelier one first
     /// (`new` when resuming a change), so a wrong guess costs one counted failure at most.
+    /// `made`: a login of this group with that first passcode, made already.
     async fn group_record(
         &self,
         name: &DeviceGroupName,
         old: &str,
         new: &str,
         resumed: bool,
+        made: Option<Login>,
     ) -> Result<GroupRecord, SdkError> {
         let (first, second) = if resumed { (new, old) } else { (old, new) };
-        let login = match self.login(name, first).await {
+        let first_login = match made {
+            Some(login) => Ok(login),
+            None => self.login(name, first).await,
+        };
+        let login = match first_login {
             Err(SdkError::Server {
                 reason: Some(reason),
                 ..
@@ -445,7 +454,7 @@ impl WaasClient {
 
     /// A login; if the group's passcode was never registered (a wallet whose creation stopped
     /// before), registers it first.
-    async fn login_or_register(
+    pub(crate) async fn login_or_register(
         &self,
         group: &DeviceGroupName,
         passcode: &str,

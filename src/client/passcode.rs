@@ -39,11 +39,10 @@ impl Registration {
 
 impl WaasClient {
     /// Opens the device's data key for an operation on `group` (if any). With the passcode, on a
-    /// device that holds a wallet, that is a login to the group's record (or, for another
-    /// operation, to the first group whose record wraps the key): the server counts a wrong
-    /// passcode, and no copy of the profile can test one offline. Returns the login, which an
-    /// archive of the same group may use. A device without a wallet yet, or a passkey, opens
-    /// locally.
+    /// device that holds a wallet, that is a login to a group's record (the operation's group
+    /// first, then the others): the server counts a wrong passcode, and no copy of the profile
+    /// can test one offline. Returns the login, which an archive or a passcode change of the
+    /// same group may use. A device without a wallet yet, or a passkey, opens locally.
     pub(crate) async fn unlock(
         &self,
         unlock: &Unlock,
@@ -52,19 +51,53 @@ impl WaasClient {
         let Unlock::Passcode(passcode) = unlock else {
             return Ok((self.store.unlock(unlock).await?, None));
         };
-        let wrapped = self.store.login_wrapped_groups().await?;
-        let chosen = group
-            .map(DeviceGroupName::to_string)
-            .filter(|group| wrapped.contains(group))
-            .or_else(|| wrapped.first().cloned());
-        let Some(chosen) = chosen else {
-            return Ok((self.store.unlock(unlock).await?, None));
-        };
-        let name: DeviceGroupName = chosen.parse()?;
-        // A tampered or copied store fails here, before the server counts an attempt.
-        let wraps = self.store.peel_login_wraps(&chosen).await?;
-        let login = self.login(&name, passcode).await?;
-        Ok((wraps.open(&login.keys.export_key)?, Some(login)))
+        let mut wrapped = self.store.login_wrapped_groups().await?;
+        if wrapped.is_empty() {
+            let unlocked = self.store.unlock(unlock).await?;
+            // A device whose wallets' records do not wrap the key yet (the registration failed
+            // when the wallet was made): move it under one now, so the local test goes.
+            let Some(first) = self.store.groups().await?.into_iter().next() else {
+                return Ok((unlocked, None));
+            };
+            let login = self.login_or_register(&first.parse()?, passcode).await?;
+            self.store
+                .wrap_for_login(&unlocked, &first, &login.keys.export_key, None)
+                .await?;
+            return Ok((unlocked, Some(login)));
+        }
+        if let Some(at) = group.and_then(|group| {
+            let group = group.to_string();
+            wrapped.iter().position(|wrapped| *wrapped == group)
+        }) {
+            wrapped.swap(0, at);
+        }
+        // Groups whose record moved on without this device (the passcode was right there):
+        // rewrapped under their current record once another group opens the key.
+        let mut stale: Vec<(String, Login)> = Vec::new();
+        let mut changed = None;
+        for name in wrapped {
+            // A tampered or copied store fails here, before the server counts an attempt.
+            let wraps = self.store.peel_login_wraps(&name).await?;
+            let login = match self.login(&name.parse()?, passcode).await {
+                Err(error) => return Err(changed.unwrap_or(error)),
+                Ok(login) => login,
+            };
+            match wraps.open(&login.keys.export_key) {
+                Ok(unlocked) => {
+                    for (name, login) in &stale {
+                        self.store
+                            .wrap_for_login(&unlocked, name, &login.keys.export_key, None)
+                            .await?;
+                    }
+                    return Ok((unlocked, Some(login)));
+                }
+                Err(error) => {
+                    changed.get_or_insert(error);
+                    stale.push((name, login));
+                }
+            }
+        }
+        Err(changed.unwrap_or(SdkError::WrongPasscode))
     }
 
     /// Registers `passcode` for `group` at the server; returns the record's export key. The

@@ -12,7 +12,6 @@
 use js_sys::{Object, Reflect};
 use waas_mpc::passcode::ExportKey;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::CryptoKey;
 use zeroize::Zeroizing;
 
 use super::{KeyStore, Layers, PASSCODE, PASSCODE_NEXT, Unlocked, set, updated};
@@ -46,16 +45,14 @@ pub(super) fn has_login_wraps(device: &JsValue) -> bool {
 }
 
 impl KeyStore {
-    /// The groups whose record wraps the DEK, in a stable order. Empty until the first wallet's
-    /// passcode is registered: the local wrap still opens the DEK then.
+    /// The groups whose record wraps the DEK, in the order they were added. Empty until the first
+    /// wallet's passcode is registered: the local wrap still opens the DEK then.
     pub(crate) async fn login_wrapped_groups(&self) -> Result<Vec<String>, SdkError> {
         let (device, _) = self.device().await?;
-        let mut groups: Vec<String> = Object::keys(login_wraps(&device).unchecked_ref::<Object>())
+        Ok(Object::keys(login_wraps(&device).unchecked_ref::<Object>())
             .iter()
             .filter_map(|group| group.as_string())
-            .collect();
-        groups.sort();
-        Ok(groups)
+            .collect())
     }
 
     /// The profile layers of `group`'s wraps, peeled before the login: an altered or copied
@@ -64,15 +61,29 @@ impl KeyStore {
         let (device, profile) = self.device().await?;
         let wraps = group_wraps(&device, group)
             .ok_or_else(|| SdkError::InvalidArgument(format!("no login opens {group}")))?;
-        PeeledWraps::peel(group, &wraps, &profile).await
+        let mut peeled = Vec::new();
+        for name in [WRAP, PREVIOUS_WRAP] {
+            let Some(wrap) = Reflect::get(&wraps, &name.into())
+                .ok()
+                .filter(JsValue::is_object)
+            else {
+                continue;
+            };
+            let layers = Layers::read(&wrap)?;
+            let inner = layers.peel(LOGIN_WAY, group.as_bytes(), &profile).await?;
+            peeled.push((layers, inner));
+        }
+        Ok(PeeledWraps {
+            group: group.to_owned(),
+            peeled,
+        })
     }
 
     /// Wraps the DEK under `group`'s record (export key `new`) and deletes the local passcode
     /// wraps in the same write: from now on only a login opens the DEK with the passcode. With
-    /// `keep`, the wrap that opens under that (the old record's) export key stays as
-    /// `previousWrap` until [`Self::finish_login_rewrap`]; the one kept is the one that opens,
-    /// since after a reset that stopped before the server switched, the current wrap may be under
-    /// a key that never became a record.
+    /// `keep` (the export key of the record in place, during a passcode change), a wrap under it
+    /// stays as `previousWrap` until [`Self::finish_login_rewrap`], so the DEK opens whichever
+    /// record the server ends up with.
     pub(crate) async fn wrap_for_login(
         &self,
         unlocked: &Unlocked,
@@ -80,92 +91,68 @@ impl KeyStore {
         new: &ExportKey,
         keep: Option<&ExportKey>,
     ) -> Result<(), SdkError> {
-        let (device, profile) = self.device().await?;
-        let layers = Layers::wrap(
-            LOGIN_WAY,
-            group.as_bytes(),
-            &new.data_key_wrap_key(),
-            &unlocked.dek,
-            &profile,
-        )
-        .await?;
+        let (_, profile) = self.device().await?;
+        let wrap = |key: &ExportKey| {
+            let key = key.data_key_wrap_key();
+            let profile = profile.clone();
+            async move {
+                let layers =
+                    Layers::wrap(LOGIN_WAY, group.as_bytes(), &key, &unlocked.dek, &profile)
+                        .await?;
+                let object = Object::new();
+                layers.write(&object)?;
+                Ok::<JsValue, SdkError>(object.into())
+            }
+        };
         let entry = Object::new();
-        let wrap = Object::new();
-        layers.write(&wrap)?;
-        set(&entry, WRAP, &wrap.into())?;
-        if let (Some(old), Some(wraps)) = (keep, group_wraps(&device, group))
-            && let Some((_, opened)) = PeeledWraps::peel(group, &wraps, &profile)
-                .await?
-                .open_with(old)
-        {
-            set(&entry, PREVIOUS_WRAP, &Reflect::get(&wraps, &opened.into()).unwrap_or_default())?;
+        set(&entry, WRAP, &wrap(new).await?)?;
+        if let Some(old) = keep {
+            set(&entry, PREVIOUS_WRAP, &wrap(old).await?)?;
         }
-        let all = updated(&login_wraps(&device), &[(group, &entry.into())], &[])?;
-        let device = updated(&device, &[(LOGIN_WRAPS, &all)], &[PASSCODE, PASSCODE_NEXT])?;
-        self.db.put("meta", "device", &device).await
+        self.update_device(|device| {
+            let all = updated(&login_wraps(device), &[(group, &entry)], &[])?;
+            updated(device, &[(LOGIN_WRAPS, &all)], &[PASSCODE, PASSCODE_NEXT])
+        })
+        .await
     }
 
-    /// A passcode reset of `group`, second half (the server has the new record): drops the wrap
+    /// A passcode change of `group`, second half (the server has the new record): drops the wrap
     /// under the old one.
     pub(crate) async fn finish_login_rewrap(&self, group: &str) -> Result<(), SdkError> {
-        let (device, _) = self.device().await?;
-        let Some(wraps) = group_wraps(&device, group) else {
-            return Ok(());
-        };
-        let entry = updated(&wraps, &[], &[PREVIOUS_WRAP])?;
-        let all = updated(&login_wraps(&device), &[(group, &entry)], &[])?;
-        let device = updated(&device, &[(LOGIN_WRAPS, &all)], &[])?;
-        self.db.put("meta", "device", &device).await
+        self.update_device(|device| {
+            let Some(wraps) = group_wraps(device, group) else {
+                return Ok(device.clone());
+            };
+            let entry = updated(&wraps, &[], &[PREVIOUS_WRAP])?;
+            let all = updated(&login_wraps(device), &[(group, &entry)], &[])?;
+            updated(device, &[(LOGIN_WRAPS, &all)], &[])
+        })
+        .await
     }
 }
 
-/// A group's wraps with their profile layers peeled: the current one and the one a reset in
-/// progress kept.
+/// A group's wraps with their profile layers peeled: the current one and the one a passcode
+/// change in progress kept.
 pub(crate) struct PeeledWraps {
     group: String,
-    peeled: Vec<(&'static str, Layers, Zeroizing<Vec<u8>>)>,
+    peeled: Vec<(Layers, Zeroizing<Vec<u8>>)>,
 }
 
 impl PeeledWraps {
-    async fn peel(group: &str, wraps: &JsValue, profile: &CryptoKey) -> Result<Self, SdkError> {
-        let mut peeled = Vec::new();
-        for name in [WRAP, PREVIOUS_WRAP] {
-            let Some(wrap) = Reflect::get(wraps, &name.into())
-                .ok()
-                .filter(JsValue::is_object)
-            else {
-                continue;
-            };
-            let layers = Layers::read(&wrap)?;
-            let inner = layers.peel(LOGIN_WAY, group.as_bytes(), profile).await?;
-            peeled.push((name, layers, inner));
-        }
-        Ok(Self {
-            group: group.to_owned(),
-            peeled,
-        })
-    }
-
-    /// The DEK and the name of the wrap that `export_key` opens, if one does.
-    fn open_with(&self, export_key: &ExportKey) -> Option<(Zeroizing<[u8; 32]>, &'static str)> {
-        let key = export_key.data_key_wrap_key();
-        self.peeled.iter().find_map(|(name, layers, inner)| {
-            layers
-                .open_inner(LOGIN_WAY, &key, inner)
-                .map(|dek| (dek, *name))
-        })
-    }
-
     /// The DEK, with the export key of a login to the group.
     pub(crate) fn open(&self, export_key: &ExportKey) -> Result<Unlocked, SdkError> {
-        match self.open_with(export_key) {
-            Some((dek, _)) => Ok(Unlocked { dek }),
-            // The login succeeded, so the passcode was right: the record at the server is not
-            // the one this device wrapped for (another device of the group reset it).
-            None => Err(SdkError::PasscodeChangedElsewhere(format!(
-                "the passcode of {} was changed on another device: unlock with the passkey, or with the passcode this device last set",
-                self.group
-            ))),
-        }
+        let key = export_key.data_key_wrap_key();
+        self.peeled
+            .iter()
+            .find_map(|(layers, inner)| layers.open_inner(LOGIN_WAY, &key, inner))
+            .map(|dek| Unlocked { dek })
+            // The login succeeded, so the passcode was right: the record at the server is not one
+            // this device wrapped its key for.
+            .ok_or_else(|| {
+                SdkError::PasscodeChangedElsewhere(format!(
+                    "the passcode is right, but this device's keys are not wrapped under the current passcode record of {} (changed on another device, or the server's records were restored)",
+                    self.group
+                ))
+            })
     }
 }

@@ -624,6 +624,19 @@ impl KeyStore {
         Ok((device, profile))
     }
 
+    /// Changes the device record in one transaction (a write of another tab in between is
+    /// never lost). `change` must not await.
+    async fn update_device(
+        &self,
+        change: impl FnOnce(&JsValue) -> Result<JsValue, SdkError>,
+    ) -> Result<(), SdkError> {
+        self.db
+            .update("meta", "device", |device| {
+                change(&device.ok_or(SdkError::NotBootstrapped)?)
+            })
+            .await
+    }
+
     /// The device's public facts.
     pub(crate) async fn public(&self) -> Result<DevicePublic, SdkError> {
         let (device, _) = self.device().await?;
@@ -717,28 +730,35 @@ impl KeyStore {
         new: &str,
     ) -> Result<(), SdkError> {
         let (device, profile) = self.device().await?;
-        let mut fields = vec![(PASSCODE_CHANGING, JsValue::TRUE)];
-        if Reflect::get(&device, &PASSCODE.into()).is_ok_and(|value| value.is_object()) {
-            let wrap = PasscodeWrap::new(new, &unlocked.dek, &profile).await?;
-            fields.push((PASSCODE_NEXT, wrap.to_js()?));
-        }
-        let fields: Vec<(&str, &JsValue)> = fields.iter().map(|(k, v)| (*k, v)).collect();
-        let device = updated(&device, &fields, &[])?;
-        self.db.put("meta", "device", &device).await
+        let next = if has_local_wrap(&device) {
+            Some(PasscodeWrap::new(new, &unlocked.dek, &profile).await?.to_js()?)
+        } else {
+            None
+        };
+        self.update_device(|device| match &next {
+            // Only while the local wrap is there: once a login wrap replaced it, a wrap under
+            // the new passcode would be an offline test of it.
+            Some(next) if has_local_wrap(device) => updated(
+                device,
+                &[(PASSCODE_CHANGING, &JsValue::TRUE), (PASSCODE_NEXT, next)],
+                &[],
+            ),
+            _ => updated(device, &[(PASSCODE_CHANGING, &JsValue::TRUE)], &[]),
+        })
+        .await
     }
 
     /// A passcode change, second half: the new local wrap (if any) replaces the old one.
     pub(crate) async fn finish_passcode_change(&self) -> Result<(), SdkError> {
-        let (device, _) = self.device().await?;
-        let device = match Reflect::get(&device, &PASSCODE_NEXT.into()) {
+        self.update_device(|device| match Reflect::get(device, &PASSCODE_NEXT.into()) {
             Ok(next) if next.is_object() => updated(
-                &device,
+                device,
                 &[(PASSCODE, &next)],
                 &[PASSCODE_NEXT, PASSCODE_CHANGING],
-            )?,
-            _ => updated(&device, &[], &[PASSCODE_CHANGING])?,
-        };
-        self.db.put("meta", "device", &device).await
+            ),
+            _ => updated(device, &[], &[PASSCODE_CHANGING]),
+        })
+        .await
     }
 
     /// The archive key's secret (the device archive is sealed to its public key).
@@ -936,6 +956,11 @@ fn group_aad(
         &epoch.to_be_bytes(),
     ]
     .concat()
+}
+
+/// Whether the DEK still has its local passcode wrap (no wallet's record wraps it yet).
+fn has_local_wrap(device: &JsValue) -> bool {
+    Reflect::get(device, &PASSCODE.into()).is_ok_and(|value| value.is_object())
 }
 
 /// The wrap of a passcode change under way, if any.

@@ -343,6 +343,76 @@ test('a passcode change cut off after the server switched is finished by calling
   await context.close();
 });
 
+test('a wallet whose passcode registration failed moves its key under the record at the next unlock; a change whose record never arrived keeps the old passcode', async () => {
+  const { page, context } = await freshPage();
+  // The wallet is made, but its passcode registration does not reach the server.
+  await page.route('**/passcode:registerStart', (route) => route.abort('connectionreset'));
+  const created = await page.evaluate(async (passcode) => {
+    const { sdk } = /** @type {any} */ (window);
+    await sdk.bootstrapDevice(passcode);
+    const client = await sdk.WaasClient.connect('');
+    /** @type {any} */ (window).client = client;
+    await client.registerDevice();
+    return client.createWallet({ passcode });
+  }, PASSCODE);
+  assert.equal(created.archived, false);
+  assert.equal(created.archiveError.code, 'NETWORK');
+  await page.unroute('**/passcode:registerStart');
+  /** The passcode fields of the stored device. */
+  const wraps = () =>
+    page.evaluate(async () => {
+      const db = await new Promise((resolve, reject) => {
+        const request = indexedDB.open('waas-sdk');
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      const device = await new Promise((resolve, reject) => {
+        const request = /** @type {IDBDatabase} */ (db).transaction('meta').objectStore('meta').get('device');
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      /** @type {IDBDatabase} */ (db).close();
+      return {
+        local: Object.keys(device).filter((key) => key === 'passcode' || key === 'passcodeNext'),
+        changing: device.passcodeChanging === true,
+        login: Object.fromEntries(
+          Object.entries(device.loginWraps ?? {}).map(([group, entry]) => [group, Object.keys(/** @type {object} */ (entry)).sort()]),
+        ),
+      };
+    });
+  const group = created.wallet.deviceGroup;
+  assert.deepEqual(await wraps(), { local: ['passcode'], changing: false, login: {} }, 'still the local wrap');
+
+  // The next unlock (a signature) registers the record and moves the key under it.
+  const mpcKey = created.address.mpcKeys[0];
+  await signMessageIn(page, mpcKey, 'moves the key', { passcode: PASSCODE });
+  assert.deepEqual(await wraps(), { local: [], changing: false, login: { [group]: ['wrap'] } }, 'the local wrap is gone');
+
+  // A change whose new record never reaches the server: the old passcode still opens the device.
+  await page.route('**/passcode:registerFinish', (route) => route.abort('connectionreset'));
+  /** What `client[method](...args)` ends with. @param {string} method @param {string[]} args */
+  const code = (method, ...args) =>
+    page.evaluate(
+      ({ method, args }) =>
+        /** @type {any} */ (window).client[method](...args).then(
+          () => 'resolved',
+          (/** @type {any} */ error) => error.code,
+        ),
+      { method, args },
+    );
+  assert.equal(await code('resetPasscode', '123456', '654321'), 'NETWORK');
+  await page.unroute('**/passcode:registerFinish');
+  assert.deepEqual(await wraps(), { local: [], changing: true, login: { [group]: ['previousWrap', 'wrap'] } });
+  assert.equal(await code('checkPasscode', '123456'), 'resolved');
+  assert.equal(await code('checkPasscode', '654321'), 'WRONG_PASSCODE');
+  // Called again, the change goes through; only the new passcode opens the device.
+  assert.equal(await code('resetPasscode', '123456', '654321'), 'resolved');
+  assert.deepEqual(await wraps(), { local: [], changing: false, login: { [group]: ['wrap'] } });
+  assert.equal(await code('checkPasscode', '123456'), 'WRONG_PASSCODE');
+  assert.equal(await code('checkPasscode', '654321'), 'resolved');
+  await context.close();
+});
+
 test('a pool with export off: no archive, and export says EXPORT_DISABLED', async () => {
   const api = operatorApi(harness.server);
   await api('POST', '/v1/pools', { poolId: 'no-export', displayName: 'No export', exportEnabled: false });
