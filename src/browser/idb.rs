@@ -169,12 +169,13 @@ impl Database {
 
     /// Reads one value and writes `change(value)` in its place, in one transaction, so a write
     /// of another tab in between is never lost. `change` must not await (nothing but this
-    /// transaction's requests may run inside it); an error from it writes nothing.
+    /// transaction's requests may run inside it); an error from it writes nothing. (`dyn`: one
+    /// copy of the transaction's code for every caller.)
     pub(crate) async fn update(
         &self,
         store: &str,
         key: &str,
-        change: impl FnOnce(Option<JsValue>) -> Result<JsValue, SdkError>,
+        change: &mut dyn FnMut(Option<JsValue>) -> Result<JsValue, SdkError>,
     ) -> Result<(), SdkError> {
         let transaction = self.transaction(std::iter::once(store), true)?;
         let object_store = transaction.object_store(store).map_err(storage)?;

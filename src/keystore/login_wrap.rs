@@ -109,7 +109,7 @@ impl KeyStore {
         if let Some(old) = keep {
             set(&entry, PREVIOUS_WRAP, &wrap(old).await?)?;
         }
-        self.update_device(|device| {
+        self.update_device(&|device| {
             let all = updated(&login_wraps(device), &[(group, &entry)], &[])?;
             updated(device, &[(LOGIN_WRAPS, &all)], &[PASSCODE, PASSCODE_NEXT])
         })
@@ -119,7 +119,7 @@ impl KeyStore {
     /// A passcode change of `group`, second half (the server has the new record): drops the wrap
     /// under the old one.
     pub(crate) async fn finish_login_rewrap(&self, group: &str) -> Result<(), SdkError> {
-        self.update_device(|device| {
+        self.update_device(&|device| {
             let Some(wraps) = group_wraps(device, group) else {
                 return Ok(device.clone());
             };

@@ -628,10 +628,10 @@ impl KeyStore {
     /// never lost). `change` must not await.
     async fn update_device(
         &self,
-        change: impl FnOnce(&JsValue) -> Result<JsValue, SdkError>,
+        change: &dyn Fn(&JsValue) -> Result<JsValue, SdkError>,
     ) -> Result<(), SdkError> {
         self.db
-            .update("meta", "device", |device| {
+            .update("meta", "device", &mut |device| {
                 change(&device.ok_or(SdkError::NotBootstrapped)?)
             })
             .await
@@ -735,7 +735,7 @@ impl KeyStore {
         } else {
             None
         };
-        self.update_device(|device| match &next {
+        self.update_device(&|device| match &next {
             // Only while the local wrap is there: once a login wrap replaced it, a wrap under
             // the new passcode would be an offline test of it.
             Some(next) if has_local_wrap(device) => updated(
@@ -750,7 +750,7 @@ impl KeyStore {
 
     /// A passcode change, second half: the new local wrap (if any) replaces the old one.
     pub(crate) async fn finish_passcode_change(&self) -> Result<(), SdkError> {
-        self.update_device(|device| match Reflect::get(device, &PASSCODE_NEXT.into()) {
+        self.update_device(&|device| match Reflect::get(device, &PASSCODE_NEXT.into()) {
             Ok(next) if next.is_object() => updated(
                 device,
                 &[(PASSCODE, &next)],
