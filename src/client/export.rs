@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use waas_api::export::{ExportMetadata, PrepareDeviceArchiveRequest};
 use waas_api::resources::{MpcData, MpcProtocol};
 use waas_api::{DeviceGroupName, passcode::reason};
+use waas_mpc::passcode::ExportKey;
 use waas_mpc::{ArchiveContext, ExtendedPublicKey, open_server_share, parse_path};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -16,7 +17,7 @@ use super::passcode::Login;
 use super::{Unlock, WaasClient, abort, unlock_of};
 use crate::SdkError;
 use crate::device::{DeviceOptions, parse_options};
-use crate::keystore::{ArchiveUnlock, DEVICE_LOCK, Unlocked};
+use crate::keystore::{ArchiveUnlock, DEVICE_LOCK, LoginWrap, Unlocked};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -265,28 +266,47 @@ impl WaasClient {
             GroupRecord::NotRegistered => {
                 // Never registered (the wallet's creation stopped early): register now.
                 let key = self.register_passcode(name, new, None).await?;
-                return self.store.wrap_for_login(unlocked, &group, &key, None).await;
+                return self
+                    .store
+                    .wrap_for_login(unlocked, &group, &key, LoginWrap::First)
+                    .await;
             }
             GroupRecord::New(login) => {
                 // Moved by the change that stopped: settle this device's wraps on it.
                 let key = &login.keys.export_key;
-                self.store.begin_archive_rewrap(&group, key, key).await?;
+                self.rewrap_archive(&group, key, key).await?;
                 self.store.finish_archive_rewrap(&group).await?;
-                return self.store.wrap_for_login(unlocked, &group, key, None).await;
+                return self
+                    .store
+                    .wrap_for_login(unlocked, &group, key, LoginWrap::Settle)
+                    .await;
             }
         };
         let registration = self.start_registration(name, new, Some(&login)).await?;
         let (old_key, new_key) = (&login.keys.export_key, registration.export_key());
+        self.rewrap_archive(&group, old_key, new_key).await?;
         self.store
-            .begin_archive_rewrap(&group, old_key, new_key)
-            .await?;
-        self.store
-            .wrap_for_login(unlocked, &group, new_key, Some(old_key))
+            .wrap_for_login(unlocked, &group, new_key, LoginWrap::Change { old: old_key })
             .await?;
         self.finish_registration(name, registration, Some(&login))
             .await?;
         self.store.finish_archive_rewrap(&group).await?;
         self.store.finish_login_rewrap(&group).await
+    }
+
+    /// The archive of `group` wrapped under `new` too. An archive that no wrap of this device
+    /// opens under `old` (its record moved on elsewhere) is left as it is: it does not stop the
+    /// change, and export asks for a new one (`NO_ARCHIVE`).
+    async fn rewrap_archive(
+        &self,
+        group: &str,
+        old: &ExportKey,
+        new: &ExportKey,
+    ) -> Result<(), SdkError> {
+        match self.store.begin_archive_rewrap(group, old, new).await {
+            Err(SdkError::NoArchive(_)) => Ok(()),
+            other => other,
+        }
     }
 
     /// Which passcode the group's record at the server has, by a login: the likelier one first
@@ -376,7 +396,7 @@ impl WaasClient {
             // A wallet made before the data key moved under the record (or whose registration
             // failed at creation): from now on only a login opens it with the passcode.
             self.store
-                .wrap_for_login(unlocked, &group_text, &login.keys.export_key, None)
+                .wrap_for_login(unlocked, &group_text, &login.keys.export_key, LoginWrap::First)
                 .await?;
         }
         // A lost answer is asked for again with the same login: the server answers a repeat
@@ -435,7 +455,7 @@ impl WaasClient {
         // The data key moves under the record in the same write that deletes its local passcode
         // wrap: from here on no copy of this profile can test a passcode without the server.
         self.store
-            .wrap_for_login(unlocked, &group.to_string(), &export_key, None)
+            .wrap_for_login(unlocked, &group.to_string(), &export_key, LoginWrap::First)
             .await?;
         let device = self.identity().await?.0.clone();
         for entry in self.list_operations(group).await?.mpc_operations {

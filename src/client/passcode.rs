@@ -16,7 +16,7 @@ use waas_mpc::passcode::{
 
 use super::WaasClient;
 use crate::SdkError;
-use crate::keystore::{Unlock, Unlocked};
+use crate::keystore::{LoginWrap, PeeledWraps, Unlock, Unlocked};
 
 /// A finished login: its name (what it authorizes names it) and its keys.
 pub(crate) struct Login {
@@ -61,7 +61,7 @@ impl WaasClient {
             };
             let login = self.login_or_register(&first.parse()?, passcode).await?;
             self.store
-                .wrap_for_login(&unlocked, &first, &login.keys.export_key, None)
+                .wrap_for_login(&unlocked, &first, &login.keys.export_key, LoginWrap::First)
                 .await?;
             return Ok((unlocked, Some(login)));
         }
@@ -73,7 +73,7 @@ impl WaasClient {
         }
         // Groups whose record moved on without this device (the passcode was right there):
         // rewrapped under their current record once another group opens the key.
-        let mut stale: Vec<(String, Login)> = Vec::new();
+        let mut stale: Vec<(String, Login, PeeledWraps)> = Vec::new();
         let mut changed = None;
         for name in wrapped {
             // A tampered or copied store fails here, before the server counts an attempt.
@@ -84,16 +84,17 @@ impl WaasClient {
             };
             match wraps.open(&login.keys.export_key) {
                 Ok(unlocked) => {
-                    for (name, login) in &stale {
+                    for (name, login, peeled) in &stale {
+                        let when = LoginWrap::Repair(peeled);
                         self.store
-                            .wrap_for_login(&unlocked, name, &login.keys.export_key, None)
+                            .wrap_for_login(&unlocked, name, &login.keys.export_key, when)
                             .await?;
                     }
                     return Ok((unlocked, Some(login)));
                 }
                 Err(error) => {
                     changed.get_or_insert(error);
-                    stale.push((name, login));
+                    stale.push((name, login, wraps));
                 }
             }
         }

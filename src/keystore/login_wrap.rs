@@ -80,16 +80,15 @@ impl KeyStore {
     }
 
     /// Wraps the DEK under `group`'s record (export key `new`) and deletes the local passcode
-    /// wraps in the same write: from now on only a login opens the DEK with the passcode. With
-    /// `keep` (the export key of the record in place, during a passcode change), a wrap under it
-    /// stays as `previousWrap` until [`Self::finish_login_rewrap`], so the DEK opens whichever
-    /// record the server ends up with.
+    /// wraps in the same write: from now on only a login opens the DEK with the passcode. `when`
+    /// says what the write replaces, checked in its transaction (another tab may have written
+    /// meanwhile).
     pub(crate) async fn wrap_for_login(
         &self,
         unlocked: &Unlocked,
         group: &str,
         new: &ExportKey,
-        keep: Option<&ExportKey>,
+        when: LoginWrap<'_>,
     ) -> Result<(), SdkError> {
         let (_, profile) = self.device().await?;
         let wrap = |key: &ExportKey| {
@@ -106,10 +105,19 @@ impl KeyStore {
         };
         let entry = Object::new();
         set(&entry, WRAP, &wrap(new).await?)?;
-        if let Some(old) = keep {
+        if let LoginWrap::Change { old } = when {
             set(&entry, PREVIOUS_WRAP, &wrap(old).await?)?;
         }
         self.update_device(&|device| {
+            let stored = group_wraps(device, group);
+            let replace = match &when {
+                LoginWrap::First => stored.is_none(),
+                LoginWrap::Change { .. } | LoginWrap::Settle => true,
+                LoginWrap::Repair(peeled) => stored.is_some_and(|stored| peeled.is(&stored)),
+            };
+            if !replace {
+                return Ok(device.clone());
+            }
             let all = updated(&login_wraps(device), &[(group, &entry)], &[])?;
             updated(device, &[(LOGIN_WRAPS, &all)], &[PASSCODE, PASSCODE_NEXT])
         })
@@ -131,6 +139,25 @@ impl KeyStore {
     }
 }
 
+/// What a login wrap's write may replace.
+pub(crate) enum LoginWrap<'a> {
+    /// The group's first login wrap: written only if the group has none yet.
+    First,
+    /// A passcode change (under its locks): a wrap under the old record's export key stays as
+    /// `previousWrap` until [`KeyStore::finish_login_rewrap`], so the DEK opens whichever record
+    /// the server ends up with.
+    Change {
+        /// The export key of the record in place.
+        old: &'a ExportKey,
+    },
+    /// A passcode change that the server finished before this device did (under its locks):
+    /// the wrap under the record in place replaces both.
+    Settle,
+    /// A group whose record moved on without this device: rewrapped only if its wraps are still
+    /// the ones peeled, so a passcode change another tab made meanwhile is not undone.
+    Repair(&'a PeeledWraps),
+}
+
 /// A group's wraps with their profile layers peeled: the current one and the one a passcode
 /// change in progress kept.
 pub(crate) struct PeeledWraps {
@@ -139,6 +166,21 @@ pub(crate) struct PeeledWraps {
 }
 
 impl PeeledWraps {
+    /// Whether `stored` (a group's entry) still holds exactly the wraps peeled.
+    fn is(&self, stored: &JsValue) -> bool {
+        let mut stored_layers = [WRAP, PREVIOUS_WRAP].into_iter().filter_map(|name| {
+            Reflect::get(stored, &name.into())
+                .ok()
+                .filter(JsValue::is_object)
+        });
+        self.peeled.iter().all(|(layers, _)| {
+            stored_layers
+                .next()
+                .and_then(|wrap| Layers::read(&wrap).ok())
+                .is_some_and(|stored| stored.wrapped == layers.wrapped)
+        }) && stored_layers.next().is_none()
+    }
+
     /// The DEK, with the export key of a login to the group.
     pub(crate) fn open(&self, export_key: &ExportKey) -> Result<Unlocked, SdkError> {
         let key = export_key.data_key_wrap_key();

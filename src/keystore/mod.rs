@@ -24,6 +24,7 @@ mod archive;
 mod login_wrap;
 
 pub(crate) use archive::ArchiveUnlock;
+pub(crate) use login_wrap::{LoginWrap, PeeledWraps};
 
 use crate::SdkError;
 use crate::browser::idb::Database;
