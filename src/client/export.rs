@@ -240,8 +240,15 @@ impl WaasClient {
                 crate::browser::WebLock::acquire(&format!("waas-sdk/{group}")).await?;
             // The unlock's login, made with the passcode this group is tried with first.
             let made = login.take_if(|login| login.name.device_group_name() == name);
-            self.change_group_passcode(&name, &old_passcode, &new_passcode, &unlocked, resumed, made)
-                .await?;
+            self.change_group_passcode(
+                &name,
+                &old_passcode,
+                &new_passcode,
+                &unlocked,
+                resumed,
+                made,
+            )
+            .await?;
         }
         self.store.finish_passcode_change().await
     }
@@ -286,7 +293,12 @@ impl WaasClient {
         let (old_key, new_key) = (&login.keys.export_key, registration.export_key());
         self.rewrap_archive(&group, old_key, new_key).await?;
         self.store
-            .wrap_for_login(unlocked, &group, new_key, LoginWrap::Change { old: old_key })
+            .wrap_for_login(
+                unlocked,
+                &group,
+                new_key,
+                LoginWrap::Change { old: old_key },
+            )
             .await?;
         self.finish_registration(name, registration, Some(&login))
             .await?;
@@ -396,7 +408,12 @@ impl WaasClient {
             // A wallet made before the data key moved under the record (or whose registration
             // failed at creation): from now on only a login opens it with the passcode.
             self.store
-                .wrap_for_login(unlocked, &group_text, &login.keys.export_key, LoginWrap::First)
+                .wrap_for_login(
+                    unlocked,
+                    &group_text,
+                    &login.keys.export_key,
+                    LoginWrap::First,
+                )
                 .await?;
         }
         // A lost answer is asked for again with the same login: the server answers a repeat
@@ -465,7 +482,8 @@ impl WaasClient {
                 && data.device == device
                 && matches!(data.protocol, MpcProtocol::PrepareDeviceArchive { .. })
             {
-                self.prepare_archive(&data, passcode, unlocked, None).await?;
+                self.prepare_archive(&data, passcode, unlocked, None)
+                    .await?;
                 return Ok(true);
             }
         }

@@ -732,7 +732,11 @@ impl KeyStore {
     ) -> Result<(), SdkError> {
         let (device, profile) = self.device().await?;
         let next = if has_local_wrap(&device) {
-            Some(PasscodeWrap::new(new, &unlocked.dek, &profile).await?.to_js()?)
+            Some(
+                PasscodeWrap::new(new, &unlocked.dek, &profile)
+                    .await?
+                    .to_js()?,
+            )
         } else {
             None
         };
@@ -751,14 +755,16 @@ impl KeyStore {
 
     /// A passcode change, second half: the new local wrap (if any) replaces the old one.
     pub(crate) async fn finish_passcode_change(&self) -> Result<(), SdkError> {
-        self.update_device(&|device| match Reflect::get(device, &PASSCODE_NEXT.into()) {
-            Ok(next) if next.is_object() => updated(
-                device,
-                &[(PASSCODE, &next)],
-                &[PASSCODE_NEXT, PASSCODE_CHANGING],
-            ),
-            _ => updated(device, &[], &[PASSCODE_CHANGING]),
-        })
+        self.update_device(
+            &|device| match Reflect::get(device, &PASSCODE_NEXT.into()) {
+                Ok(next) if next.is_object() => updated(
+                    device,
+                    &[(PASSCODE, &next)],
+                    &[PASSCODE_NEXT, PASSCODE_CHANGING],
+                ),
+                _ => updated(device, &[], &[PASSCODE_CHANGING]),
+            },
+        )
         .await
     }
 
