@@ -77,12 +77,12 @@ pub fn seal_server_share(
 ) -> Result<Vec<u8>, MpcError> {
     pairing.ensure_is(Role::Server, context.pairing_id, context.epoch)?;
     let recipient = decode_point(archive_key)?;
-    let ephemeral_secret = Zeroizing::new(random_scalar()?);
+    let ephemeral_secret = Zeroizing::new(engine::random_scalar()?);
     let ephemeral = compressed(&(k256::ProjectivePoint::GENERATOR * *ephemeral_secret).to_affine());
     let shared = ecdh(&ephemeral_secret, &recipient);
     let binding = context.bytes(&ephemeral, archive_key);
     let cipher = cipher(&shared, login_secret, &binding)?;
-    let nonce = random_nonce()?;
+    let nonce = engine::random_nonce()?;
     let share = pairing.additive_share();
     let ciphertext = cipher
         .encrypt(
@@ -346,21 +346,4 @@ fn cipher(
         .expand(binding, &mut key[..])
         .map_err(|_| MpcError::InvalidState("archive key derivation".into()))?;
     Ok(Aes256Gcm::new(&(*key).into()))
-}
-
-fn random_scalar() -> Result<Scalar, MpcError> {
-    loop {
-        let bytes = Zeroizing::new(engine::random_bytes()?);
-        let scalar: Option<Scalar> = Scalar::from_repr((*bytes).into()).into();
-        if let Some(scalar) = scalar.filter(|scalar| !bool::from(scalar.is_zero())) {
-            return Ok(scalar);
-        }
-    }
-}
-
-fn random_nonce() -> Result<[u8; 12], MpcError> {
-    let bytes = engine::random_bytes()?;
-    let mut nonce = [0u8; 12];
-    nonce.copy_from_slice(&bytes[..12]);
-    Ok(nonce)
 }

@@ -9,7 +9,8 @@ use dkls23_core::protocols::dkg::{
 };
 use dkls23_core::protocols::{Abort, AbortKind, Parameters, PartiesMessage, PartyIndex};
 use k256::elliptic_curve::CurveAffine;
-use zeroize::Zeroize;
+use k256::elliptic_curve::PrimeField;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::Role;
 use crate::error::{DecodeError, MpcError};
@@ -103,6 +104,25 @@ pub(crate) fn random_bytes() -> Result<[u8; 32], MpcError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| MpcError::Randomness(error.to_string()))?;
     Ok(bytes)
+}
+
+/// A nonzero scalar from the OS's randomness.
+pub(crate) fn random_scalar() -> Result<Scalar, MpcError> {
+    loop {
+        let bytes = Zeroizing::new(random_bytes()?);
+        let scalar: Option<Scalar> = Scalar::from_repr((*bytes).into()).into();
+        if let Some(scalar) = scalar.filter(|scalar| !bool::from(scalar.is_zero())) {
+            return Ok(scalar);
+        }
+    }
+}
+
+/// A 96-bit AES-GCM nonce from the OS's randomness.
+pub(crate) fn random_nonce() -> Result<[u8; 12], MpcError> {
+    let bytes = random_bytes()?;
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&bytes[..12]);
+    Ok(nonce)
 }
 
 /// Wipes the zero-share seeds the engine's phase 2 keeps for phase 3.

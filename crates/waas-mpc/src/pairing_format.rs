@@ -339,7 +339,7 @@ impl Writer {
 pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], MpcError> {
+    pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], MpcError> {
         let (head, rest) = self
             .0
             .split_at_checked(len)
