@@ -60,4 +60,7 @@ pub mod reason {
     pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";
     /// The token's `jti` was used before. Mint a new token for every request, retries too.
     pub const TOKEN_REPLAYED: &str = "TOKEN_REPLAYED";
+    /// The calling device has been revoked (RevokeDevice): none of its requests will be served
+    /// again. Told only to a caller whose token the device's own key signed.
+    pub const DEVICE_REVOKED: &str = "DEVICE_REVOKED";
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DeviceGroupName, DeviceName, ErrorBody, MpcKeyName, MpcOperationName, MpcWalletName,
-    OperationName, PoolName,
+    OperationName, PasscodeLoginName, PoolName,
 };
 
 /// RegisterDevice: `POST /v1/device:register`.
@@ -17,6 +17,19 @@ use crate::{
 pub struct RegisterDeviceRequest {
     /// [`crate::RegistrationData`] in its base64url form.
     pub registration_data: String,
+}
+
+/// RevokeDevice: `POST /v1/device:revoke`. The device itself or an API key may revoke it; another
+/// device of one of its groups needs `login`, a fresh passcode login of that group it finished
+/// (the step-up), used up by the revocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevokeDeviceRequest {
+    /// The device to revoke, `devices/{device}`.
+    pub name: DeviceName,
+    /// The caller's step-up when it revokes another device: `…/passcodeLogins/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<PasscodeLoginName>,
 }
 
 /// Whether a device may still act.

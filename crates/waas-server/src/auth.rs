@@ -136,7 +136,7 @@ pub(crate) async fn authenticate<S: Store>(
         .map_err(|_| ApiError::unauthenticated("the token's signature does not verify"))?;
     // Only after the signature: nobody but the device itself learns that it was revoked.
     if !active {
-        return Err(ApiError::denied("the device has been revoked"));
+        return Err(revoked());
     }
 
     let expires_ms = claims
@@ -154,6 +154,11 @@ pub(crate) async fn authenticate<S: Store>(
         .with_reason(reason::TOKEN_REPLAYED));
     }
     Ok(principal)
+}
+
+/// The refusal of a revoked device's requests, with a reason the SDK reports as DEVICE_REVOKED.
+pub(crate) fn revoked() -> ApiError {
+    ApiError::denied("the device has been revoked").with_reason(reason::DEVICE_REVOKED)
 }
 
 fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, ApiError> {

@@ -185,12 +185,7 @@ async fn a_refused_login_changes_nothing_and_the_device_may_log_in_again() {
     let elsewhere = device.login(&other.device_group, PASSCODE).await;
     // Another device's login in this group (a second device, joined as AddDevice will).
     let bob = server.device().await;
-    server
-        .db_execute(
-            "INSERT INTO device_group_devices (device_group, device) VALUES (?, ?)",
-            &[&group.to_string(), &bob.name.to_string()],
-        )
-        .await;
+    server.join_group(group, &bob).await;
     let bobs = bob.login(group, b"777777").await;
 
     // Each is what its case says (and not, say, revoked by the reset).

@@ -24,7 +24,7 @@ use waas_api::resources::{
     Address, CreateMpcKeyRequest, CreateMpcWalletRequest, CreatePoolRequest,
     CreateSignatureRequest, Device, DeviceGroup, ExchangeRequest, ExchangeResponse,
     GenerateAddressRequest, ListAddressesResponse, ListMpcOperationsResponse, MpcKey, MpcWallet,
-    Operation, Pool, RegisterDeviceRequest,
+    Operation, Pool, RegisterDeviceRequest, RevokeDeviceRequest,
 };
 use waas_api::{
     API_VERSION, DeviceGroupName, DeviceName, ErrorCode, MpcKeyName, MpcOperationName,
@@ -51,7 +51,7 @@ pub fn app<S: Store>(
     let api = Router::new()
         .route("/version", get(version))
         .route("/device:register", post(register_device))
-        .route("/device:revoke", post(unimplemented))
+        .route("/device:revoke", post(revoke_device))
         .route("/devices/{device}", get(get_device))
         .route("/pools", post(create_pool))
         .route("/pools/{pool}", get(get_pool))
@@ -222,6 +222,13 @@ async fn register_device<S: Store>(
     Ok(Json(
         services.register_device(&request.registration_data).await?,
     ))
+}
+
+async fn revoke_device<S: Store>(
+    State(services): State<Services<S>>,
+    call: Call<RevokeDeviceRequest>,
+) -> Result<Json<Device>, ApiError> {
+    Ok(Json(services.revoke_device(&call.caller, call.body).await?))
 }
 
 async fn get_device<S: Store>(

@@ -19,6 +19,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
+use waas_api::auth::reason;
 use waas_api::resources::{
     ExchangeRequest, ExchangeResponse, MpcProtocol, OperationMetadata, OperationResponse,
     Signature as SignatureResource, SignedPayload,
@@ -35,7 +36,7 @@ use super::operations::protocol;
 use super::wallets::{CHAIN_CODE, wallet_resource};
 use super::{Services, hex0x, parse_hex0x};
 use crate::ApiError;
-use crate::auth::Principal;
+use crate::auth::{Principal, revoked};
 use crate::store::{
     Committed, OperationKind, OperationRecord, OperationState, PairingState, StepEffect,
     StepUpdate, Store,
@@ -117,6 +118,10 @@ impl<S: Store> Services<S> {
                 "{name} is computed by another device"
             )));
         }
+        // Revoked after this request was authenticated: the revocation failed the operation.
+        if record.state == OperationState::Failed && failed_by_revocation(&record) {
+            return Err(revoked());
+        }
         if let Some(answer) = stored_answer(&record, request.round, &input_hash) {
             return answer;
         }
@@ -136,6 +141,8 @@ impl<S: Store> Services<S> {
             .await?
         {
             Committed::Yes => {}
+            // Revoked while this round ran: nothing was written, nothing is sent.
+            Committed::DeviceRevoked => return Err(revoked()),
             // The login an archive named was used (or revoked) meanwhile: nothing was written,
             // and the device may send round 1 again with another login.
             Committed::ConditionFailed => {
@@ -457,6 +464,15 @@ impl<S: Store> Services<S> {
         );
         Ok(update)
     }
+}
+
+/// Whether a failed operation was failed by its device's revocation.
+fn failed_by_revocation(record: &OperationRecord) -> bool {
+    record
+        .error
+        .as_deref()
+        .and_then(|json| serde_json::from_str::<ErrorBody>(json).ok())
+        .is_some_and(|error| error.reason.as_deref() == Some(reason::DEVICE_REVOKED))
 }
 
 /// Whether an open operation waited too long for the device (see the limits above).

@@ -67,7 +67,7 @@ pub(super) async fn server_keys<S: Store>(
 
 /// The refusal for a login that cannot be used (or finished): one answer for every reason, so a
 /// caller learns nothing about other devices' logins.
-fn login_invalid() -> ApiError {
+pub(super) fn login_invalid() -> ApiError {
     ApiError::invalid(
         "the passcode login is unknown, expired, used, unfinished, or another device's or group's",
     )

@@ -300,6 +300,20 @@ pub enum Committed {
     /// The step's condition no longer holds (its login was used, revoked or expired meanwhile):
     /// nothing is written.
     ConditionFailed,
+    /// The operation's device was revoked: nothing is written.
+    DeviceRevoked,
+}
+
+/// What [`Store::revoke_device`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// The device is revoked (now, or it was already), as stored.
+    Revoked(DeviceRecord),
+    /// No such device: nothing is written.
+    NotFound,
+    /// The step-up login may not be used (unknown, unfinished, used, revoked, expired, another
+    /// device's): nothing is written.
+    StepUpRefused,
 }
 
 /// A wallet with its new device group and key-generation operation.
@@ -455,6 +469,18 @@ pub trait Store: Clone + Send + Sync + 'static {
         name: &DeviceName,
     ) -> impl Future<Output = Result<Option<DeviceRecord>, StoreError>> + Send;
 
+    /// Revokes a device, in one transaction committed durably (`synchronous = FULL`): marks it
+    /// revoked, fails its open operations with `error` (deleting their sessions), deletes the
+    /// server's halves of all its pairings and revokes its open passcode logins. With `step_up`,
+    /// only if that login is still usable, and using it up in the same transaction. Revoking a
+    /// revoked device changes nothing more but the step-up's use.
+    fn revoke_device(
+        &self,
+        device: &DeviceName,
+        step_up: Option<&LoginUse>,
+        error: &str,
+    ) -> impl Future<Output = Result<Revocation, StoreError>> + Send;
+
     /// Adds or replaces an API key's public key.
     fn put_api_key(
         &self,
@@ -573,8 +599,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         idle_before_ms: i64,
         error: &str,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Writes one exchange step if the operation is still at `from_round` (compare and swap)
-    /// and the step's effect still may happen; otherwise nothing is written (see [`Committed`]).
+    /// Writes one exchange step if the operation is still at `from_round` (compare and swap), its
+    /// device is still active and the step's effect still may happen; otherwise nothing is
+    /// written (see [`Committed`]).
     fn commit_step(
         &self,
         name: &OperationName,

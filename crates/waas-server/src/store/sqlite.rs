@@ -20,7 +20,8 @@ use super::{
     AddressRecord, Attempts, Committed, Created, DEFAULT_POOL, DeviceRecord, GroupRecord,
     GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState, LoginUse, NewLogin, NewOperation,
     NewWallet, OperationKind, OperationRecord, OperationState, PairingRecord, PairingState,
-    PasscodeRecord, PoolRecord, StepEffect, StepUpdate, Store, StoreError, WalletRecord,
+    PasscodeRecord, PoolRecord, Revocation, StepEffect, StepUpdate, Store, StoreError,
+    WalletRecord,
 };
 use crate::ServerError;
 use crate::time::now_ms;
@@ -362,6 +363,16 @@ impl Store for SqliteStore {
             .as_ref()
             .map(device_row)
             .transpose()
+    }
+
+    async fn revoke_device(
+        &self,
+        device: &DeviceName,
+        step_up: Option<&LoginUse>,
+        error: &str,
+    ) -> Result<Revocation, StoreError> {
+        self.write_durably(async |writer| revoke_device(writer, device, step_up, error).await)
+            .await
     }
 
     async fn put_api_key(&self, name: &str, public_key: &[u8]) -> Result<(), StoreError> {
@@ -1120,6 +1131,8 @@ async fn commit_step(
         "UPDATE operations SET round = ?, input_hash = ?, reply = ?, session_sealed = ?,
                  state = ?, response = ?, error = ?, update_time_ms = ?
              WHERE id = ? AND round = ? AND state IN ('PENDING', 'RUNNING')
+                 AND EXISTS (SELECT 1 FROM devices
+                             WHERE devices.name = operations.device AND state = 'ACTIVE')
              RETURNING device_group, device, epoch",
     )
     .bind(i64::from(step.round))
@@ -1135,7 +1148,18 @@ async fn commit_step(
     .fetch_optional(&mut *tx)
     .await?;
     let Some((group, device, epoch)) = row else {
-        return Ok(Committed::RoundTaken);
+        // Which condition failed: a revocation (which also failed the operation) is told as such.
+        let revoked: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM operations JOIN devices ON devices.name = operations.device
+             WHERE operations.id = ? AND devices.state <> 'ACTIVE'",
+        )
+        .bind(name.operation().as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        return Ok(match revoked {
+            Some(_) => Committed::DeviceRevoked,
+            None => Committed::RoundTaken,
+        });
     };
     match &step.effect {
         StepEffect::None => {}
@@ -1219,6 +1243,58 @@ async fn commit_step(
     Ok(Committed::Yes)
 }
 
+/// [`Store::revoke_device`] on the writer connection, in one transaction. It takes SQLite's write
+/// lock, which every exchange step's commit takes too: a step commits either before it (and its
+/// round completed before the revocation) or after it, and then finds its device revoked.
+async fn revoke_device(
+    connection: &mut SqliteConnection,
+    device: &DeviceName,
+    step_up: Option<&LoginUse>,
+    error: &str,
+) -> Result<Revocation, StoreError> {
+    let mut tx = begin_immediate(connection).await?;
+    let name = device.to_string();
+    let Some(row) = sqlx::query("UPDATE devices SET state = 'REVOKED' WHERE name = ? RETURNING *")
+        .bind(&name)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(Revocation::NotFound);
+    };
+    // Dropping the transaction rolls back the state change above.
+    if let Some(login) = step_up
+        && !use_login(&mut tx, login, None).await?
+    {
+        return Ok(Revocation::StepUpRefused);
+    }
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = ?,
+             update_time_ms = ?
+         WHERE device = ? AND state IN ('PENDING', 'RUNNING')",
+    )
+    .bind(error)
+    .bind(now)
+    .bind(&name)
+    .execute(&mut *tx)
+    .await?;
+    // Every pairing of the device is between it and the server alone: without the server's
+    // half, the device's half signs nothing, with anyone.
+    sqlx::query("DELETE FROM pairings WHERE device = ?")
+        .bind(&name)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE passcode_logins SET state = 'REVOKED', state_sealed = NULL, session_sealed = NULL
+         WHERE device = ? AND state IN ('STARTED', 'FINISHED')",
+    )
+    .bind(&name)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Revocation::Revoked(device_row(&row)?))
+}
+
 /// Uses up a finished login, if it is still finished, of `login.device` and fresh; with
 /// `reset_version`, only if its reset's `registerStart` was evaluated under that version.
 async fn use_login(
@@ -1294,6 +1370,42 @@ fn sqlite_path(database: &str) -> Result<&str, ServerError> {
 mod tests {
     use super::*;
 
+    /// Registers `devices/d1` and creates its wallet: the group `g1` and its pending key
+    /// generation, `operations/o1`.
+    async fn add_wallet(store: &SqliteStore) -> (DeviceName, DeviceGroupName) {
+        let device: DeviceName = "devices/d1".parse().unwrap();
+        let group: DeviceGroupName = "pools/default/deviceGroups/g1".parse().unwrap();
+        store
+            .put_device(&DeviceRecord {
+                name: device.clone(),
+                auth_public_key: vec![1],
+                archive_public_key: vec![2],
+                state: DeviceState::Active,
+                create_time_ms: 0,
+            })
+            .await
+            .unwrap();
+        store
+            .create_wallet(&NewWallet {
+                wallet: "pools/default/mpcWallets/w1".parse().unwrap(),
+                operation: NewOperation {
+                    name: "operations/o1".parse().unwrap(),
+                    kind: OperationKind::CreateDeviceGroup,
+                    device_group: group.clone(),
+                    device: device.clone(),
+                    epoch: 0,
+                    metadata: "{}".into(),
+                    params: "{}".into(),
+                    creator: device.to_string(),
+                    request_id: None,
+                    request_hash: Vec::new(),
+                },
+            })
+            .await
+            .unwrap();
+        (device, group)
+    }
+
     #[test]
     fn database_values() {
         assert_eq!(sqlite_path("./data/waas.db").unwrap(), "./data/waas.db");
@@ -1346,36 +1458,7 @@ mod tests {
             b"first"
         );
 
-        let device: DeviceName = "devices/d1".parse().unwrap();
-        let group: DeviceGroupName = "pools/default/deviceGroups/g1".parse().unwrap();
-        store
-            .put_device(&DeviceRecord {
-                name: device.clone(),
-                auth_public_key: vec![1],
-                archive_public_key: vec![2],
-                state: DeviceState::Active,
-                create_time_ms: 0,
-            })
-            .await
-            .unwrap();
-        store
-            .create_wallet(&NewWallet {
-                wallet: "pools/default/mpcWallets/w1".parse().unwrap(),
-                operation: NewOperation {
-                    name: "operations/o1".parse().unwrap(),
-                    kind: OperationKind::CreateDeviceGroup,
-                    device_group: group.clone(),
-                    device: device.clone(),
-                    epoch: 0,
-                    metadata: "{}".into(),
-                    params: "{}".into(),
-                    creator: device.to_string(),
-                    request_id: None,
-                    request_hash: Vec::new(),
-                },
-            })
-            .await
-            .unwrap();
+        let (device, group) = add_wallet(&store).await;
 
         // A refused attempt writes nothing; an allowed one counts, with its login.
         let refused: Result<(), StoreError> = store
@@ -1472,6 +1555,108 @@ mod tests {
                 .await
                 .unwrap(),
             1
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_round_computed_before_a_revocation_does_not_commit_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("w.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let (device, group) = add_wallet(&store).await;
+        let step = |round, effect| StepUpdate {
+            round,
+            input_hash: vec![round],
+            reply: Some("{}".into()),
+            session_sealed: Some(vec![7]),
+            state: OperationState::Running,
+            response: None,
+            error: None,
+            effect,
+        };
+        let o1: OperationName = "operations/o1".parse().unwrap();
+        assert_eq!(
+            store
+                .commit_step(&o1, 0, &step(1, StepEffect::None))
+                .await
+                .unwrap(),
+            Committed::Yes
+        );
+        let finished = StepEffect::KeygenFinished {
+            pairing_id: vec![3],
+            pairing_sealed: vec![4],
+            root_public_key: vec![5],
+            chain_code_sealed: vec![6],
+        };
+        assert_eq!(
+            store.commit_step(&o1, 1, &step(3, finished)).await.unwrap(),
+            Committed::Yes
+        );
+        assert!(store.pairing(&group, &device, 0).await.unwrap().is_some());
+
+        // A step-up that cannot be used changes nothing.
+        let stranger = LoginUse {
+            name: "pools/default/deviceGroups/g1/passcodeLogins/none"
+                .parse()
+                .unwrap(),
+            device: device.clone(),
+            finished_after_ms: 0,
+        };
+        assert_eq!(
+            store
+                .revoke_device(&device, Some(&stranger), "{}")
+                .await
+                .unwrap(),
+            Revocation::StepUpRefused
+        );
+        assert_eq!(
+            store.device(&device).await.unwrap().unwrap().state,
+            DeviceState::Active
+        );
+
+        // Revoked while o1's round 5 ran: that round's commit is refused and writes nothing.
+        let Revocation::Revoked(revoked) =
+            store.revoke_device(&device, None, "revoked").await.unwrap()
+        else {
+            panic!("not revoked")
+        };
+        assert_eq!(revoked.state, DeviceState::Revoked);
+        assert_eq!(
+            store
+                .commit_step(&o1, 3, &step(5, StepEffect::None))
+                .await
+                .unwrap(),
+            Committed::DeviceRevoked
+        );
+        let failed = store.operation(&o1).await.unwrap().unwrap();
+        assert_eq!(
+            (failed.state, failed.round, failed.session_sealed),
+            (OperationState::Failed, 3, None)
+        );
+        assert_eq!(failed.error.as_deref(), Some("revoked"));
+        assert_eq!(store.pairing(&group, &device, 0).await.unwrap(), None);
+
+        // Again: the same device, nothing else changes; an unknown device is not found.
+        assert_eq!(
+            store.revoke_device(&device, None, "again").await.unwrap(),
+            Revocation::Revoked(revoked)
+        );
+        assert_eq!(
+            store
+                .operation(&o1)
+                .await
+                .unwrap()
+                .unwrap()
+                .error
+                .as_deref(),
+            Some("revoked")
+        );
+        let unknown: DeviceName = "devices/nobody".parse().unwrap();
+        assert_eq!(
+            store.revoke_device(&unknown, None, "{}").await.unwrap(),
+            Revocation::NotFound
         );
         store.close().await;
     }

@@ -235,6 +235,17 @@ impl TestServer {
         super::db_execute(&self.database(), sql, params).await
     }
 
+    /// Adds `device` to `group` in the database, as AddDevice will: a second device of a group.
+    pub async fn join_group(&self, group: &waas_api::DeviceGroupName, device: &TestDevice) {
+        let added = self
+            .db_execute(
+                "INSERT INTO device_group_devices (device_group, device) VALUES (?, ?)",
+                &[&group.to_string(), &device.name.to_string()],
+            )
+            .await;
+        assert_eq!(added, 1);
+    }
+
     /// [`db_query`](super::db_query) on this server's database, while it runs.
     pub async fn db_query(&self, sql: &str, params: &[&str]) -> Vec<String> {
         super::db_query(&self.database(), sql, params).await
