@@ -12,6 +12,8 @@ export type WaasErrorCode =
   | 'ALREADY_BOOTSTRAPPED'
   /** WebCrypto or the random source failed. */
   | 'CRYPTO'
+  /** This device has been revoked: the server refuses its requests (RevokeDevice). */
+  | 'DEVICE_REVOKED'
   /** The wallet's pool does not allow taking the key out. */
   | 'EXPORT_DISABLED'
   /** `initAsync()` could not fetch or instantiate the wasm module. */

@@ -89,6 +89,12 @@ pub enum SdkError {
     /// This device holds no archive of the wallet yet (run PrepareDeviceArchive first).
     #[error("{0}")]
     NoArchive(String),
+    /// This device has been revoked (RevokeDevice): the server refuses its requests, and its
+    /// halves of the wallets' keys sign nothing any more.
+    #[error(
+        "this device has been revoked: the server refuses its requests (recover the wallet on a new device)"
+    )]
+    DeviceRevoked,
     /// The passcode is right at the server, but another device of the wallet changed it since
     /// this device last did: the data key is not wrapped under the record now in place.
     #[error("{0}")]
@@ -120,6 +126,7 @@ impl SdkError {
         "EXPORT_DISABLED",
         "NO_ARCHIVE",
         "PASSCODE_CHANGED",
+        "DEVICE_REVOKED",
     ];
 
     /// The stable code, the `code` property of the thrown `WaasError`. Codes are never reused or
@@ -147,6 +154,7 @@ impl SdkError {
             Self::ExportDisabled => "EXPORT_DISABLED",
             Self::NoArchive(_) => "NO_ARCHIVE",
             Self::PasscodeChangedElsewhere(_) => "PASSCODE_CHANGED",
+            Self::DeviceRevoked => "DEVICE_REVOKED",
         }
     }
 }

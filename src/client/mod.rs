@@ -23,6 +23,7 @@ use waas_mpc::{Keygen, SessionId, Signing, SigningRequest, ethereum_address, par
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 
+mod devices;
 mod export;
 mod passcode;
 
@@ -974,6 +975,8 @@ fn server_error(error: ErrorBody, status: u16) -> SdkError {
         Some(passcode::EXPORT_DISABLED) => SdkError::ExportDisabled,
         // The server saw a login MAC that did not verify: the device did not hold the passcode.
         Some(passcode::WRONG_PASSCODE) => SdkError::WrongPasscode,
+        // This device's own requests are refused: it was revoked (only it is told so).
+        Some(reason::DEVICE_REVOKED) => SdkError::DeviceRevoked,
         reason => SdkError::Server {
             code: error_code(&error),
             status,
