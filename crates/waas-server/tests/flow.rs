@@ -216,7 +216,6 @@ async fn routes_not_implemented_yet_answer_unimplemented() {
     for path in [
         format!("{group}:prepareDeviceBackup"),
         format!("{group}:addDevice"),
-        "/v1/device:revoke".to_owned(),
     ] {
         device
             .client
