@@ -222,3 +222,42 @@ async fn another_device_needs_a_fresh_login_of_a_group_they_share() {
     // Bob is unharmed.
     assert_eq!(bob.get_device().await.state, DeviceState::Active);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_round_racing_the_revocation_either_completes_before_it_or_is_refused() {
+    let server = TestServer::start();
+    let api = server.api_key();
+    for attempt in 0..4 {
+        let device = server.device().await;
+        let (wallet, address) = device.create_wallet_and_address().await;
+        let key = &address.mpc_keys[0];
+        let mut signing = device.begin_signing(&wallet.pairing, key, &[7; 32]).await;
+        let round3 = signing.send_round1(&device, &wallet.pairing).await;
+
+        // Round 3 (the one that makes the signature) and the revocation, sent at once.
+        let (exchanged, revoked) = tokio::join!(
+            device.exchange(&signing.op, 3, &round3),
+            revoke_call(&api.client, &device.name, None).send(),
+        );
+        assert_eq!(revoked.ok::<Device>().state, DeviceState::Revoked);
+        let operation = api.get_operation(&signing.operation.name).await;
+        assert!(operation.done, "{operation:?}");
+        if exchanged.status == 200 {
+            // Completed before the revocation: the signature stands.
+            assert!(
+                operation.response.is_some(),
+                "attempt {attempt}: {operation:?}"
+            );
+        } else {
+            // After it: refused, nothing of the round written.
+            exchanged.assert_error(ErrorCode::PermissionDenied, Some(DEVICE_REVOKED));
+            assert!(
+                operation.response.is_none(),
+                "attempt {attempt}: {operation:?}"
+            );
+            let error = operation.error.unwrap();
+            assert_eq!(error.reason.as_deref(), Some(DEVICE_REVOKED), "{error:?}");
+        }
+        assert_eq!(pairings_of(&server, &device).await, ["0"]);
+    }
+}

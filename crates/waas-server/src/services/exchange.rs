@@ -24,7 +24,7 @@ use waas_api::resources::{
     ExchangeRequest, ExchangeResponse, MpcProtocol, OperationMetadata, OperationResponse,
     Signature as SignatureResource, SignedPayload,
 };
-use waas_api::{ErrorBody, ErrorCode, MpcOperationName};
+use waas_api::{ErrorBody, ErrorCode, MpcOperationName, OperationName};
 use waas_mpc::{
     Keygen, MAX_MESSAGE_BYTES, MpcError, Pairing, SessionId, Signature, Signing, SigningRequest,
     parse_path,
@@ -132,9 +132,13 @@ impl<S: Store> Services<S> {
                 "the operation expired: start a new one",
             ));
         }
-        let step = self
+        let step = match self
             .run_round(name, &record, request.round, message, input_hash.clone())
-            .await?;
+            .await
+        {
+            Ok(step) => step,
+            Err(error) => return Err(self.unless_revoked(&operation, error).await),
+        };
         match self
             .store
             .commit_step(&operation, record.round, &step)
@@ -169,6 +173,15 @@ impl<S: Store> Services<S> {
         }
         tracing::info!(operation = %operation, round = request.round, state = ?step.state, "exchange step");
         answer(&step)
+    }
+
+    /// `error`, or the refusal of a revoked device if the operation's device was revoked since
+    /// the operation was read: the revocation deletes the pairing a round may be about to read.
+    async fn unless_revoked(&self, operation: &OperationName, error: ApiError) -> ApiError {
+        match self.store.operation(operation).await {
+            Ok(Some(now)) if failed_by_revocation(&now) => revoked(),
+            _ => error,
+        }
     }
 
     /// Checks that `round` is the next one and runs it; an error here stores nothing, except a
