@@ -1,5 +1,5 @@
 //! The device archive and key export (docs/protocol/archive.md): PrepareDeviceArchive and the
-//! export metadata GetDeviceGroup returns.
+//! export metadata GetDeviceGroup returns; PrepareDeviceBackup's request (backup.md).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,6 +12,14 @@ use crate::{DeviceGroupName, DeviceName, MpcKeyName};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrepareDeviceArchiveRequest {
     /// The device that will hold the archive (a device may only ask for its own).
+    pub device: DeviceName,
+}
+
+/// PrepareDeviceBackup: `POST /v1/{deviceGroup}:prepareDeviceBackup` (docs/protocol/backup.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrepareDeviceBackupRequest {
+    /// The device that makes the backup (a device may only ask for its own).
     pub device: DeviceName,
 }
 

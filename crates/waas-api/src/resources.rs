@@ -277,6 +277,17 @@ pub enum OperationMetadata {
         /// The device's part of the operation.
         mpc_operation: MpcOperationName,
     },
+    /// PrepareDeviceBackup: both halves of one device's pairing encrypted to a fresh 2-of-2
+    /// decryption key, whose device half the user keeps (docs/protocol/backup.md).
+    #[serde(rename = "PrepareDeviceBackupMetadata", rename_all = "camelCase")]
+    PrepareDeviceBackup {
+        /// The group.
+        device_group: DeviceGroupName,
+        /// The device that makes the backup.
+        device: DeviceName,
+        /// The device's part of the operation.
+        mpc_operation: MpcOperationName,
+    },
 }
 
 /// What a finished operation produced.
@@ -294,6 +305,23 @@ pub enum OperationResponse {
     /// PrepareDeviceArchive's result.
     #[serde(rename = "DeviceArchive")]
     DeviceArchive(DeviceArchive),
+    /// PrepareDeviceBackup's result.
+    #[serde(rename = "DeviceBackup")]
+    DeviceBackup(DeviceBackup),
+}
+
+/// A finished PrepareDeviceBackup: the group's current backup, verified by the device's dry run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceBackup {
+    /// The group.
+    pub device_group: DeviceGroupName,
+    /// The device that made it.
+    pub device: DeviceName,
+    /// The pairing epoch backed up.
+    pub epoch: u64,
+    /// H(ct_x ‖ ct_s), `0x` hex: the backup string commits to the same.
+    pub ciphertexts_hash: String,
 }
 
 /// A finished PrepareDeviceArchive: the device holds its archive.
@@ -370,6 +398,15 @@ pub enum MpcProtocol {
     /// once the archive is stored.
     #[serde(rename_all = "camelCase")]
     PrepareDeviceArchive {
+        /// The pairing's id, `0x` hex.
+        pairing_id: String,
+    },
+    /// Both halves of the device's pairing encrypted to a fresh 2-of-2 decryption key
+    /// (docs/protocol/backup.md): round 1 the device's login and decryption half, round 2 the
+    /// server's half and ct_s, round 3 ct_x, round 4 the server's partial decryption of ct_x,
+    /// round 5 the device's H(ct_x ‖ ct_s) once its dry run passed (`waas_mpc::backup` messages).
+    #[serde(rename_all = "camelCase")]
+    PrepareDeviceBackup {
         /// The pairing's id, `0x` hex.
         pairing_id: String,
     },

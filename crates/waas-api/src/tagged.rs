@@ -7,8 +7,8 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
 use crate::resources::{
-    DeviceArchive, MpcProtocol, MpcWallet, OperationMetadata, OperationResponse, Signature,
-    SignedPayload,
+    DeviceArchive, DeviceBackup, MpcProtocol, MpcWallet, OperationMetadata, OperationResponse,
+    Signature, SignedPayload,
 };
 use crate::{DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName};
 
@@ -48,12 +48,18 @@ impl<'de> Deserialize<'de> for OperationMetadata {
                 device: needed(wire.device, "device")?,
                 mpc_operation,
             }),
+            "PrepareDeviceBackupMetadata" => Ok(Self::PrepareDeviceBackup {
+                device_group: needed(wire.device_group, "deviceGroup")?,
+                device: needed(wire.device, "device")?,
+                mpc_operation,
+            }),
             other => Err(D::Error::unknown_variant(
                 other,
                 &[
                     "CreateMPCWalletMetadata",
                     "CreateSignatureMetadata",
                     "PrepareDeviceArchiveMetadata",
+                    "PrepareDeviceBackupMetadata",
                 ],
             )),
         }
@@ -73,6 +79,7 @@ struct ResponseWire {
     signed_payload: Option<SignedPayload>,
     device: Option<DeviceName>,
     epoch: Option<u64>,
+    ciphertexts_hash: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for OperationResponse {
@@ -94,9 +101,15 @@ impl<'de> Deserialize<'de> for OperationResponse {
                 device: needed(wire.device, "device")?,
                 epoch: needed(wire.epoch, "epoch")?,
             })),
+            "DeviceBackup" => Ok(Self::DeviceBackup(DeviceBackup {
+                device_group: needed(wire.device_group, "deviceGroup")?,
+                device: needed(wire.device, "device")?,
+                epoch: needed(wire.epoch, "epoch")?,
+                ciphertexts_hash: needed(wire.ciphertexts_hash, "ciphertextsHash")?,
+            })),
             other => Err(D::Error::unknown_variant(
                 other,
-                &["MPCWallet", "Signature", "DeviceArchive"],
+                &["MPCWallet", "Signature", "DeviceArchive", "DeviceBackup"],
             )),
         }
     }
@@ -127,12 +140,16 @@ impl<'de> Deserialize<'de> for MpcProtocol {
             "PREPARE_DEVICE_ARCHIVE" => Ok(Self::PrepareDeviceArchive {
                 pairing_id: needed(wire.pairing_id, "pairingId")?,
             }),
+            "PREPARE_DEVICE_BACKUP" => Ok(Self::PrepareDeviceBackup {
+                pairing_id: needed(wire.pairing_id, "pairingId")?,
+            }),
             other => Err(D::Error::unknown_variant(
                 other,
                 &[
                     "CREATE_DEVICE_GROUP",
                     "CREATE_SIGNATURE",
                     "PREPARE_DEVICE_ARCHIVE",
+                    "PREPARE_DEVICE_BACKUP",
                 ],
             )),
         }
@@ -172,6 +189,11 @@ mod tests {
         round_trip(OperationMetadata::PrepareDeviceArchive {
             device_group: group.clone(),
             device: device.clone(),
+            mpc_operation: operation.clone(),
+        });
+        round_trip(OperationMetadata::PrepareDeviceBackup {
+            device_group: group.clone(),
+            device: device.clone(),
             mpc_operation: operation,
         });
         round_trip(OperationResponse::MpcWallet(MpcWallet {
@@ -190,9 +212,15 @@ mod tests {
             },
         }));
         round_trip(OperationResponse::DeviceArchive(DeviceArchive {
+            device_group: group.clone(),
+            device: device.clone(),
+            epoch: 3,
+        }));
+        round_trip(OperationResponse::DeviceBackup(DeviceBackup {
             device_group: group,
             device,
             epoch: 3,
+            ciphertexts_hash: "0x22".into(),
         }));
         round_trip(MpcProtocol::CreateDeviceGroup);
         round_trip(MpcProtocol::CreateSignature {
@@ -202,6 +230,9 @@ mod tests {
             pairing_id: "0x11".into(),
         });
         round_trip(MpcProtocol::PrepareDeviceArchive {
+            pairing_id: "0x11".into(),
+        });
+        round_trip(MpcProtocol::PrepareDeviceBackup {
             pairing_id: "0x11".into(),
         });
     }

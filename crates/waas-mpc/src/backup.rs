@@ -360,6 +360,51 @@ pub fn decrypt_half(
     Ok(share)
 }
 
+/// PrepareDeviceBackup's round 1, device → server: the passcode login that authorizes the
+/// backup (its name) and the device's half of the decryption key with its proof
+/// ([`DecryptionShare::key_share_message`]). Rounds 3 (ct_x), 4 (the server's partial decryption
+/// of ct_x) and 5 (H(ct_x ‖ ct_s)) are each one value, sent as is.
+#[derive(Serialize, Deserialize)]
+pub struct BackupRound1 {
+    /// The passcode login's resource name.
+    pub login: String,
+    /// P_dev and its proof.
+    pub key_share: Vec<u8>,
+}
+
+/// PrepareDeviceBackup's round 2, server → device.
+#[derive(Serialize, Deserialize)]
+pub struct BackupRound2 {
+    /// P_srv and its proof.
+    pub key_share: Vec<u8>,
+    /// ct_s: the server's share encrypted to P.
+    pub server_half: Vec<u8>,
+}
+
+impl BackupRound1 {
+    /// The message's bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, MpcError> {
+        encode(self)
+    }
+
+    /// Reads a message made by [`Self::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, MpcError> {
+        decode(bytes)
+    }
+}
+
+impl BackupRound2 {
+    /// The message's bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, MpcError> {
+        encode(self)
+    }
+
+    /// Reads a message made by [`Self::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, MpcError> {
+        decode(bytes)
+    }
+}
+
 /// H(ct_x ‖ ct_s): the backup string commits to both ciphertexts, so in recovery the device
 /// makes its partial only for the real ct_s (and takes R_x only from the real ct_x).
 pub fn ciphertexts_hash(device_half: &[u8], server_half: &[u8]) -> [u8; 32] {
