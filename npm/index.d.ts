@@ -30,6 +30,8 @@ export type WaasErrorCode =
   | 'NOT_INITIALIZED'
   /** This device holds no archive of the wallet: run its PrepareDeviceArchive operation first. */
   | 'NO_ARCHIVE'
+  /** This device keeps no backup string of the wallet (none made here, or already confirmed saved). */
+  | 'NO_BACKUP'
   /** The server failed a check only a cheating peer fails: this pairing never signs again. */
   | 'PAIRING_RETIRED'
   /** Too many wrong passcodes lately at the server: wait `retryAfterSeconds`. */

@@ -89,6 +89,10 @@ pub enum SdkError {
     /// This device holds no archive of the wallet yet (run PrepareDeviceArchive first).
     #[error("{0}")]
     NoArchive(String),
+    /// This device keeps no backup string of the wallet (none made here, or the user confirmed
+    /// they saved it and the device forgot it).
+    #[error("{0}")]
+    NoBackup(String),
     /// This device has been revoked (RevokeDevice): the server refuses its requests, and its
     /// halves of the wallets' keys sign nothing any more.
     #[error(
@@ -125,6 +129,7 @@ impl SdkError {
         "PASSCODE_LOCKED",
         "EXPORT_DISABLED",
         "NO_ARCHIVE",
+        "NO_BACKUP",
         "PASSCODE_CHANGED",
         "DEVICE_REVOKED",
     ];
@@ -153,6 +158,7 @@ impl SdkError {
             Self::PasscodeLocked => "PASSCODE_LOCKED",
             Self::ExportDisabled => "EXPORT_DISABLED",
             Self::NoArchive(_) => "NO_ARCHIVE",
+            Self::NoBackup(_) => "NO_BACKUP",
             Self::PasscodeChangedElsewhere(_) => "PASSCODE_CHANGED",
             Self::DeviceRevoked => "DEVICE_REVOKED",
         }

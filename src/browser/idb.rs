@@ -167,6 +167,16 @@ impl Database {
         committed(&transaction).await
     }
 
+    /// Deletes one value (nothing if absent).
+    pub(crate) async fn delete(&self, store: &str, key: &str) -> Result<(), SdkError> {
+        let transaction = self.transaction(std::iter::once(store), true)?;
+        transaction
+            .object_store(store)
+            .and_then(|store| store.delete(&JsValue::from_str(key)))
+            .map_err(storage)?;
+        committed(&transaction).await
+    }
+
     /// Reads one value and writes `change(value)` in its place, in one transaction, so a write
     /// of another tab in between is never lost. `change` must not await (nothing but this
     /// transaction's requests may run inside it); an error from it writes nothing. (`dyn`: one

@@ -384,21 +384,9 @@ impl WaasClient {
                 other => other,
             };
         }
-        let pairing = self
-            .store
-            .pairing(unlocked, &group_text, data.epoch)
-            .await?;
-        if !pairing_id.eq_ignore_ascii_case(&format!("0x{}", hex::encode(pairing.public().id))) {
-            return Err(SdkError::Untrusted(
-                "the operation names another pairing".into(),
-            ));
-        }
+        let pairing = self.operation_pairing(data, pairing_id, unlocked).await?;
         let archive_secret = self.store.archive_secret(unlocked).await?;
-        // The unlock's login, if it was to this group: a fresh login either way.
-        let login = match login.filter(|login| login.name.device_group_name() == group) {
-            Some(login) => login,
-            None => self.login_or_register(&group, passcode).await?,
-        };
+        let login = self.fresh_login(&group, passcode, login).await?;
         if !self
             .store
             .login_wrapped_groups()
@@ -488,6 +476,36 @@ impl WaasClient {
             }
         }
         Ok(false)
+    }
+
+    /// The device's pairing an operation is for, checked to be the one `pairing_id` names.
+    pub(crate) async fn operation_pairing(
+        &self,
+        data: &MpcData,
+        pairing_id: &str,
+        unlocked: &Unlocked,
+    ) -> Result<waas_mpc::Pairing, SdkError> {
+        let group = data.mpc_operation.device_group_name().to_string();
+        let pairing = self.store.pairing(unlocked, &group, data.epoch).await?;
+        if !pairing_id.eq_ignore_ascii_case(&format!("0x{}", hex::encode(pairing.public().id))) {
+            return Err(SdkError::Untrusted(
+                "the operation names another pairing".into(),
+            ));
+        }
+        Ok(pairing)
+    }
+
+    /// The unlock's login if it was to `group`, else a new one: a fresh login either way.
+    pub(crate) async fn fresh_login(
+        &self,
+        group: &DeviceGroupName,
+        passcode: &str,
+        login: Option<Login>,
+    ) -> Result<Login, SdkError> {
+        match login.filter(|login| login.name.device_group_name() == *group) {
+            Some(login) => Ok(login),
+            None => self.login_or_register(group, passcode).await,
+        }
     }
 
     /// A login; if the group's passcode was never registered (a wallet whose creation stopped

@@ -23,6 +23,7 @@ use waas_mpc::{Keygen, SessionId, Signing, SigningRequest, ethereum_address, par
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 
+mod backup;
 mod devices;
 mod export;
 mod passcode;
@@ -757,6 +758,10 @@ impl WaasClient {
             }
             MpcProtocol::PrepareDeviceArchive { .. } => Err(SdkError::InvalidArgument(
                 "PrepareDeviceArchive needs the passcode: use computePrepareDeviceArchiveMPCOperation"
+                    .into(),
+            )),
+            MpcProtocol::PrepareDeviceBackup { .. } => Err(SdkError::InvalidArgument(
+                "PrepareDeviceBackup needs the passcode: use computePrepareDeviceBackupMPCOperation"
                     .into(),
             )),
             _ => Err(SdkError::InvalidArgument(

@@ -21,6 +21,7 @@ use web_sys::CryptoKey;
 use zeroize::Zeroizing;
 
 mod archive;
+mod backup;
 mod login_wrap;
 
 pub(crate) use archive::ArchiveUnlock;
