@@ -212,19 +212,13 @@ async fn routes_not_implemented_yet_answer_unimplemented() {
     let server = TestServer::start();
     let device = server.device().await;
     let wallet = device.create_wallet(&default_pool()).await;
-    let group = format!("/v1/{}", wallet.device_group);
-    for path in [
-        format!("{group}:prepareDeviceBackup"),
-        format!("{group}:addDevice"),
-    ] {
-        device
-            .client
-            .post(path)
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .assert_error(ErrorCode::Unimplemented, None);
-    }
+    device
+        .client
+        .post(format!("/v1/{}:addDevice", wallet.device_group))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .assert_error(ErrorCode::Unimplemented, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]

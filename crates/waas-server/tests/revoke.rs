@@ -11,7 +11,7 @@ use waas_api::passcode::reason::LOGIN_INVALID;
 use waas_api::resources::{Device, DeviceState, RevokeDeviceRequest};
 use waas_api::{DeviceName, ErrorCode, PasscodeLoginName};
 
-use support::{Call, Client, PASSCODE, TestDevice, TestServer, Wallet, default_pool};
+use support::{Call, Client, PASSCODE, TestDevice, TestServer};
 
 /// RevokeDevice of `device` by whoever `client` signs as, with a step-up login or none; built
 /// but not sent.
@@ -24,16 +24,6 @@ fn revoke_call<'a>(
         name: device.clone(),
         login: login.cloned(),
     })
-}
-
-/// A device with a wallet in the default pool and the group's passcode registered.
-async fn device_with_wallet(server: &TestServer) -> (TestDevice, Wallet) {
-    let device = server.device().await;
-    let wallet = device.create_wallet(&default_pool()).await;
-    device
-        .register_passcode(&wallet.device_group, PASSCODE)
-        .await;
-    (device, wallet)
 }
 
 /// How many of the server's pairing halves `device` has.
@@ -69,7 +59,7 @@ async fn assert_refused_as_revoked(device: &TestDevice) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_device_revokes_itself_and_everything_it_had_at_the_server_goes() {
     let server = TestServer::start();
-    let (device, wallet) = device_with_wallet(&server).await;
+    let (device, wallet) = server.device_with_passcode().await;
     let group = &wallet.device_group;
     let address = device.generate_address(&wallet.wallet.name, None).await;
     let key = &address.mpc_keys[0];
@@ -126,7 +116,7 @@ async fn a_device_revokes_itself_and_everything_it_had_at_the_server_goes() {
 async fn an_api_key_revokes_any_device_and_is_told_of_unknown_ones() {
     let server = TestServer::start();
     let api = server.api_key();
-    let (device, wallet) = device_with_wallet(&server).await;
+    let (device, wallet) = server.device_with_passcode().await;
 
     // A login is a device's step-up: an API key sends none.
     let login = device.login(&wallet.device_group, PASSCODE).await;
@@ -161,13 +151,13 @@ async fn an_api_key_revokes_any_device_and_is_told_of_unknown_ones() {
 #[tokio::test(flavor = "multi_thread")]
 async fn another_device_needs_a_fresh_login_of_a_group_they_share() {
     let server = TestServer::start();
-    let (alice, wallet) = device_with_wallet(&server).await;
+    let (alice, wallet) = server.device_with_passcode().await;
     let group = &wallet.device_group;
     // Bob joins alice's group, as AddDevice will.
     let bob = server.device().await;
     server.join_group(group, &bob).await;
     // Carol has a wallet of her own, and a good login of it.
-    let (carol, carols_wallet) = device_with_wallet(&server).await;
+    let (carol, carols_wallet) = server.device_with_passcode().await;
     let carols = carol.login(&carols_wallet.device_group, PASSCODE).await;
     let unknown: DeviceName = "devices/00000000000000000000000000000000".parse().unwrap();
 

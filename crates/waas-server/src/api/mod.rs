@@ -14,7 +14,7 @@ use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
-use waas_api::export::PrepareDeviceArchiveRequest;
+use waas_api::export::{PrepareDeviceArchiveRequest, PrepareDeviceBackupRequest};
 use waas_api::passcode::{
     PasscodeLoginFinishRequest, PasscodeLoginFinishResponse, PasscodeLoginStartRequest,
     PasscodeLoginStartResponse, PasscodeRegisterFinishRequest, PasscodeRegisterFinishResponse,
@@ -324,8 +324,8 @@ async fn get_device_group<S: Store>(
     Ok(Json(services.get_device_group(&call.caller, &name).await?))
 }
 
-/// `POST …/deviceGroups/{group}:prepareDeviceArchive`, and the other device-group verbs, which
-/// later issues implement.
+/// `POST …/deviceGroups/{group}:prepareDeviceArchive` and `:prepareDeviceBackup`, and the other
+/// device-group verbs, which later issues implement.
 async fn device_group_verb<S: Store>(
     State(services): State<Services<S>>,
     UrlPath((pool, segment)): UrlPath<(String, String)>,
@@ -343,7 +343,17 @@ async fn device_group_verb<S: Store>(
                     .await?,
             ))
         }
-        "prepareDeviceBackup" | "addDevice" => Err(unimplemented().await),
+        "prepareDeviceBackup" => {
+            let request: PrepareDeviceBackupRequest = serde_json::from_value(call.body)
+                .map_err(|error| ApiError::invalid(format!("bad request body: {error}")))?;
+            let name = DeviceGroupName::new(id(&pool)?, group);
+            Ok(Json(
+                services
+                    .prepare_device_backup(&call.caller, &name, request)
+                    .await?,
+            ))
+        }
+        "addDevice" => Err(unimplemented().await),
         _ => Err(ApiError::not_found("route")),
     }
 }

@@ -31,8 +31,10 @@ use crate::store::{
 };
 use crate::time::now_ms;
 
-/// A PrepareDeviceArchive operation for `device` on its pairing `pairing_id` at `epoch`.
-pub(super) fn archive_operation(
+/// A PrepareDeviceArchive or PrepareDeviceBackup (`kind`) operation for `device` on its pairing
+/// `pairing_id` at `epoch`.
+pub(super) fn device_operation(
+    kind: OperationKind,
     group: &DeviceGroupName,
     device: &DeviceName,
     epoch: u64,
@@ -40,21 +42,37 @@ pub(super) fn archive_operation(
     creator: String,
 ) -> Result<NewOperation, ApiError> {
     let operation = OperationName::new(new_id()?);
-    let metadata = OperationMetadata::PrepareDeviceArchive {
-        device_group: group.clone(),
-        device: device.clone(),
-        mpc_operation: MpcOperationName::new(
-            group.pool().clone(),
-            group.device_group().clone(),
-            operation.operation().clone(),
+    let mpc_operation = MpcOperationName::new(
+        group.pool().clone(),
+        group.device_group().clone(),
+        operation.operation().clone(),
+    );
+    let (device_group, device_name, pairing_id) =
+        (group.clone(), device.clone(), hex0x(pairing_id));
+    let (metadata, params) = match kind {
+        OperationKind::PrepareDeviceArchive => (
+            OperationMetadata::PrepareDeviceArchive {
+                device_group,
+                device: device_name,
+                mpc_operation,
+            },
+            MpcProtocol::PrepareDeviceArchive { pairing_id },
         ),
-    };
-    let params = MpcProtocol::PrepareDeviceArchive {
-        pairing_id: hex0x(pairing_id),
+        OperationKind::PrepareDeviceBackup => (
+            OperationMetadata::PrepareDeviceBackup {
+                device_group,
+                device: device_name,
+                mpc_operation,
+            },
+            MpcProtocol::PrepareDeviceBackup { pairing_id },
+        ),
+        OperationKind::CreateDeviceGroup | OperationKind::CreateSignature => {
+            return Err(ApiError::internal("not a device operation"));
+        }
     };
     Ok(NewOperation {
         name: operation,
-        kind: OperationKind::PrepareDeviceArchive,
+        kind,
         device_group: group.clone(),
         device: device.clone(),
         epoch,
@@ -91,15 +109,30 @@ impl<S: Store> Services<S> {
                     .with_reason(reason::EXPORT_DISABLED),
             );
         }
+        self.device_operation(caller, group, &device, OperationKind::PrepareDeviceArchive)
+            .await
+    }
+
+    /// PrepareDeviceArchive's and PrepareDeviceBackup's common part, once the caller may ask:
+    /// `kind`'s operation for `device`, an active device of the active `group`, on its confirmed
+    /// epoch. The device's operation of that kind on that epoch that has not started yet is
+    /// returned instead of a second one.
+    pub(super) async fn device_operation(
+        &self,
+        caller: &Principal,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+        kind: OperationKind,
+    ) -> Result<Operation, ApiError> {
         let record = self.active_group(group).await?;
-        if !record.devices.contains(&device) {
+        if !record.devices.contains(device) {
             return Err(ApiError::precondition(format!(
                 "{device} is not a device of {group}"
             )));
         }
         let active = self
             .store
-            .device(&device)
+            .device(device)
             .await?
             .is_some_and(|found| found.state == DeviceState::Active);
         if !active {
@@ -107,30 +140,35 @@ impl<S: Store> Services<S> {
         }
         let epoch = self
             .store
-            .confirmed_epoch(group, &device)
+            .confirmed_epoch(group, device)
             .await?
             .ok_or_else(|| ApiError::precondition(format!("{device} has no pairing in {group}")))?;
         let pending = self
             .store
-            .open_operations(group, &device)
+            .open_operations(group, device)
             .await?
             .into_iter()
             .find(|open| {
-                open.kind == OperationKind::PrepareDeviceArchive
-                    && open.state == OperationState::Pending
-                    && open.epoch == epoch
+                open.kind == kind && open.state == OperationState::Pending && open.epoch == epoch
             });
         if let Some(pending) = pending {
             return self.operation_resource(&pending);
         }
         let pairing = self
             .store
-            .pairing(group, &device, epoch)
+            .pairing(group, device, epoch)
             .await?
             .ok_or_else(|| ApiError::internal("a confirmed epoch without its pairing"))?;
-        let new = archive_operation(group, &device, epoch, &pairing.pairing_id, caller.subject())?;
+        let new = device_operation(
+            kind,
+            group,
+            device,
+            epoch,
+            &pairing.pairing_id,
+            caller.subject(),
+        )?;
         let created = self.store.create_operation(&new).await?.into_inner();
-        tracing::info!(operation = %created.name, %device, "queued a device archive");
+        tracing::info!(operation = %created.name, %device, ?kind, "queued a device operation");
         self.operation_resource(&created)
     }
 

@@ -7,8 +7,9 @@
 //! 3. open the sealed session, run the engine's phase, seal the new session;
 //! 4. commit, if the operation is still at the round read (compare and swap): the answer, the
 //!    input's hash, the new session in place of the consumed one, and any pairing or signature
-//!    (or, for a device archive, the use of its passcode login, if that login still may be used:
-//!    `archive.rs`);
+//!    (or, for a device archive's or backup's round 1, the use of its passcode login, if that
+//!    login still may be used: `archive.rs`, `backup.rs`; for a backup's round 5, the group's
+//!    current backup in place of the one before);
 //! 5. answer.
 //!
 //! Nothing is sent before the commit, so a crash anywhere leaves the last committed round, and
@@ -31,7 +32,7 @@ use waas_mpc::{
 };
 use zeroize::Zeroizing;
 
-use super::archive::archive_operation;
+use super::archive::device_operation;
 use super::operations::protocol;
 use super::wallets::{CHAIN_CODE, wallet_resource};
 use super::{Services, hex0x, parse_hex0x};
@@ -198,6 +199,7 @@ impl<S: Store> Services<S> {
             (_, 0) => 1,
             (_, 1) => 3,
             (OperationKind::CreateDeviceGroup, 3) => KEYGEN_CONFIRM_ROUND,
+            (OperationKind::PrepareDeviceBackup, 3) => 5,
             _ => {
                 return Err(ApiError::internal(
                     "an unfinished operation past its last round",
@@ -235,7 +237,7 @@ impl<S: Store> Services<S> {
             .transpose()
             .map_err(ApiError::internal)?;
 
-        if round == KEYGEN_CONFIRM_ROUND {
+        if record.kind == OperationKind::CreateDeviceGroup && round == KEYGEN_CONFIRM_ROUND {
             return self
                 .confirm_keygen(record, &message, step(OperationState::Done, Some(done()))?)
                 .await;
@@ -249,6 +251,25 @@ impl<S: Store> Services<S> {
                 }
                 _ => {
                     self.archive_round3(record, &message, step(OperationState::Done, Some(done()))?)
+                }
+            };
+        }
+        if record.kind == OperationKind::PrepareDeviceBackup {
+            // No MPC engine: the backup's rounds are the server's own steps (backup.rs), its
+            // kept values in the sealed session.
+            let session = session.as_deref().map(Vec::as_slice);
+            return match round {
+                1 => {
+                    self.backup_round1(record, &message, step(OperationState::Running, None)?)
+                        .await
+                }
+                3 => {
+                    let update = step(OperationState::Running, None)?;
+                    self.backup_round3(record, session, &message, update).await
+                }
+                _ => {
+                    let update = step(OperationState::Done, Some(done()))?;
+                    self.backup_round5(record, session, &message, update).await
                 }
             };
         }
@@ -300,9 +321,8 @@ impl<S: Store> Services<S> {
         )?;
         update.session_sealed = output
             .session
-            .map(|session| self.master_key.seal(SESSION, &session_id(round), &session))
-            .transpose()
-            .map_err(ApiError::internal)?;
+            .map(|session| self.seal_session(record, round, &session))
+            .transpose()?;
         if let Some(pairing) = output.pairing {
             update.effect = self.keygen_finished(record, &pairing)?;
         }
@@ -310,6 +330,19 @@ impl<S: Store> Services<S> {
             update.response = Some(signature_response(record, &signature)?);
         }
         Ok(update)
+    }
+
+    /// `session` sealed as the operation's session after `round` (the exchange opens it for the
+    /// next round with the same kind and id).
+    pub(super) fn seal_session(
+        &self,
+        record: &OperationRecord,
+        round: u8,
+        session: &[u8],
+    ) -> Result<Vec<u8>, ApiError> {
+        self.master_key
+            .seal(SESSION, &format!("{}/{round}", record.name), session)
+            .map_err(ApiError::internal)
     }
 
     /// Round 5 of key generation: the device sends the confirmation of the pairing it stored
@@ -346,7 +379,8 @@ impl<S: Store> Services<S> {
             .export_enabled;
         let archive = export
             .then(|| {
-                archive_operation(
+                device_operation(
+                    OperationKind::PrepareDeviceArchive,
                     &record.device_group,
                     &record.device,
                     record.epoch,

@@ -2,6 +2,7 @@
 //! and its parsed request, returning the API resource. Handlers only parse and call.
 
 mod archive;
+mod backup;
 mod devices;
 mod exchange;
 mod operations;

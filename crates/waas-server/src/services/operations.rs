@@ -123,7 +123,8 @@ impl<S: Store> Services<S> {
                 let mpc_operation = match &metadata {
                     OperationMetadata::CreateMpcWallet { mpc_operation, .. }
                     | OperationMetadata::CreateSignature { mpc_operation, .. }
-                    | OperationMetadata::PrepareDeviceArchive { mpc_operation, .. } => {
+                    | OperationMetadata::PrepareDeviceArchive { mpc_operation, .. }
+                    | OperationMetadata::PrepareDeviceBackup { mpc_operation, .. } => {
                         mpc_operation.clone()
                     }
                     _ => return Err(ApiError::internal("unknown operation metadata")),
@@ -170,7 +171,9 @@ fn metadata(record: &OperationRecord) -> Result<OperationMetadata, ApiError> {
 pub(super) fn protocol(record: &OperationRecord) -> Result<MpcProtocol, ApiError> {
     match record.kind {
         OperationKind::CreateDeviceGroup => Ok(MpcProtocol::CreateDeviceGroup),
-        OperationKind::CreateSignature | OperationKind::PrepareDeviceArchive => {
+        OperationKind::CreateSignature
+        | OperationKind::PrepareDeviceArchive
+        | OperationKind::PrepareDeviceBackup => {
             serde_json::from_str(&record.params).map_err(ApiError::internal)
         }
     }

@@ -11,8 +11,8 @@ use std::future::Future;
 use thiserror::Error;
 use waas_api::resources::DeviceState;
 use waas_api::{
-    DeviceGroupName, DeviceName, MpcKeyName, MpcWalletName, OperationName, PasscodeLoginName,
-    PoolName,
+    DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName, OperationName,
+    PasscodeLoginName, PoolName,
 };
 
 pub use sqlite::SqliteStore;
@@ -152,6 +152,9 @@ pub enum OperationKind {
     CreateSignature,
     /// PrepareDeviceArchive: the server's share sealed to one device (docs/protocol/archive.md).
     PrepareDeviceArchive,
+    /// PrepareDeviceBackup: both halves of one device's pairing encrypted to a 2-of-2 decryption
+    /// key (docs/protocol/backup.md).
+    PrepareDeviceBackup,
 }
 
 /// Where an operation is in its life.
@@ -284,9 +287,40 @@ pub enum StepEffect {
     /// A device archive's round 1: the passcode login it names is used up in the same commit,
     /// which then happens only if the login is still finished, unused and fresh.
     UseLogin(LoginUse),
+    /// A backup's round 5: the device's dry run passed, so this backup becomes its group's
+    /// current one, replacing (deleting) the one before in the same commit.
+    BackupVerified(NewBackup),
     /// The peer failed a check: the pairing is retired, and every other open operation on it
     /// fails in the same transaction (so no concurrent step on it can commit, or be sent, after).
     RetirePairing,
+}
+
+/// A verified backup, as stored (its group, device and epoch are its operation's).
+#[derive(Clone)]
+pub struct NewBackup {
+    /// The backup's id: its PrepareDeviceBackup's MPC operation name.
+    pub backup: MpcOperationName,
+    /// The pairing backed up.
+    pub pairing_id: Vec<u8>,
+    /// d_srv, sealed.
+    pub decryption_share_sealed: Vec<u8>,
+    /// P_dev, compressed.
+    pub device_key_share: Vec<u8>,
+    /// P_srv, compressed.
+    pub server_key_share: Vec<u8>,
+    /// ct_x.
+    pub device_ciphertext: Vec<u8>,
+    /// ct_s.
+    pub server_ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for NewBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only sealed or public bytes, but a log has no use for them.
+        f.debug_struct("NewBackup")
+            .field("backup", &self.backup)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`Store::commit_step`] did.

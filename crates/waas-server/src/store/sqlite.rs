@@ -166,6 +166,7 @@ fn kind_text(kind: OperationKind) -> &'static str {
         OperationKind::CreateDeviceGroup => "CREATE_DEVICE_GROUP",
         OperationKind::CreateSignature => "CREATE_SIGNATURE",
         OperationKind::PrepareDeviceArchive => "PREPARE_DEVICE_ARCHIVE",
+        OperationKind::PrepareDeviceBackup => "PREPARE_DEVICE_BACKUP",
     }
 }
 
@@ -211,6 +212,7 @@ fn operation_row(row: &SqliteRow) -> Result<OperationRecord, StoreError> {
         "CREATE_DEVICE_GROUP" => OperationKind::CreateDeviceGroup,
         "CREATE_SIGNATURE" => OperationKind::CreateSignature,
         "PREPARE_DEVICE_ARCHIVE" => OperationKind::PrepareDeviceArchive,
+        "PREPARE_DEVICE_BACKUP" => OperationKind::PrepareDeviceBackup,
         other => return Err(StoreError::Corrupt(format!("operation kind {other:?}"))),
     };
     let state = match row.try_get("state")? {
@@ -1213,6 +1215,34 @@ async fn commit_step(
             if !use_login(&mut tx, login, None).await? {
                 return Ok(Committed::ConditionFailed);
             }
+        }
+        StepEffect::BackupVerified(backup) => {
+            // One current backup per group: the one before goes, with its ciphertexts and its
+            // sealed d_srv, in the commit that makes this one current (never before: a backup
+            // that does not get here replaces nothing).
+            sqlx::query("DELETE FROM backups WHERE device_group = ?")
+                .bind(&group)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
+                         decryption_share_sealed, device_key_share, server_key_share,
+                         device_ciphertext, server_ciphertext, create_time_ms)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&group)
+            .bind(backup.backup.to_string())
+            .bind(&device)
+            .bind(epoch)
+            .bind(&backup.pairing_id)
+            .bind(&backup.decryption_share_sealed)
+            .bind(&backup.device_key_share)
+            .bind(&backup.server_key_share)
+            .bind(&backup.device_ciphertext)
+            .bind(&backup.server_ciphertext)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
         }
         StepEffect::RetirePairing => {
             sqlx::query(

@@ -470,6 +470,19 @@ fn prepare_archive_call<'a>(
         })
 }
 
+impl super::TestServer {
+    /// A new device with a wallet in the default pool and the group's passcode ([`PASSCODE`])
+    /// registered.
+    pub async fn device_with_passcode(&self) -> (TestDevice, super::Wallet) {
+        let device = self.device().await;
+        let wallet = device.create_wallet(&super::default_pool()).await;
+        device
+            .register_passcode(&wallet.device_group, PASSCODE)
+            .await;
+        (device, wallet)
+    }
+}
+
 impl ApiKeyClient {
     /// PrepareDeviceArchive for `device`, built but not sent.
     pub fn prepare_archive_call<'a>(

@@ -1,0 +1,324 @@
+//! PrepareDeviceBackup (docs/protocol/backup.md): both additive shares of one device's pairing
+//! encrypted to a fresh 2-of-2 decryption key P = P_dev + P_srv, over the durable exchange of
+//! `exchange.rs`:
+//!
+//! 1. the device names a passcode login it finished and sends P_dev with its proof; the server
+//!    checks both, makes d_srv and answers (2) P_srv with its proof and ct_s, its own share
+//!    encrypted to P; the commit uses the login up;
+//! 3. the device sends ct_x, its share encrypted to P; the server answers (4) its proven partial
+//!    decryption of ct_x, for the device's dry run;
+//! 5. the device sends H(ct_x ‖ ct_s) once its dry run passed; the backup becomes the group's
+//!    current one, replacing the one before, in the commit that ends the operation.
+//!
+//! Between rounds d_srv, P_dev and the ciphertexts stay in the operation's sealed session. The
+//! backup's id, in every context, is the device's name for the operation, its MPC operation
+//! (`pools/{p}/deviceGroups/{g}/mpcOperations/{id}`, mpcData's `mpcOperation`). A device's
+//! message that is refused changes nothing: the device may send the round again.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use k256::elliptic_curve::sec1::ToSec1Point;
+use waas_api::export::PrepareDeviceBackupRequest;
+use waas_api::resources::{
+    DeviceBackup, ExchangeResponse, MpcProtocol, Operation, OperationResponse,
+};
+use waas_api::{DeviceGroupName, MpcOperationName, PasscodeLoginName};
+use waas_mpc::{
+    BackupContext, BackupRound1, BackupRound2, DecryptionShare, Half, Pairing, Role, backup_key,
+    ciphertext_ephemeral, ciphertexts_hash, encrypt_half, verify_key_share,
+};
+use zeroize::Zeroizing;
+
+use super::passcode::{UsableLogin, login_invalid};
+use super::{Services, ensure_acts_for, hex0x};
+use crate::ApiError;
+use crate::auth::Principal;
+use crate::store::{
+    NewBackup, OperationKind, OperationRecord, OperationState, StepEffect, StepUpdate, Store,
+};
+use crate::time::now_ms;
+
+/// Sealing kind of a backup's d_srv, kept once the backup is verified (id: the backup's id).
+const BACKUP_SHARE: &str = "backup-share";
+
+/// What the server keeps between a backup's rounds, sealed as the operation's session: d_srv,
+/// P_dev, ct_s and, from round 3, ct_x. Zeroized on drop.
+struct BackupSession {
+    share: Zeroizing<[u8; 32]>,
+    device_key_share: [u8; 33],
+    server_half: Vec<u8>,
+    device_half: Option<Vec<u8>>,
+}
+
+impl BackupSession {
+    /// d_srv ‖ P_dev ‖ ct_s's length (u16) ‖ ct_s ‖ ct_x (empty before round 3).
+    fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+        let len = u16::try_from(self.server_half.len()).map_err(ApiError::internal)?;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(256));
+        bytes.extend_from_slice(&self.share[..]);
+        bytes.extend_from_slice(&self.device_key_share);
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.extend_from_slice(&self.server_half);
+        bytes.extend_from_slice(self.device_half.as_deref().unwrap_or_default());
+        Ok(bytes)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, ApiError> {
+        let corrupt = || ApiError::internal("a backup session does not parse");
+        let (share, rest) = bytes.split_at_checked(32).ok_or_else(corrupt)?;
+        let (device_key_share, rest) = rest.split_at_checked(33).ok_or_else(corrupt)?;
+        let (len, rest) = rest.split_at_checked(2).ok_or_else(corrupt)?;
+        let len = u16::from_be_bytes(len.try_into().map_err(|_| corrupt())?);
+        let (server_half, device_half) = rest.split_at_checked(len.into()).ok_or_else(corrupt)?;
+        Ok(Self {
+            share: Zeroizing::new(share.try_into().map_err(|_| corrupt())?),
+            device_key_share: device_key_share.try_into().map_err(|_| corrupt())?,
+            server_half: server_half.to_vec(),
+            device_half: (!device_half.is_empty()).then(|| device_half.to_vec()),
+        })
+    }
+
+    fn decryption_share(&self) -> Result<DecryptionShare, ApiError> {
+        DecryptionShare::from_bytes(&self.share).map_err(ApiError::internal)
+    }
+}
+
+/// The names a backup's context borrows: the group's and the backup's.
+struct Names {
+    device_group: String,
+    backup: String,
+}
+
+impl Names {
+    fn of(record: &OperationRecord) -> Self {
+        Self {
+            device_group: record.device_group.to_string(),
+            backup: backup_id(record).to_string(),
+        }
+    }
+
+    fn context<'a>(&'a self, pairing_id: &'a [u8; 32], epoch: u64) -> BackupContext<'a> {
+        BackupContext {
+            device_group: &self.device_group,
+            backup: &self.backup,
+            pairing_id,
+            epoch,
+        }
+    }
+}
+
+/// The backup's id: the operation's MPC operation name, which the device has in its mpcData.
+fn backup_id(record: &OperationRecord) -> MpcOperationName {
+    MpcOperationName::new(
+        record.device_group.pool().clone(),
+        record.device_group.device_group().clone(),
+        record.name.operation().clone(),
+    )
+}
+
+/// A device's message that does not hold: refused, nothing changes, and it may send it again.
+fn refused(round: u8, what: &str) -> ApiError {
+    ApiError::invalid(format!("backup round {round}: {what}"))
+}
+
+impl<S: Store> Services<S> {
+    /// PrepareDeviceBackup: a backup operation for a device of an active group. A device asks for
+    /// itself only; an API key for any device of the group. Unlike the archive, not gated by the
+    /// pool's export setting: a backup never hands a share to anyone (recovery opens each
+    /// ciphertext only on its own side). The device's backup operation on its current epoch that
+    /// has not started yet is returned instead of a second one.
+    pub async fn prepare_device_backup(
+        &self,
+        caller: &Principal,
+        group: &DeviceGroupName,
+        request: PrepareDeviceBackupRequest,
+    ) -> Result<Operation, ApiError> {
+        ensure_acts_for(caller, &request.device)?;
+        self.ensure_can_read(caller, group).await?;
+        self.device_operation(
+            caller,
+            group,
+            &request.device,
+            OperationKind::PrepareDeviceBackup,
+        )
+        .await
+    }
+
+    /// The operation's pairing, checked to be the one its mpcData names.
+    async fn backup_pairing(&self, record: &OperationRecord) -> Result<Pairing, ApiError> {
+        let pairing = self.pairing(record).await?;
+        let MpcProtocol::PrepareDeviceBackup { pairing_id } = super::operations::protocol(record)?
+        else {
+            return Err(ApiError::internal("a backup of another protocol"));
+        };
+        if pairing_id != hex0x(&pairing.public().id) {
+            return Err(ApiError::internal(
+                "the backup's pairing is not the epoch's pairing",
+            ));
+        }
+        Ok(pairing)
+    }
+
+    /// Round 1: the login (as an archive's: finished by this device for this group, fresh,
+    /// unused) and P_dev's proof of knowledge for role device in this backup are checked; then
+    /// d_srv is made and s_d encrypted to P. The commit uses the login up, on the condition that
+    /// it still may be; d_srv, P_dev and ct_s go into the sealed session.
+    pub(super) async fn backup_round1(
+        &self,
+        record: &OperationRecord,
+        message: &[u8],
+        mut update: StepUpdate,
+    ) -> Result<StepUpdate, ApiError> {
+        let round1 =
+            BackupRound1::decode(message).map_err(|_| refused(1, "not a login and a key share"))?;
+        // One refusal for every unusable login, as for an archive's or a reset's.
+        let login: PasscodeLoginName = round1.login.parse().map_err(|_| login_invalid())?;
+        let UsableLogin { usage, .. } = self
+            .usable_login(&record.device, &record.device_group, &login, now_ms())
+            .await?;
+        let pairing = self.backup_pairing(record).await?;
+        let names = Names::of(record);
+        let context = names.context(&pairing.public().id, record.epoch);
+        // A rogue P_dev (one chosen without its secret, to steer P) has no proof.
+        let device_key_share = verify_key_share(&round1.key_share, &context, Role::Device)
+            .map_err(|_| refused(1, "the key share's proof of knowledge does not verify"))?;
+        let share = DecryptionShare::generate().map_err(ApiError::internal)?;
+        let key = backup_key(&device_key_share, &share.public())
+            .map_err(|_| refused(1, "the key shares cancel out"))?;
+        let server_half = encrypt_half(&key, Half::Server, &pairing.additive_share(), &context)
+            .map_err(ApiError::internal)?;
+        let reply = BackupRound2 {
+            key_share: share
+                .key_share_message(&context, Role::Server)
+                .map_err(ApiError::internal)?,
+            server_half: server_half.clone(),
+        }
+        .encode()
+        .map_err(ApiError::internal)?;
+        let session = BackupSession {
+            share: share.to_bytes(),
+            device_key_share,
+            server_half,
+            device_half: None,
+        };
+        update.session_sealed = Some(self.seal_session(record, 1, &session.to_bytes()?)?);
+        update.reply = Some(answer(2, reply)?);
+        update.state = OperationState::Running;
+        update.effect = StepEffect::UseLogin(usage);
+        Ok(update)
+    }
+
+    /// Round 3: ct_x, checked for its form (version, length, R a point other than the identity)
+    /// and for an R other than ct_s's; the answer is the server's proven partial decryption of
+    /// ct_x (for the half `Device` only), and ct_x joins the sealed session.
+    pub(super) async fn backup_round3(
+        &self,
+        record: &OperationRecord,
+        session: Option<&[u8]>,
+        message: &[u8],
+        mut update: StepUpdate,
+    ) -> Result<StepUpdate, ApiError> {
+        let mut kept = kept_session(session)?;
+        let ephemeral =
+            ciphertext_ephemeral(message).map_err(|_| refused(3, "not a backup ciphertext"))?;
+        // A partial on ct_s's own R (or on −R, its negation undone by anyone) would be the
+        // server's half of opening ct_s: with d_dev, the device would read s_d, the server's
+        // share. Compared as points, not bytes: SEC1 has more than one encoding of a point.
+        // This does not stop a blinded R (R_s + b·G): see "Open issue" in backup.md.
+        let server_ephemeral =
+            ciphertext_ephemeral(&kept.server_half).map_err(ApiError::internal)?;
+        if x_coordinate(&ephemeral)? == x_coordinate(&server_ephemeral)? {
+            return Err(refused(3, "the ciphertext reuses the server half's R"));
+        }
+        let pairing_id = self.backup_pairing(record).await?.public().id;
+        let names = Names::of(record);
+        let context = names.context(&pairing_id, record.epoch);
+        let partial = kept
+            .decryption_share()?
+            .partial(&ephemeral, Half::Device, &context, Role::Server)
+            .map_err(ApiError::internal)?;
+        kept.device_half = Some(message.to_vec());
+        update.session_sealed = Some(self.seal_session(record, 3, &kept.to_bytes()?)?);
+        update.reply = Some(answer(4, partial)?);
+        Ok(update)
+    }
+
+    /// Round 5: H(ct_x ‖ ct_s) from the device, once its dry run passed, must be that of the
+    /// ciphertexts the server holds; then the operation is done and, in the same commit, this
+    /// backup replaces the group's current one. Another hash is refused and changes nothing.
+    pub(super) async fn backup_round5(
+        &self,
+        record: &OperationRecord,
+        session: Option<&[u8]>,
+        message: &[u8],
+        mut update: StepUpdate,
+    ) -> Result<StepUpdate, ApiError> {
+        let kept = kept_session(session)?;
+        let device_half = kept
+            .device_half
+            .as_deref()
+            .ok_or_else(|| ApiError::internal("a backup at round 5 without ct_x"))?;
+        let hash = ciphertexts_hash(device_half, &kept.server_half);
+        // Public values: an ordinary comparison is fine.
+        if message != hash {
+            return Err(refused(
+                5,
+                "not the hash of the ciphertexts the server holds",
+            ));
+        }
+        let share = kept.decryption_share()?;
+        // Still the epoch's confirmed pairing: a retired one is not worth a backup.
+        let pairing_id = self.backup_pairing(record).await?.public().id;
+        let backup = backup_id(record);
+        update.effect = StepEffect::BackupVerified(NewBackup {
+            backup: backup.clone(),
+            pairing_id: pairing_id.to_vec(),
+            decryption_share_sealed: self
+                .master_key
+                .seal(BACKUP_SHARE, &backup.to_string(), &kept.share[..])
+                .map_err(ApiError::internal)?,
+            device_key_share: kept.device_key_share.to_vec(),
+            server_key_share: share.public().to_vec(),
+            device_ciphertext: device_half.to_vec(),
+            server_ciphertext: kept.server_half.clone(),
+        });
+        update.response = Some(
+            serde_json::to_string(&OperationResponse::DeviceBackup(DeviceBackup {
+                device_group: record.device_group.clone(),
+                device: record.device.clone(),
+                epoch: record.epoch,
+                ciphertexts_hash: hex0x(&hash),
+            }))
+            .map_err(ApiError::internal)?,
+        );
+        Ok(update)
+    }
+}
+
+/// A point's x-coordinate, whatever its SEC1 encoding: R and −R share it.
+fn x_coordinate(point: &[u8; 33]) -> Result<[u8; 32], ApiError> {
+    let key = k256::PublicKey::from_sec1_bytes(point)
+        .map_err(|_| refused(3, "not a point on secp256k1"))?;
+    let compressed = key.to_sec1_point(true);
+    compressed
+        .as_bytes()
+        .get(1..)
+        .and_then(|x| x.try_into().ok())
+        .ok_or_else(|| ApiError::internal("a compressed point is not 33 bytes"))
+}
+
+fn kept_session(session: Option<&[u8]>) -> Result<BackupSession, ApiError> {
+    BackupSession::from_bytes(
+        session.ok_or_else(|| ApiError::internal("a running backup without its session"))?,
+    )
+}
+
+/// The answer of round `round`, JSON, carrying `message` (unpadded base64url).
+fn answer(round: u8, message: Vec<u8>) -> Result<String, ApiError> {
+    serde_json::to_string(&ExchangeResponse {
+        round: Some(round),
+        message: Some(URL_SAFE_NO_PAD.encode(message)),
+        done: false,
+    })
+    .map_err(ApiError::internal)
+}

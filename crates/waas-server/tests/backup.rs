@@ -1,0 +1,534 @@
+//! PrepareDeviceBackup at the server (docs/protocol/backup.md), against a real server process,
+//! with the waas-mpc backup steps playing the device: the operation, the three device rounds
+//! over the durable exchange, the dry run the device can do with the server's partial, the
+//! group's one current backup (replaced only by a verified one), each refusal changing nothing,
+//! and a revocation leaving the backup in place.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use waas_api::export::PrepareDeviceBackupRequest;
+use waas_api::passcode::reason;
+use waas_api::resources::{
+    DeviceBackup, ExchangeResponse, MpcData, MpcProtocol, Operation, OperationMetadata,
+    OperationResponse, RevokeDeviceRequest,
+};
+use waas_api::{DeviceGroupName, ErrorCode, MpcOperationName};
+use waas_mpc::{
+    BackupContext, BackupRound1, BackupRound2, DecryptionShare, Half, Pairing, Role, backup_key,
+    ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_half, verify_key_share,
+    verify_partial,
+};
+
+use support::eth::hex0x;
+use support::{Login, PASSCODE, TestDevice, TestServer, Wallet, default_pool, flip, reply};
+
+/// PrepareDeviceBackup for `device`, signed by whoever `client` signs as, built but not sent.
+fn prepare_backup_call<'a>(
+    client: &'a support::Client,
+    group: &DeviceGroupName,
+    device: &TestDevice,
+) -> support::Call<'a> {
+    client
+        .post(format!("/v1/{group}:prepareDeviceBackup"))
+        .json(&PrepareDeviceBackupRequest {
+            device: device.name.clone(),
+        })
+}
+
+/// The device's part of a backup operation.
+fn backup_op_of(operation: &Operation) -> MpcOperationName {
+    match &operation.metadata {
+        OperationMetadata::PrepareDeviceBackup { mpc_operation, .. } => mpc_operation.clone(),
+        other => panic!("not a backup: {other:?}"),
+    }
+}
+
+/// The device's view of one backup: its names (from mpcData and its records, never from the
+/// server's answers), its decryption half, and what it has received and sent so far.
+struct Backup<'a> {
+    device: &'a TestDevice,
+    pairing: &'a Pairing,
+    op: MpcOperationName,
+    group: String,
+    /// The backup's id: the MPC operation's name, as mpcData gives it.
+    backup: String,
+    share: DecryptionShare,
+}
+
+/// Round 2 as the device checked it.
+struct Answered {
+    server_key_share: [u8; 33],
+    key: [u8; 33],
+    server_half: Vec<u8>,
+}
+
+impl<'a> Backup<'a> {
+    /// PrepareDeviceBackup by the device itself; the operation's mpcData is checked: this device,
+    /// its pairing and epoch.
+    async fn start(device: &'a TestDevice, wallet: &'a Wallet) -> Self {
+        let operation: Operation =
+            prepare_backup_call(&device.client, &wallet.device_group, device)
+                .ok()
+                .await;
+        assert!(!operation.done, "{operation:?}");
+        let op = backup_op_of(&operation);
+        let listed = device.find_mpc_operation(&op).await;
+        let data = MpcData::decode(&listed.mpc_data).unwrap();
+        assert_eq!(
+            (data.device.clone(), data.epoch, data.protocol.clone()),
+            (
+                device.name.clone(),
+                wallet.pairing.epoch(),
+                MpcProtocol::PrepareDeviceBackup {
+                    pairing_id: hex0x(&wallet.pairing.public().id)
+                }
+            ),
+            "{data:?}"
+        );
+        Self {
+            device,
+            pairing: &wallet.pairing,
+            group: op.device_group_name().to_string(),
+            backup: op.to_string(),
+            op,
+            share: DecryptionShare::generate().unwrap(),
+        }
+    }
+
+    fn context(&self) -> BackupContext<'_> {
+        BackupContext {
+            device_group: &self.group,
+            backup: &self.backup,
+            pairing_id: &self.pairing.public().id,
+            epoch: self.pairing.epoch(),
+        }
+    }
+
+    /// Round 1's message with `login`'s name and P_dev with its proof.
+    fn round1(&self, login: &str) -> Vec<u8> {
+        BackupRound1 {
+            login: login.to_owned(),
+            key_share: self
+                .share
+                .key_share_message(&self.context(), Role::Device)
+                .unwrap(),
+        }
+        .encode()
+        .unwrap()
+    }
+
+    /// Round 1 (and its repeat, which gets the same answer), and round 2 checked as the device
+    /// does: P_srv's proof for role server, P.
+    async fn run_round1(&self, login: &Login) -> Answered {
+        let message = self.round1(&login.name.to_string());
+        let answer: ExchangeResponse = self
+            .device
+            .exchange_and_repeat(&self.op, 1, &message)
+            .await
+            .ok();
+        let round2 = BackupRound2::decode(&reply(&answer, 2)).unwrap();
+        let server_key_share =
+            verify_key_share(&round2.key_share, &self.context(), Role::Server).unwrap();
+        let key = backup_key(&self.share.public(), &server_key_share).unwrap();
+        Answered {
+            server_key_share,
+            key,
+            server_half: round2.server_half,
+        }
+    }
+
+    /// ct_x: the device's additive share encrypted to P.
+    fn device_half(&self, answered: &Answered) -> Vec<u8> {
+        encrypt_half(
+            &answered.key,
+            Half::Device,
+            &self.pairing.additive_share(),
+            &self.context(),
+        )
+        .unwrap()
+    }
+
+    /// Round 3 (and its repeat) and the dry run on round 4: the server's partial verifies
+    /// against P_srv for ct_x's R, and ct_x opens to the device's own share.
+    async fn run_round3(&self, answered: &Answered, device_half: &[u8]) {
+        let answer: ExchangeResponse = self
+            .device
+            .exchange_and_repeat(&self.op, 3, device_half)
+            .await
+            .ok();
+        let context = self.context();
+        let ephemeral = ciphertext_ephemeral(device_half).unwrap();
+        let partial = verify_partial(
+            &reply(&answer, 4),
+            &answered.server_key_share,
+            &ephemeral,
+            Half::Device,
+            &context,
+            Role::Server,
+        )
+        .unwrap();
+        let opened = decrypt_half(
+            device_half,
+            &self.share,
+            &partial,
+            &answered.key,
+            Half::Device,
+            &context,
+            &self.pairing.public().device_public_share,
+        )
+        .unwrap();
+        assert_eq!(*opened, *self.pairing.additive_share());
+    }
+
+    /// Rounds 1 and 3 with `login`, and the dry run: round 2 as the device checked it, and ct_x.
+    async fn through_round3(&self, login: &Login) -> (Answered, Vec<u8>) {
+        let answered = self.run_round1(login).await;
+        let device_half = self.device_half(&answered);
+        self.run_round3(&answered, &device_half).await;
+        (answered, device_half)
+    }
+
+    /// Round 5 (and its repeat): done, and GetOperation shows the DeviceBackup with the hash.
+    async fn run_round5(&self, hash: &[u8; 32]) {
+        let done: ExchangeResponse = self
+            .device
+            .exchange_and_repeat(&self.op, 5, hash)
+            .await
+            .ok();
+        assert!(done.done && done.message.is_none(), "{done:?}");
+        let operation = self.device.get_operation(&self.op.operation_name()).await;
+        assert!(operation.done && operation.error.is_none(), "{operation:?}");
+        assert_eq!(
+            operation.response,
+            Some(OperationResponse::DeviceBackup(DeviceBackup {
+                device_group: self.op.device_group_name(),
+                device: self.device.name.clone(),
+                epoch: self.pairing.epoch(),
+                ciphertexts_hash: hex0x(hash),
+            }))
+        );
+    }
+}
+
+/// A whole backup with a fresh login: returns the backup's id and both ciphertexts.
+async fn full_backup(device: &TestDevice, wallet: &Wallet) -> (String, Vec<u8>, Vec<u8>) {
+    let backup = Backup::start(device, wallet).await;
+    let login = device.login(&wallet.device_group, PASSCODE).await;
+    let (answered, device_half) = backup.through_round3(&login).await;
+    backup
+        .run_round5(&ciphertexts_hash(&device_half, &answered.server_half))
+        .await;
+    (backup.backup, device_half, answered.server_half)
+}
+
+/// The group's backups rows: the backup's id, device, epoch, and (hex) P_dev, ct_x, ct_s.
+async fn backup_rows(server: &TestServer, group: &DeviceGroupName) -> Vec<String> {
+    server
+        .db_query(
+            "SELECT backup || '|' || device || '|' || epoch || '|' || hex(device_ciphertext)
+                 || '|' || hex(server_ciphertext) FROM backups WHERE device_group = ?",
+            &[&group.to_string()],
+        )
+        .await
+}
+
+fn row(backup: &str, device: &TestDevice, device_half: &[u8], server_half: &[u8]) -> String {
+    format!(
+        "{backup}|{}|0|{}|{}",
+        device.name,
+        hex::encode_upper(device_half),
+        hex::encode_upper(server_half)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_passes_the_dry_run_and_the_next_one_replaces_it() {
+    let mut server = TestServer::start();
+    let (device, wallet) = server.device_with_passcode().await;
+    let group = &wallet.device_group;
+
+    let (first, ct_x, ct_s) = full_backup(&device, &wallet).await;
+    assert!(
+        first.starts_with(&format!("{group}/mpcOperations/")),
+        "{first}"
+    );
+    assert_eq!(
+        backup_rows(&server, group).await,
+        [row(&first, &device, &ct_x, &ct_s)]
+    );
+    // d_srv is stored sealed (version, key id, nonce, 32 bytes, tag), P_srv is the public point.
+    let stored = server
+        .db_query(
+            "SELECT length(decryption_share_sealed) || '|' || length(server_key_share)
+                 || '|' || length(device_key_share) FROM backups",
+            &[],
+        )
+        .await;
+    assert_eq!(stored, ["69|33|33"]);
+    // The operation's session (d_srv in it) is gone once it is done.
+    let session = server
+        .db_query(
+            "SELECT quote(session_sealed) FROM operations WHERE id = ?",
+            &[first.rsplit('/').next().unwrap()],
+        )
+        .await;
+    assert_eq!(session, ["NULL"]);
+
+    // Survives a restart; a second backup replaces the first (its ciphertexts and d_srv).
+    server.restart();
+    let (second, ct_x2, ct_s2) = full_backup(&device, &wallet).await;
+    assert_ne!(second, first);
+    assert_eq!(
+        backup_rows(&server, group).await,
+        [row(&second, &device, &ct_x2, &ct_s2)]
+    );
+    let all = server
+        .db_query("SELECT CAST(COUNT(*) AS TEXT) FROM backups", &[])
+        .await;
+    assert_eq!(all, ["1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backups_are_asked_for_like_archives_but_not_gated_by_export() {
+    let server = TestServer::start();
+    let api_key = server.api_key();
+    api_key.create_pool_with("closed", "No export", false).await;
+    let device = server.device().await;
+    let wallet = device.create_wallet(&"pools/closed".parse().unwrap()).await;
+    let group = &wallet.device_group;
+
+    // An API key may ask for any device of the group; a second ask gets the pending one.
+    let by_key: Operation = prepare_backup_call(&api_key.client, group, &device)
+        .ok()
+        .await;
+    let again: Operation = prepare_backup_call(&device.client, group, &device)
+        .ok()
+        .await;
+    assert_eq!(by_key.name, again.name);
+    assert_eq!(
+        by_key.metadata,
+        OperationMetadata::PrepareDeviceBackup {
+            device_group: group.clone(),
+            device: device.name.clone(),
+            mpc_operation: backup_op_of(&by_key),
+        }
+    );
+    // Another device may not ask for this one.
+    let stranger = server.device().await;
+    server.join_group(group, &stranger).await;
+    server
+        .assert_refused_unchanged(
+            prepare_backup_call(&stranger.client, group, &device),
+            ErrorCode::PermissionDenied,
+        )
+        .await;
+    // A backup runs in a pool with export off.
+    device.register_passcode(group, PASSCODE).await;
+    full_backup(&device, &wallet).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_share_without_its_proof_is_refused_and_uses_nothing_up() {
+    let server = TestServer::start();
+    let (device, wallet) = server.device_with_passcode().await;
+    let backup = Backup::start(&device, &wallet).await;
+    let login = device.login(&wallet.device_group, PASSCODE).await;
+    let name = login.name.to_string();
+
+    // A proof made for the server's role, for another backup, or tampered with.
+    let for_server = BackupRound1 {
+        login: name.clone(),
+        key_share: backup
+            .share
+            .key_share_message(&backup.context(), Role::Server)
+            .unwrap(),
+    };
+    let other_context = BackupContext {
+        backup: "pools/default/deviceGroups/g/mpcOperations/another",
+        ..backup.context()
+    };
+    let for_another = BackupRound1 {
+        login: name.clone(),
+        key_share: backup
+            .share
+            .key_share_message(&other_context, Role::Device)
+            .unwrap(),
+    };
+    let honest = backup.round1(&name);
+    for message in [
+        for_server.encode().unwrap(),
+        for_another.encode().unwrap(),
+        flip(&honest, honest.len() - 3),
+        b"garbage".to_vec(),
+    ] {
+        server
+            .assert_refused_unchanged(
+                device.exchange_call(&backup.op, 1, &message),
+                ErrorCode::InvalidArgument,
+            )
+            .await;
+    }
+    // The login is still good: the honest round 1 runs with it.
+    backup.through_round3(&login).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_used_login_is_refused_and_changes_nothing() {
+    let server = TestServer::start();
+    let (device, wallet) = server.device_with_passcode().await;
+    let group = &wallet.device_group;
+    // A login used by another backup's round 1 buys no second one.
+    let used = device.login(group, PASSCODE).await;
+    let backup = Backup::start(&device, &wallet).await;
+    backup.run_round1(&used).await;
+    let next = Backup::start(&device, &wallet).await;
+    assert_ne!(next.op, backup.op, "the first one is running");
+
+    // That one; no login at all; a name that is not a login; a started login never finished.
+    let unfinished = device.login_start(group, PASSCODE).await;
+    for login in [
+        used.name.to_string(),
+        format!("{group}/passcodeLogins/none"),
+        "not a name".to_owned(),
+        unfinished.response.login.to_string(),
+    ] {
+        let refused = server
+            .assert_refused_unchanged(
+                device.exchange_call(&next.op, 1, &next.round1(&login)),
+                ErrorCode::InvalidArgument,
+            )
+            .await;
+        assert_eq!(
+            refused.error().reason.as_deref(),
+            Some(reason::LOGIN_INVALID),
+            "{login}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_device_ciphertext_is_refused_and_changes_nothing() {
+    let server = TestServer::start();
+    let (device, wallet) = server.device_with_passcode().await;
+    let backup = Backup::start(&device, &wallet).await;
+    let login = device.login(&wallet.device_group, PASSCODE).await;
+    let answered = backup.run_round1(&login).await;
+    let device_half = backup.device_half(&answered);
+
+    let mut wrong_version = device_half.clone();
+    wrong_version[0] = 2;
+    let mut not_a_point = device_half.clone();
+    not_a_point[2..34].fill(0xff);
+    // ct_s's R in ct_x, as it is, negated (the other y), and in SEC1's compact encoding (tag 5,
+    // which k256 reads as a point too): a partial on any would help the device open ct_s.
+    let mut server_r = device_half.clone();
+    server_r[1..34].copy_from_slice(&answered.server_half[1..34]);
+    let mut negated_r = server_r.clone();
+    negated_r[1] ^= 1;
+    let mut compact_r = server_r.clone();
+    compact_r[1] = 0x05;
+    for message in [
+        device_half[..device_half.len() - 1].to_vec(),
+        [device_half.as_slice(), &[0]].concat(),
+        wrong_version,
+        not_a_point,
+        answered.server_half.clone(),
+        server_r,
+        negated_r,
+        compact_r,
+        Vec::new(),
+    ] {
+        server
+            .assert_refused_unchanged(
+                device.exchange_call(&backup.op, 3, &message),
+                ErrorCode::InvalidArgument,
+            )
+            .await;
+    }
+    // The well-formed one still runs.
+    backup.run_round3(&answered, &device_half).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_hash_stores_no_backup_and_an_unfinished_backup_replaces_nothing() {
+    let server = TestServer::start();
+    let (device, wallet) = server.device_with_passcode().await;
+    let group = &wallet.device_group;
+    let (first, ct_x, ct_s) = full_backup(&device, &wallet).await;
+    let current = [row(&first, &device, &ct_x, &ct_s)];
+
+    // A second backup through round 3, then hashes that are not H(ct_x ‖ ct_s): refused, and
+    // the first backup stays the group's.
+    let backup = Backup::start(&device, &wallet).await;
+    let login = device.login(group, PASSCODE).await;
+    let (answered, device_half) = backup.through_round3(&login).await;
+    let hash = ciphertexts_hash(&device_half, &answered.server_half);
+    for message in [
+        flip(&hash, 0),
+        ciphertexts_hash(&answered.server_half, &device_half).to_vec(),
+        hash[..31].to_vec(),
+        Vec::new(),
+    ] {
+        server
+            .assert_refused_unchanged(
+                device.exchange_call(&backup.op, 5, &message),
+                ErrorCode::InvalidArgument,
+            )
+            .await;
+    }
+    assert_eq!(backup_rows(&server, group).await, current);
+
+    // Stopped here, it replaces nothing, also once it expired. In a fresh group, no row at all.
+    server
+        .db_execute(
+            "UPDATE operations SET update_time_ms = update_time_ms - 700000 WHERE id = ?",
+            &[backup.backup.rsplit('/').next().unwrap()],
+        )
+        .await;
+    device
+        .exchange(&backup.op, 5, &hash)
+        .await
+        .assert_error(ErrorCode::Aborted, None);
+    assert_eq!(backup_rows(&server, group).await, current);
+
+    let other = device.create_wallet(&default_pool()).await;
+    device
+        .register_passcode(&other.device_group, PASSCODE)
+        .await;
+    let fresh = Backup::start(&device, &other).await;
+    let login = device.login(&other.device_group, PASSCODE).await;
+    fresh.through_round3(&login).await;
+    assert!(backup_rows(&server, &other.device_group).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_leaves_the_backup() {
+    let server = TestServer::start();
+    let (device, wallet) = server.device_with_passcode().await;
+    let group = &wallet.device_group;
+    let (backup, ct_x, ct_s) = full_backup(&device, &wallet).await;
+
+    let revoked: waas_api::resources::Device = device
+        .client
+        .post("/v1/device:revoke")
+        .json(&RevokeDeviceRequest {
+            name: device.name.clone(),
+            login: None,
+        })
+        .ok()
+        .await;
+    assert_eq!(revoked.state, waas_api::resources::DeviceState::Revoked);
+    // The server's halves of the pairings are gone; the backup (what recovery needs) stays.
+    let pairings = server
+        .db_query(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM pairings WHERE device = ?",
+            &[&device.name.to_string()],
+        )
+        .await;
+    assert_eq!(pairings, ["0"]);
+    assert_eq!(
+        backup_rows(&server, group).await,
+        [row(&backup, &device, &ct_x, &ct_s)]
+    );
+}
