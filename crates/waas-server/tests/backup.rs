@@ -532,3 +532,45 @@ async fn a_revocation_leaves_the_backup() {
         [row(&backup, &device, &ct_x, &ct_s)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_resumes_after_a_restart_from_its_sealed_session() {
+    let mut server = TestServer::start();
+    let (device, wallet) = server.device_with_passcode().await;
+    let backup = Backup::start(&device, &wallet).await;
+    let login = device.login(&wallet.device_group, PASSCODE).await;
+    let (answered, device_half) = backup.through_round3(&login).await;
+
+    // Between rounds the kept values are sealed: neither ciphertext is in the clear in the
+    // session (and so neither is d_srv, kept with them).
+    let id = backup.backup.rsplit('/').next().unwrap();
+    let session = server
+        .db_query(
+            "SELECT hex(session_sealed) FROM operations WHERE id = ?",
+            &[id],
+        )
+        .await;
+    assert_eq!(session.len(), 1);
+    for clear in [&answered.server_half, &device_half] {
+        assert!(!session[0].contains(&hex::encode_upper(&clear[34..])));
+    }
+
+    // Killed between rounds 3 and 5: round 3's answer is stored, round 5 runs from the session.
+    let first = device.exchange(&backup.op, 3, &device_half).await;
+    server.restart();
+    device
+        .assert_repeat(&backup.op, 3, &device_half, &first, "after a restart")
+        .await;
+    backup
+        .run_round5(&ciphertexts_hash(&device_half, &answered.server_half))
+        .await;
+    assert_eq!(
+        backup_rows(&server, &wallet.device_group).await,
+        [row(
+            &backup.backup,
+            &device,
+            &device_half,
+            &answered.server_half
+        )]
+    );
+}

@@ -178,29 +178,13 @@ impl<S: Store> Services<S> {
             .await?;
         let pairing = self.backup_pairing(record).await?;
         let names = Names::of(record);
-        let context = names.context(&pairing.public().id, record.epoch);
-        // A rogue P_dev (one chosen without its secret, to steer P) has no proof.
-        let device_key_share = verify_key_share(&round1.key_share, &context, Role::Device)
-            .map_err(|_| refused(1, "the key share's proof of knowledge does not verify"))?;
-        let share = DecryptionShare::generate().map_err(ApiError::internal)?;
-        let key = backup_key(&device_key_share, &share.public())
-            .map_err(|_| refused(1, "the key shares cancel out"))?;
-        let server_half = encrypt_half(&key, Half::Server, &pairing.additive_share(), &context)
-            .map_err(ApiError::internal)?;
-        let reply = BackupRound2 {
-            key_share: share
-                .key_share_message(&context, Role::Server)
-                .map_err(ApiError::internal)?,
-            server_half: server_half.clone(),
-        }
-        .encode()
-        .map_err(ApiError::internal)?;
-        let session = BackupSession {
-            share: share.to_bytes(),
-            device_key_share,
-            server_half,
-            device_half: None,
-        };
+        let epoch = record.epoch;
+        // The proofs (Fischlin's transform) are a backup's heaviest work: off the async threads.
+        let (session, reply) = tokio::task::spawn_blocking(move || {
+            backup_round2(&pairing, &names, epoch, &round1.key_share)
+        })
+        .await
+        .map_err(ApiError::internal)??;
         update.session_sealed = Some(self.seal_session(record, 1, &session.to_bytes()?)?);
         update.reply = Some(answer(2, reply)?);
         update.state = OperationState::Running;
@@ -305,6 +289,40 @@ fn x_coordinate(point: &[u8; 33]) -> Result<[u8; 32], ApiError> {
         .get(1..)
         .and_then(|x| x.try_into().ok())
         .ok_or_else(|| ApiError::internal("a compressed point is not 33 bytes"))
+}
+
+/// Round 1's checks and work on P_dev (`key_share`, with its proof): d_srv made, s_d encrypted
+/// to P; the session to keep and round 2.
+fn backup_round2(
+    pairing: &Pairing,
+    names: &Names,
+    epoch: u64,
+    key_share: &[u8],
+) -> Result<(BackupSession, Vec<u8>), ApiError> {
+    let context = names.context(&pairing.public().id, epoch);
+    // A rogue P_dev (one chosen without its secret, to steer P) has no proof.
+    let device_key_share = verify_key_share(key_share, &context, Role::Device)
+        .map_err(|_| refused(1, "the key share's proof of knowledge does not verify"))?;
+    let share = DecryptionShare::generate().map_err(ApiError::internal)?;
+    let key = backup_key(&device_key_share, &share.public())
+        .map_err(|_| refused(1, "the key shares cancel out"))?;
+    let server_half = encrypt_half(&key, Half::Server, &pairing.additive_share(), &context)
+        .map_err(ApiError::internal)?;
+    let reply = BackupRound2 {
+        key_share: share
+            .key_share_message(&context, Role::Server)
+            .map_err(ApiError::internal)?,
+        server_half: server_half.clone(),
+    }
+    .encode()
+    .map_err(ApiError::internal)?;
+    let session = BackupSession {
+        share: share.to_bytes(),
+        device_key_share,
+        server_half,
+        device_half: None,
+    };
+    Ok((session, reply))
 }
 
 fn kept_session(session: Option<&[u8]>) -> Result<BackupSession, ApiError> {
