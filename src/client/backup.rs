@@ -6,7 +6,7 @@ use waas_api::export::PrepareDeviceBackupRequest;
 use waas_api::resources::{MpcData, MpcProtocol, Operation};
 use waas_mpc::{
     BackupContext, BackupFacts, BackupRound1, BackupRound2, BackupString, DecryptionShare, Half,
-    Role, backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_half,
+    Role, backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_device_half,
     verify_key_share, verify_partial,
 };
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -190,10 +190,13 @@ impl WaasClient {
             verify_key_share(&round2.key_share, &context, Role::Server).map_err(untrusted)?;
         let key = backup_key(&own.public(), &server_key).map_err(untrusted)?;
         ciphertext_ephemeral(&round2.server_half).map_err(untrusted)?;
-        // Round 3: this device's share, encrypted to the key.
+        // Round 3: this device's share, encrypted to the key, with the proof of its r.
         let share = pairing.additive_share();
-        let ct_x = encrypt_half(&key, Half::Device, &share, &context).map_err(abort)?;
-        let partial = self.exchange(&data.mpc_operation, 3, &ct_x).await?;
+        let round3 = encrypt_device_half(&key, &share, &context).map_err(abort)?;
+        let partial = self
+            .exchange(&data.mpc_operation, 3, &round3.encode().map_err(abort)?)
+            .await?;
+        let ct_x = round3.device_half;
         // The dry run: the server's proven partial opens ct_x again, to this device's own share.
         let ephemeral = ciphertext_ephemeral(&ct_x).map_err(abort)?;
         let server_partial = verify_partial(

@@ -403,7 +403,7 @@ pub enum MpcProtocol {
     },
     /// Both halves of the device's pairing encrypted to a fresh 2-of-2 decryption key
     /// (docs/protocol/backup.md): round 1 the device's login and decryption half, round 2 the
-    /// server's half and ct_s, round 3 ct_x, round 4 the server's partial decryption of ct_x,
+    /// server's half and ct_s, round 3 ct_x with the proof of its r, round 4 the server's partial decryption of ct_x,
     /// round 5 the device's H(ct_x ‖ ct_s) once its dry run passed (`waas_mpc::backup` messages).
     #[serde(rename_all = "camelCase")]
     PrepareDeviceBackup {

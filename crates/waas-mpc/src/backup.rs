@@ -203,6 +203,58 @@ pub fn encrypt_half(
     share: &[u8; 32],
     context: &BackupContext<'_>,
 ) -> Result<Vec<u8>, MpcError> {
+    Ok(encrypt(key, half, share, context)?.0)
+}
+
+/// Encrypts the device's share (ct_x) with a proof of knowledge of its r, bound to the backup
+/// and the half: the server answers its partial decryption only for an R whose r the device
+/// provably knows. Without it, a device could send R = R_s + b·G (ct_s's R, blinded), take
+/// d_srv·R − b·P_srv = d_srv·R_s from the answer, and open ct_s: the server's share.
+pub fn encrypt_device_half(
+    key: &[u8; 33],
+    share: &[u8; 32],
+    context: &BackupContext<'_>,
+) -> Result<BackupRound3, MpcError> {
+    let (device_half, ephemeral_secret) = encrypt(key, Half::Device, share, context)?;
+    let ephemeral = split(&device_half)?.ephemeral;
+    let session = ephemeral_proof_session(context, &ephemeral);
+    let proof = DLogProof::<Curve>::prove(&ephemeral_secret, &session)
+        .map_err(|_| MpcError::Randomness("the proof of knowledge found no challenge".into()))?;
+    Ok(BackupRound3 {
+        device_half,
+        ephemeral_proof: encode(&KeyShareMessage { proof })?,
+    })
+}
+
+/// Round 3 as the server receives it: ct_x's form, and the proof that the device knows its r.
+/// Returns ct_x's R.
+pub fn verify_device_half(
+    round: &BackupRound3,
+    context: &BackupContext<'_>,
+) -> Result<[u8; 33], MpcError> {
+    let ephemeral = split(&round.device_half)?.ephemeral;
+    let KeyShareMessage { proof } = decode(&round.ephemeral_proof)?;
+    if proof.point == Point::IDENTITY || compressed(&proof.point) != ephemeral {
+        return Err(MpcError::Rejected(
+            "the proof is for another R than the ciphertext's".into(),
+        ));
+    }
+    let session = ephemeral_proof_session(context, &ephemeral);
+    if !DLogProof::<Curve>::verify(&proof, &session) {
+        return Err(MpcError::Rejected(
+            "the ciphertext's R has no valid proof of knowledge".into(),
+        ));
+    }
+    Ok(ephemeral)
+}
+
+/// ElGamal-KEM to P; also returns r.
+fn encrypt(
+    key: &[u8; 33],
+    half: Half,
+    share: &[u8; 32],
+    context: &BackupContext<'_>,
+) -> Result<(Vec<u8>, Zeroizing<Scalar>), MpcError> {
     let key_point = decode_point(key)?;
     let ephemeral_secret = Zeroizing::new(engine::random_scalar()?);
     let ephemeral = compressed(&(k256::ProjectivePoint::GENERATOR * *ephemeral_secret).to_affine());
@@ -225,7 +277,7 @@ pub fn encrypt_half(
     sealed.extend_from_slice(&ephemeral);
     sealed.extend_from_slice(&nonce);
     sealed.extend_from_slice(&ciphertext);
-    Ok(sealed)
+    Ok((sealed, ephemeral_secret))
 }
 
 /// A ciphertext's R (checked: a valid point, not the identity), which partial decryptions are
@@ -362,14 +414,24 @@ pub fn decrypt_half(
 
 /// PrepareDeviceBackup's round 1, device → server: the passcode login that authorizes the
 /// backup (its name) and the device's half of the decryption key with its proof
-/// ([`DecryptionShare::key_share_message`]). Rounds 3 (ct_x), 4 (the server's partial decryption
-/// of ct_x) and 5 (H(ct_x ‖ ct_s)) are each one value, sent as is.
+/// ([`DecryptionShare::key_share_message`]). Rounds 4 (the server's partial decryption of ct_x)
+/// and 5 (H(ct_x ‖ ct_s)) are each one value, sent as is.
 #[derive(Serialize, Deserialize)]
 pub struct BackupRound1 {
     /// The passcode login's resource name.
     pub login: String,
     /// P_dev and its proof.
     pub key_share: Vec<u8>,
+}
+
+/// PrepareDeviceBackup's round 3, device → server: ct_x and the proof that the device knows its
+/// r ([`encrypt_device_half`], [`verify_device_half`]).
+#[derive(Serialize, Deserialize)]
+pub struct BackupRound3 {
+    /// ct_x: the device's share encrypted to P.
+    pub device_half: Vec<u8>,
+    /// The proof of knowledge of ct_x's r.
+    pub ephemeral_proof: Vec<u8>,
 }
 
 /// PrepareDeviceBackup's round 2, server → device.
@@ -382,6 +444,18 @@ pub struct BackupRound2 {
 }
 
 impl BackupRound1 {
+    /// The message's bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, MpcError> {
+        encode(self)
+    }
+
+    /// Reads a message made by [`Self::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, MpcError> {
+        decode(bytes)
+    }
+}
+
+impl BackupRound3 {
     /// The message's bytes.
     pub fn encode(&self) -> Result<Vec<u8>, MpcError> {
         encode(self)
@@ -616,11 +690,25 @@ impl BackupString {
             &string.device_public_share,
             &string.server_public_share,
         ] {
-            decode_point(point).map_err(|_| DecodeError::InvalidPoint("backup string"))?;
+            if canonical(point).ok() != Some(*point) {
+                return Err(DecodeError::InvalidPoint("backup string").into());
+            }
         }
         string.decryption_share()?;
         Ok(string)
     }
+}
+
+fn ephemeral_proof_session(context: &BackupContext<'_>, ephemeral: &[u8; 33]) -> [u8; 32] {
+    context.hash(
+        "backup ciphertext r v1",
+        &[&[Role::Device.to_wire()], Half::Device.label(), ephemeral],
+    )
+}
+
+/// The one compressed encoding of a point given in any SEC1 form.
+fn canonical(point: &[u8; 33]) -> Result<[u8; 33], MpcError> {
+    Ok(compressed(&decode_point(point)?))
 }
 
 fn key_proof_session(context: &BackupContext<'_>, role: Role, public: &[u8; 33]) -> [u8; 32] {
@@ -691,7 +779,11 @@ fn split(ciphertext: &[u8]) -> Result<Parts<'_>, MpcError> {
     let (nonce, sealed) = rest.split_at(12);
     let ephemeral: [u8; 33] = ephemeral.try_into().map_err(|_| DecodeError::Truncated)?;
     let nonce: [u8; 12] = nonce.try_into().map_err(|_| DecodeError::Truncated)?;
-    decode_point(&ephemeral).map_err(|_| DecodeError::InvalidPoint("backup ciphertext's R"))?;
+    // One encoding per point (compressed SEC1): R is hashed into transcripts as bytes, and a
+    // second encoding of the same point must not pass for another R.
+    if canonical(&ephemeral).ok() != Some(ephemeral) {
+        return Err(DecodeError::InvalidPoint("backup ciphertext's R").into());
+    }
     Ok(Parts {
         ephemeral,
         nonce,

@@ -29,9 +29,9 @@ mod state;
 pub use address::ethereum_address;
 pub use archive::{Archive, ArchiveContext, ExportedKey, open_server_share, seal_server_share};
 pub use backup::{
-    BackupContext, BackupFacts, BackupRound1, BackupRound2, BackupString, DecryptionShare, Half,
-    backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_half,
-    verify_key_share, verify_partial,
+    BackupContext, BackupFacts, BackupRound1, BackupRound2, BackupRound3, BackupString,
+    DecryptionShare, Half, backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half,
+    encrypt_device_half, encrypt_half, verify_device_half, verify_key_share, verify_partial,
 };
 pub use derive::{DerivationError, ExtendedPrivateKey, ExtendedPublicKey, HARDENED, parse_path};
 pub use envelope::{Envelope, MAX_MESSAGE_BYTES, Protocol, WIRE_VERSION};

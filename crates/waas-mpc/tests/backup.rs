@@ -5,11 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use k256::ecdsa::SigningKey;
+use k256::elliptic_curve::group::GroupEncoding;
 use k256::elliptic_curve::sec1::ToSec1Point;
 use waas_mpc::{
-    BackupContext, BackupFacts, BackupString, DecryptionShare, Half, MpcError, Role, backup_key,
-    ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_half, verify_key_share,
-    verify_partial,
+    BackupContext, BackupFacts, BackupRound3, BackupString, DecryptionShare, Half, MpcError, Role,
+    backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_device_half,
+    encrypt_half, verify_device_half, verify_key_share, verify_partial,
 };
 
 const GROUP: &str = "pools/default/deviceGroups/g1";
@@ -391,4 +392,54 @@ fn secrets_are_redacted() {
         format!("{:?}", string_of(&made)),
         "BackupString(<redacted>)"
     );
+}
+
+#[test]
+fn the_server_answers_only_for_an_r_the_device_provably_chose() {
+    // The attack: a device sends ct_x whose R is ct_s's R blinded (R_s + G). The server's
+    // partial d_srv·(R_s + G) minus P_srv is d_srv·R_s, its half of opening ct_s: with d_dev the
+    // device would read s_d, the server's share. The proof of knowledge of r stops it: the
+    // device cannot know the discrete log of R_s + G.
+    let made = make();
+    let context = context();
+    let honest = encrypt_device_half(&made.key, &DEVICE_SHARE, &context).unwrap();
+    assert_eq!(
+        verify_device_half(&honest, &context).unwrap(),
+        ciphertext_ephemeral(&honest.device_half).unwrap()
+    );
+    let r_s =
+        k256::AffinePoint::from_bytes(&<[u8; 33]>::try_from(&made.ct_s[1..34]).unwrap().into())
+            .unwrap();
+    let blinded = (k256::ProjectivePoint::from(r_s) + k256::ProjectivePoint::GENERATOR)
+        .to_affine()
+        .to_sec1_point(true);
+    let mut device_half = honest.device_half.clone();
+    device_half[1..34].copy_from_slice(blinded.as_bytes());
+    let attack = BackupRound3 {
+        device_half,
+        ephemeral_proof: honest.ephemeral_proof.clone(),
+    };
+    assert!(is_rejected(verify_device_half(&attack, &context)));
+    // ct_s itself, or R_s unblinded, with any proof the device can make: refused the same way.
+    let replayed = BackupRound3 {
+        device_half: made.ct_s.clone(),
+        ephemeral_proof: honest.ephemeral_proof.clone(),
+    };
+    assert!(is_rejected(verify_device_half(&replayed, &context)));
+    // A proof made in another backup does not carry over.
+    let other = BackupContext {
+        backup: "another",
+        ..context
+    };
+    assert!(is_rejected(verify_device_half(&honest, &other)));
+}
+
+#[test]
+fn a_second_encoding_of_a_point_is_refused() {
+    // SEC1's compact form (tag 0x05) names the same point as the compressed one: R is hashed as
+    // bytes into the transcripts, so only the compressed form is accepted.
+    let made = make();
+    let mut compact = made.ct_x.clone();
+    compact[1] = 0x05;
+    assert!(ciphertext_ephemeral(&compact).is_err());
 }

@@ -15,9 +15,9 @@ use waas_api::resources::{
 };
 use waas_api::{DeviceGroupName, ErrorCode, MpcOperationName};
 use waas_mpc::{
-    BackupContext, BackupRound1, BackupRound2, DecryptionShare, Half, Pairing, Role, backup_key,
-    ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_half, verify_key_share,
-    verify_partial,
+    BackupContext, BackupRound1, BackupRound2, BackupRound3, DecryptionShare, Half, Pairing, Role,
+    backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_device_half,
+    verify_key_share, verify_partial,
 };
 
 use support::eth::hex0x;
@@ -138,11 +138,10 @@ impl<'a> Backup<'a> {
         }
     }
 
-    /// ct_x: the device's additive share encrypted to P.
-    fn device_half(&self, answered: &Answered) -> Vec<u8> {
-        encrypt_half(
+    /// Round 3: ct_x (the device's additive share encrypted to P) with the proof of its r.
+    fn device_half(&self, answered: &Answered) -> BackupRound3 {
+        encrypt_device_half(
             &answered.key,
-            Half::Device,
             &self.pairing.additive_share(),
             &self.context(),
         )
@@ -151,10 +150,11 @@ impl<'a> Backup<'a> {
 
     /// Round 3 (and its repeat) and the dry run on round 4: the server's partial verifies
     /// against P_srv for ct_x's R, and ct_x opens to the device's own share.
-    async fn run_round3(&self, answered: &Answered, device_half: &[u8]) {
+    async fn run_round3(&self, answered: &Answered, round3: &BackupRound3) {
+        let device_half = round3.device_half.as_slice();
         let answer: ExchangeResponse = self
             .device
-            .exchange_and_repeat(&self.op, 3, device_half)
+            .exchange_and_repeat(&self.op, 3, &round3.encode().unwrap())
             .await
             .ok();
         let context = self.context();
@@ -182,11 +182,11 @@ impl<'a> Backup<'a> {
     }
 
     /// Rounds 1 and 3 with `login`, and the dry run: round 2 as the device checked it, and ct_x.
-    async fn through_round3(&self, login: &Login) -> (Answered, Vec<u8>) {
+    async fn through_round3(&self, login: &Login) -> (Answered, BackupRound3) {
         let answered = self.run_round1(login).await;
-        let device_half = self.device_half(&answered);
-        self.run_round3(&answered, &device_half).await;
-        (answered, device_half)
+        let round3 = self.device_half(&answered);
+        self.run_round3(&answered, &round3).await;
+        (answered, round3)
     }
 
     /// Round 5 (and its repeat): done, and GetOperation shows the DeviceBackup with the hash.
@@ -215,7 +215,8 @@ impl<'a> Backup<'a> {
 async fn full_backup(device: &TestDevice, wallet: &Wallet) -> (String, Vec<u8>, Vec<u8>) {
     let backup = Backup::start(device, wallet).await;
     let login = device.login(&wallet.device_group, PASSCODE).await;
-    let (answered, device_half) = backup.through_round3(&login).await;
+    let (answered, round3) = backup.through_round3(&login).await;
+    let device_half = round3.device_half;
     backup
         .run_round5(&ciphertexts_hash(&device_half, &answered.server_half))
         .await;
@@ -414,21 +415,40 @@ async fn a_malformed_device_ciphertext_is_refused_and_changes_nothing() {
     let backup = Backup::start(&device, &wallet).await;
     let login = device.login(&wallet.device_group, PASSCODE).await;
     let answered = backup.run_round1(&login).await;
-    let device_half = backup.device_half(&answered);
+    let honest = backup.device_half(&answered);
+    let device_half = honest.device_half.clone();
 
     let mut wrong_version = device_half.clone();
     wrong_version[0] = 2;
     let mut not_a_point = device_half.clone();
     not_a_point[2..34].fill(0xff);
-    // ct_s's R in ct_x, as it is, negated (the other y), and in SEC1's compact encoding (tag 5,
-    // which k256 reads as a point too): a partial on any would help the device open ct_s.
+    // ct_s's R in ct_x, as it is, negated (the other y), in SEC1's compact encoding (tag 5, which
+    // k256 reads as a point too), and blinded (R_s + G): a partial on any would help the device
+    // open ct_s. The device knows none of their discrete logs, so none has a proof.
     let mut server_r = device_half.clone();
     server_r[1..34].copy_from_slice(&answered.server_half[1..34]);
     let mut negated_r = server_r.clone();
     negated_r[1] ^= 1;
     let mut compact_r = server_r.clone();
     compact_r[1] = 0x05;
-    for message in [
+    let r_s = k256::PublicKey::from_sec1_bytes(&answered.server_half[1..34]).unwrap();
+    let blinded = (r_s.to_projective() + k256::ProjectivePoint::GENERATOR).to_affine();
+    let mut blinded_r = device_half.clone();
+    blinded_r[1..34].copy_from_slice(
+        k256::PublicKey::from_affine(blinded)
+            .unwrap()
+            .to_sec1_bytes()
+            .as_ref(),
+    );
+    let with_proof = |ciphertext: Vec<u8>| {
+        BackupRound3 {
+            device_half: ciphertext,
+            ephemeral_proof: honest.ephemeral_proof.clone(),
+        }
+        .encode()
+        .unwrap()
+    };
+    let mut messages: Vec<Vec<u8>> = [
         device_half[..device_half.len() - 1].to_vec(),
         [device_half.as_slice(), &[0]].concat(),
         wrong_version,
@@ -437,8 +457,15 @@ async fn a_malformed_device_ciphertext_is_refused_and_changes_nothing() {
         server_r,
         negated_r,
         compact_r,
-        Vec::new(),
-    ] {
+        blinded_r,
+    ]
+    .into_iter()
+    .map(with_proof)
+    .collect();
+    // Without the proof, or not a round 3 message at all.
+    messages.push(device_half.clone());
+    messages.push(Vec::new());
+    for message in messages {
         server
             .assert_refused_unchanged(
                 device.exchange_call(&backup.op, 3, &message),
@@ -447,7 +474,7 @@ async fn a_malformed_device_ciphertext_is_refused_and_changes_nothing() {
             .await;
     }
     // The well-formed one still runs.
-    backup.run_round3(&answered, &device_half).await;
+    backup.run_round3(&answered, &honest).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -462,7 +489,8 @@ async fn a_wrong_hash_stores_no_backup_and_an_unfinished_backup_replaces_nothing
     // the first backup stays the group's.
     let backup = Backup::start(&device, &wallet).await;
     let login = device.login(group, PASSCODE).await;
-    let (answered, device_half) = backup.through_round3(&login).await;
+    let (answered, round3) = backup.through_round3(&login).await;
+    let device_half = round3.device_half;
     let hash = ciphertexts_hash(&device_half, &answered.server_half);
     for message in [
         flip(&hash, 0),
@@ -539,7 +567,9 @@ async fn a_backup_resumes_after_a_restart_from_its_sealed_session() {
     let (device, wallet) = server.device_with_passcode().await;
     let backup = Backup::start(&device, &wallet).await;
     let login = device.login(&wallet.device_group, PASSCODE).await;
-    let (answered, device_half) = backup.through_round3(&login).await;
+    let (answered, round3) = backup.through_round3(&login).await;
+    let device_half = round3.device_half.clone();
+    let round3 = round3.encode().unwrap();
 
     // Between rounds the kept values are sealed: neither ciphertext is in the clear in the
     // session (and so neither is d_srv, kept with them).
@@ -556,10 +586,10 @@ async fn a_backup_resumes_after_a_restart_from_its_sealed_session() {
     }
 
     // Killed between rounds 3 and 5: round 3's answer is stored, round 5 runs from the session.
-    let first = device.exchange(&backup.op, 3, &device_half).await;
+    let first = device.exchange(&backup.op, 3, &round3).await;
     server.restart();
     device
-        .assert_repeat(&backup.op, 3, &device_half, &first, "after a restart")
+        .assert_repeat(&backup.op, 3, &round3, &first, "after a restart")
         .await;
     backup
         .run_round5(&ciphertexts_hash(&device_half, &answered.server_half))

@@ -17,15 +17,14 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use k256::elliptic_curve::sec1::ToSec1Point;
 use waas_api::export::PrepareDeviceBackupRequest;
 use waas_api::resources::{
     DeviceBackup, ExchangeResponse, MpcProtocol, Operation, OperationResponse,
 };
 use waas_api::{DeviceGroupName, MpcOperationName, PasscodeLoginName};
 use waas_mpc::{
-    BackupContext, BackupRound1, BackupRound2, DecryptionShare, Half, Pairing, Role, backup_key,
-    ciphertext_ephemeral, ciphertexts_hash, encrypt_half, verify_key_share,
+    BackupContext, BackupRound1, BackupRound2, BackupRound3, DecryptionShare, Half, Pairing, Role,
+    backup_key, ciphertexts_hash, encrypt_half, verify_device_half, verify_key_share,
 };
 use zeroize::Zeroizing;
 
@@ -192,9 +191,11 @@ impl<S: Store> Services<S> {
         Ok(update)
     }
 
-    /// Round 3: ct_x, checked for its form (version, length, R a point other than the identity)
-    /// and for an R other than ct_s's; the answer is the server's proven partial decryption of
-    /// ct_x (for the half `Device` only), and ct_x joins the sealed session.
+    /// Round 3: ct_x with the proof that the device knows its r (`BackupRound3`), checked for
+    /// its form and the proof; the answer is the server's proven partial decryption of ct_x (for
+    /// the half `Device` only), and ct_x joins the sealed session. Without the proof, a device
+    /// could send ct_s's R blinded (R_s + b·G), unblind the answer to d_srv·R_s and open ct_s:
+    /// the server's share.
     pub(super) async fn backup_round3(
         &self,
         record: &OperationRecord,
@@ -203,25 +204,25 @@ impl<S: Store> Services<S> {
         mut update: StepUpdate,
     ) -> Result<StepUpdate, ApiError> {
         let mut kept = kept_session(session)?;
-        let ephemeral =
-            ciphertext_ephemeral(message).map_err(|_| refused(3, "not a backup ciphertext"))?;
-        // A partial on ct_s's own R (or on −R, its negation undone by anyone) would be the
-        // server's half of opening ct_s: with d_dev, the device would read s_d, the server's
-        // share. Compared as points, not bytes: SEC1 has more than one encoding of a point.
-        // This does not stop a blinded R (R_s + b·G): see "Open issue" in backup.md.
-        let server_ephemeral =
-            ciphertext_ephemeral(&kept.server_half).map_err(ApiError::internal)?;
-        if x_coordinate(&ephemeral)? == x_coordinate(&server_ephemeral)? {
-            return Err(refused(3, "the ciphertext reuses the server half's R"));
-        }
+        let round = BackupRound3::decode(message)
+            .map_err(|_| refused(3, "not ct_x with its proof of knowledge"))?;
         let pairing_id = self.backup_pairing(record).await?.public().id;
         let names = Names::of(record);
-        let context = names.context(&pairing_id, record.epoch);
-        let partial = kept
-            .decryption_share()?
-            .partial(&ephemeral, Half::Device, &context, Role::Server)
-            .map_err(ApiError::internal)?;
-        kept.device_half = Some(message.to_vec());
+        let record_epoch = record.epoch;
+        let share = kept.decryption_share()?;
+        // The proof's check is Fischlin's transform again: off the async threads.
+        let (round, partial) = tokio::task::spawn_blocking(move || {
+            let context = names.context(&pairing_id, record_epoch);
+            let ephemeral = verify_device_half(&round, &context)
+                .map_err(|_| refused(3, "ct_x is malformed or its R has no valid proof"))?;
+            let partial = share
+                .partial(&ephemeral, Half::Device, &context, Role::Server)
+                .map_err(ApiError::internal)?;
+            Ok::<_, ApiError>((round, partial))
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        kept.device_half = Some(round.device_half);
         update.session_sealed = Some(self.seal_session(record, 3, &kept.to_bytes()?)?);
         update.reply = Some(answer(4, partial)?);
         Ok(update)
@@ -277,18 +278,6 @@ impl<S: Store> Services<S> {
         );
         Ok(update)
     }
-}
-
-/// A point's x-coordinate, whatever its SEC1 encoding: R and −R share it.
-fn x_coordinate(point: &[u8; 33]) -> Result<[u8; 32], ApiError> {
-    let key = k256::PublicKey::from_sec1_bytes(point)
-        .map_err(|_| refused(3, "not a point on secp256k1"))?;
-    let compressed = key.to_sec1_point(true);
-    compressed
-        .as_bytes()
-        .get(1..)
-        .and_then(|x| x.try_into().ok())
-        .ok_or_else(|| ApiError::internal("a compressed point is not 33 bytes"))
 }
 
 /// Round 1's checks and work on P_dev (`key_share`, with its proof): d_srv made, s_d encrypted
