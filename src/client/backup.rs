@@ -1,9 +1,9 @@
 //! Backup (docs/protocol/backup.md): PrepareDeviceBackup's device side with its dry run, the
 //! backup string, and forgetting it once the user kept it.
 
-use waas_api::DeviceGroupName;
 use waas_api::export::PrepareDeviceBackupRequest;
 use waas_api::resources::{MpcData, MpcProtocol, Operation};
+use waas_api::{DeviceGroupName, MpcOperationName};
 use waas_mpc::{
     BackupContext, BackupFacts, BackupRound1, BackupRound2, BackupString, DecryptionShare, Half,
     Role, backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_device_half,
@@ -127,12 +127,36 @@ impl WaasClient {
         group: &DeviceGroupName,
         unlocked: &Unlocked,
     ) -> Result<String, SdkError> {
-        match self.store.backup(unlocked, &group.to_string()).await? {
-            Some(stored) if stored.verified => Ok(stored.string.to_string()),
-            _ => Err(SdkError::NoBackup(format!(
+        let none = || {
+            SdkError::NoBackup(format!(
                 "this device keeps no backup of {group}: make one, or it was confirmed saved"
-            ))),
+            ))
+        };
+        let group_text = group.to_string();
+        let stored = self
+            .store
+            .backup(unlocked, &group_text)
+            .await?
+            .ok_or_else(none)?;
+        if !stored.verified {
+            // The dry run passed but round 5's answer never came: send it again (a repeat gets
+            // the stored answer). Only a backup the server made current is handed out.
+            let string = BackupString::decode(&stored.string).map_err(abort)?;
+            let operation: MpcOperationName = stored.operation.parse()?;
+            self.exchange_last(&operation, 5, &string.ciphertexts_hash)
+                .await
+                .map_err(|_| none())?;
+            self.store
+                .store_backup(
+                    unlocked,
+                    &group_text,
+                    &stored.operation,
+                    true,
+                    &stored.string,
+                )
+                .await?;
         }
+        Ok(stored.string.to_string())
     }
 
     /// PrepareDeviceBackup's rounds (docs/protocol/backup.md), under the group's Web Lock.

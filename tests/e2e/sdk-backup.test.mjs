@@ -103,3 +103,23 @@ for (const { round, what } of [
     await context.close();
   });
 }
+
+test("round 5's answer lost: the backup is the server's, and exportDeviceBackup asks again and hands it out", async () => {
+  const { page, context, group } = await walletPage();
+  // The server commits round 5, but its answer never arrives.
+  await page.route('**/mpcOperations/*:exchange', async (route) => {
+    const body = JSON.parse(route.request().postData() ?? '{}');
+    if (body.round === 5) {
+      await route.fetch();
+      await route.abort('connectionreset');
+    } else {
+      await route.continue();
+    }
+  });
+  assert.equal((await call(page, 'backup', group, PASSCODE)).code, 'NETWORK');
+  await page.unroute('**/mpcOperations/*:exchange');
+  const again = await call(page, 'exportDeviceBackup', group, { passcode: PASSCODE });
+  assert.equal(again.code, undefined, again.message);
+  assert.match(/** @type {string} */ (again.value), /^waasbackup1/);
+  await context.close();
+});

@@ -695,7 +695,31 @@ impl BackupString {
             }
         }
         string.decryption_share()?;
+        string.check_facts()?;
         Ok(string)
+    }
+
+    /// The public facts agree with each other: X = X_d + S_d (the shares the ciphertexts hold
+    /// are checked against X_d and S_d, so those must make the wallet's key), and the backup
+    /// belongs to the group it names. Recovery takes every fact from the string, so a string
+    /// altered (with a recomputed checksum) to name another key or group is refused here.
+    fn check_facts(&self) -> Result<(), MpcError> {
+        let sum = backup_key(&self.device_public_share, &self.server_public_share)
+            .map_err(|_| DecodeError::Payload("the backup's public shares".into()))?;
+        if sum != self.root_public_key {
+            return Err(DecodeError::Payload(
+                "the backup's public shares do not make its root key".into(),
+            )
+            .into());
+        }
+        if !self
+            .backup
+            .strip_prefix(self.device_group.as_str())
+            .is_some_and(|rest| rest.starts_with("/mpcOperations/"))
+        {
+            return Err(DecodeError::Payload("the backup is not of its group".into()).into());
+        }
+        Ok(())
     }
 }
 

@@ -324,22 +324,44 @@ fn a_ciphertext_opens_only_as_what_it_is() {
 }
 
 fn string_of(made: &Made) -> BackupString {
-    BackupString::new(
-        &made.device,
-        BackupFacts {
-            backup: BACKUP.into(),
-            wallet: "pools/default/mpcWallets/w1".into(),
-            device_group: GROUP.into(),
-            pairing_id: PAIRING,
-            epoch: 0,
-            server_key_share: made.server.public(),
-            root_public_key: public(&[8; 32]),
-            chain_code: [9; 32],
-            device_public_share: public(&DEVICE_SHARE),
-            server_public_share: public(&SERVER_SHARE),
-            ciphertexts_hash: ciphertexts_hash(&made.ct_x, &made.ct_s),
-        },
-    )
+    BackupString::new(&made.device, facts_of(made))
+}
+
+/// The facts of `make()`'s backup; X = X_d + S_d ([3; 32] + [5; 32] = [8; 32], no carry).
+fn facts_of(made: &Made) -> BackupFacts {
+    BackupFacts {
+        backup: BACKUP.into(),
+        wallet: "pools/default/mpcWallets/w1".into(),
+        device_group: GROUP.into(),
+        pairing_id: PAIRING,
+        epoch: 0,
+        server_key_share: made.server.public(),
+        root_public_key: public(&[8; 32]),
+        chain_code: [9; 32],
+        device_public_share: public(&DEVICE_SHARE),
+        server_public_share: public(&SERVER_SHARE),
+        ciphertexts_hash: ciphertexts_hash(&made.ct_x, &made.ct_s),
+    }
+}
+
+#[test]
+fn a_string_whose_facts_disagree_is_refused() {
+    // Recovery takes every public fact from the string: one naming another root key than its
+    // shares make, or a backup of another group, is refused when read.
+    let made = make();
+    let other_key = BackupFacts {
+        root_public_key: public(&[9; 32]),
+        ..facts_of(&made)
+    };
+    let other_group = BackupFacts {
+        backup: "pools/default/deviceGroups/g2/mpcOperations/b1".into(),
+        ..facts_of(&made)
+    };
+    for facts in [other_key, other_group] {
+        let text = BackupString::new(&made.device, facts).encode().unwrap();
+        assert!(BackupString::decode(&text).is_err());
+    }
+    assert!(BackupString::decode(&string_of(&made).encode().unwrap()).is_ok());
 }
 
 #[test]

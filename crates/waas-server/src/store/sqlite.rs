@@ -61,6 +61,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted rows are overwritten, not left in free pages: a replaced backup's sealed
+            // decryption half or a revoked device's sealed pairing must not come back from a
+            // copy of the file (with the key file, it would open).
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
