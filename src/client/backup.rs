@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use super::passcode::Login;
 use super::{JsOperation, Unlock, WaasClient, to_js, unlock_of};
 use crate::SdkError;
-use crate::keystore::Unlocked;
+use crate::keystore::{StoredBackup, Unlocked};
 
 #[wasm_bindgen]
 impl WaasClient {
@@ -139,24 +139,30 @@ impl WaasClient {
             .await?
             .ok_or_else(none)?;
         if !stored.verified {
-            // The dry run passed but round 5's answer never came: send it again (a repeat gets
-            // the stored answer). Only a backup the server made current is handed out.
-            let string = BackupString::decode(&stored.string).map_err(abort)?;
-            let operation: MpcOperationName = stored.operation.parse()?;
-            self.exchange_last(&operation, 5, &string.ciphertexts_hash)
+            // The dry run passed but round 5's answer never came: only a backup the server made
+            // current is handed out.
+            self.send_round5(unlocked, &group_text, &stored)
                 .await
                 .map_err(|_| none())?;
-            self.store
-                .store_backup(
-                    unlocked,
-                    &group_text,
-                    &stored.operation,
-                    true,
-                    &stored.string,
-                )
-                .await?;
         }
         Ok(stored.string.to_string())
+    }
+
+    /// Round 5 for a backup kept after its dry run (again, if its answer was lost: a repeat gets
+    /// the stored answer), then the backup is marked verified.
+    async fn send_round5(
+        &self,
+        unlocked: &Unlocked,
+        group: &str,
+        stored: &StoredBackup,
+    ) -> Result<(), SdkError> {
+        let string = BackupString::decode(&stored.string).map_err(abort)?;
+        let operation: MpcOperationName = stored.operation.parse()?;
+        self.exchange_last(&operation, 5, &string.ciphertexts_hash)
+            .await?;
+        self.store
+            .store_backup(unlocked, group, &stored.operation, true, &stored.string)
+            .await
     }
 
     /// PrepareDeviceBackup's rounds (docs/protocol/backup.md), under the group's Web Lock.
@@ -180,13 +186,7 @@ impl WaasClient {
             && stored.operation == operation
         {
             // Made and dry-run already; the last round may not have reached the server.
-            let string = BackupString::decode(&stored.string).map_err(abort)?;
-            self.exchange_last(&data.mpc_operation, 5, &string.ciphertexts_hash)
-                .await?;
-            return self
-                .store
-                .store_backup(unlocked, &group_text, &operation, true, &stored.string)
-                .await;
+            return self.send_round5(unlocked, &group_text, &stored).await;
         }
         let pairing = self.operation_pairing(data, pairing_id, unlocked).await?;
         let public = pairing.public().clone();

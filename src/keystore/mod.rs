@@ -25,6 +25,7 @@ mod backup;
 mod login_wrap;
 
 pub(crate) use archive::ArchiveUnlock;
+pub(crate) use backup::StoredBackup;
 pub(crate) use login_wrap::{LoginWrap, PeeledWraps};
 
 use crate::SdkError;
