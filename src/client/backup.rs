@@ -6,8 +6,8 @@ use waas_api::resources::{MpcData, MpcProtocol, Operation};
 use waas_api::{DeviceGroupName, MpcOperationName};
 use waas_mpc::{
     BackupContext, BackupFacts, BackupRound1, BackupRound2, BackupString, DecryptionShare, Half,
-    Role, backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_device_half,
-    verify_key_share, verify_partial,
+    PartialUse, Role, backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half,
+    encrypt_device_half, verify_key_share, verify_partial,
 };
 use wasm_bindgen::prelude::wasm_bindgen;
 
@@ -230,6 +230,7 @@ impl WaasClient {
             Half::Device,
             &context,
             Role::Server,
+            PartialUse::DryRun,
         )
         .map_err(untrusted)?;
         let opened = decrypt_half(

@@ -38,6 +38,7 @@ use crate::engine::{self, Curve, Point, Scalar};
 use crate::error::{DecodeError, MpcError};
 use crate::pairing::compressed;
 use crate::pairing_format::Reader;
+use crate::recovery::RecoveryContext;
 use crate::session::hash_parts;
 
 /// The ciphertext format version.
@@ -286,16 +287,44 @@ pub fn ciphertext_ephemeral(ciphertext: &[u8]) -> Result<[u8; 33], MpcError> {
     Ok(split(ciphertext)?.ephemeral)
 }
 
+/// What a partial decryption is made for: its proof's challenge hashes it, so a partial given
+/// in one backup's dry run or one recovery is not accepted in another (a replayed proof of
+/// holding the backup proves nothing).
+#[derive(Clone, Copy, Debug)]
+pub enum PartialUse<'a> {
+    /// The backup's own dry run (PrepareDeviceBackup's rounds 3 and 4).
+    DryRun,
+    /// A recovery: the AddDevice operation and its new device.
+    Recovery(&'a RecoveryContext<'a>),
+}
+
+impl PartialUse<'_> {
+    fn binding(&self) -> [u8; 32] {
+        match self {
+            PartialUse::DryRun => hash_parts("backup partial use v1", &[b"dry run"]),
+            PartialUse::Recovery(recovery) => hash_parts(
+                "backup partial use v1",
+                &[
+                    b"recovery",
+                    recovery.operation.as_bytes(),
+                    recovery.device.as_bytes(),
+                ],
+            ),
+        }
+    }
+}
+
 impl DecryptionShare {
     /// This party's partial decryption of the ciphertext whose R is `ephemeral`: d_i·R with a
-    /// proof that it used the d_i behind P_i, bound to the backup, `role` (this party's) and
-    /// the `half` the ciphertext holds.
+    /// proof that it used the d_i behind P_i, bound to the backup, `role` (this party's), the
+    /// `half` the ciphertext holds and what the partial is for (`usage`).
     pub fn partial(
         &self,
         ephemeral: &[u8; 33],
         half: Half,
         context: &BackupContext<'_>,
         role: Role,
+        usage: PartialUse<'_>,
     ) -> Result<Vec<u8>, MpcError> {
         let base = decode_point(ephemeral)?;
         let (nonce, commitments) = CPProof::<Curve>::prove_step1(&Point::GENERATOR, &base);
@@ -305,6 +334,7 @@ impl DecryptionShare {
             context,
             role,
             half,
+            usage,
             &self.public,
             ephemeral,
             &partial,
@@ -322,7 +352,7 @@ impl DecryptionShare {
 }
 
 /// The peer's partial decryption, checked against the peer's P_i (`share`, from this party's own
-/// records), the ciphertext's R and the half it was asked for. Returns D_i.
+/// records), the ciphertext's R, the half it was asked for and what it is for. Returns D_i.
 pub fn verify_partial(
     message: &[u8],
     share: &[u8; 33],
@@ -330,6 +360,7 @@ pub fn verify_partial(
     half: Half,
     context: &BackupContext<'_>,
     role: Role,
+    usage: PartialUse<'_>,
 ) -> Result<Point, MpcError> {
     let PartialMessage { commitments, proof } = decode(message)?;
     let share_point = decode_point(share)?;
@@ -350,6 +381,7 @@ pub fn verify_partial(
         context,
         role,
         half,
+        usage,
         share,
         ephemeral,
         &partial,
@@ -374,6 +406,27 @@ pub fn decrypt_half(
     half: Half,
     context: &BackupContext<'_>,
     expected: &[u8; 33],
+) -> Result<Zeroizing<[u8; 32]>, MpcError> {
+    let share = open(ciphertext, own, peer_partial, key, half, context)?;
+    let public = crate::derive::public_of(&share)?;
+    if public != *expected {
+        return Err(MpcError::Rejected(
+            "the backed-up share does not match its public point".into(),
+        ));
+    }
+    Ok(share)
+}
+
+/// Opens `ciphertext` without a public point to check the share against: for the server's own
+/// ct_s in recovery, which the server made itself (the AEAD already refuses any other
+/// ciphertext, half, backup or partial), when the pairing it backed up may be gone (revoked).
+pub(crate) fn open(
+    ciphertext: &[u8],
+    own: &DecryptionShare,
+    peer_partial: &Point,
+    key: &[u8; 33],
+    half: Half,
+    context: &BackupContext<'_>,
 ) -> Result<Zeroizing<[u8; 32]>, MpcError> {
     let Parts {
         ephemeral,
@@ -402,14 +455,7 @@ pub fn decrypt_half(
     let share: [u8; 32] = share[..]
         .try_into()
         .map_err(|_| MpcError::Rejected("the backed-up share is not 32 bytes".into()))?;
-    let share = Zeroizing::new(share);
-    let public = crate::derive::public_of(&share)?;
-    if public != *expected {
-        return Err(MpcError::Rejected(
-            "the backed-up share does not match its public point".into(),
-        ));
-    }
-    Ok(share)
+    Ok(Zeroizing::new(share))
 }
 
 /// PrepareDeviceBackup's round 1, device → server: the passcode login that authorizes the
@@ -744,6 +790,7 @@ fn partial_challenge(
     context: &BackupContext<'_>,
     role: Role,
     half: Half,
+    usage: PartialUse<'_>,
     share: &[u8; 33],
     ephemeral: &[u8; 33],
     partial: &[u8; 33],
@@ -754,6 +801,7 @@ fn partial_challenge(
         &[
             &[role.to_wire()],
             half.label(),
+            &usage.binding(),
             share,
             ephemeral,
             partial,
@@ -820,11 +868,11 @@ fn string_checksum(bytes: &[u8]) -> [u8; 4] {
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MpcError> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MpcError> {
     postcard::to_allocvec(value).map_err(|error| MpcError::InvalidState(error.to_string()))
 }
 
-fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, MpcError> {
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, MpcError> {
     let (value, rest) = postcard::take_from_bytes(bytes)
         .map_err(|error| DecodeError::Payload(error.to_string()))?;
     if !rest.is_empty() {

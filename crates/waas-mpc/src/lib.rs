@@ -20,6 +20,7 @@ mod keygen;
 mod pairing;
 mod pairing_format;
 pub mod passcode;
+mod recovery;
 mod refresh;
 mod role;
 mod session;
@@ -30,14 +31,19 @@ pub use address::ethereum_address;
 pub use archive::{Archive, ArchiveContext, ExportedKey, open_server_share, seal_server_share};
 pub use backup::{
     BackupContext, BackupFacts, BackupRound1, BackupRound2, BackupRound3, BackupString,
-    DecryptionShare, Half, backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half,
-    encrypt_device_half, encrypt_half, verify_device_half, verify_key_share, verify_partial,
+    DecryptionShare, Half, PartialUse, backup_key, ciphertext_ephemeral, ciphertexts_hash,
+    decrypt_half, encrypt_device_half, encrypt_half, verify_device_half, verify_key_share,
+    verify_partial,
 };
 pub use derive::{DerivationError, ExtendedPrivateKey, ExtendedPublicKey, HARDENED, parse_path};
 pub use envelope::{Envelope, MAX_MESSAGE_BYTES, Protocol, WIRE_VERSION};
 pub use error::{DecodeError, MpcError};
 pub use keygen::Keygen;
 pub use pairing::{Pairing, PairingPublic};
+pub use recovery::{
+    ADD_DEVICE_PURPOSE, DeviceRecovery, RESTORED_EPOCH, RecoveryContext, RecoveryRound1,
+    RecoveryRound3, ServerBackup, restore_server, server_refresh,
+};
 pub use refresh::{EpochSet, Refresh};
 pub use role::{Role, RoleError};
 pub use session::SessionId;

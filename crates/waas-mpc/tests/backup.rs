@@ -8,9 +8,9 @@ use k256::ecdsa::SigningKey;
 use k256::elliptic_curve::group::GroupEncoding;
 use k256::elliptic_curve::sec1::ToSec1Point;
 use waas_mpc::{
-    BackupContext, BackupFacts, BackupRound3, BackupString, DecryptionShare, Half, MpcError, Role,
-    backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_device_half,
-    encrypt_half, verify_device_half, verify_key_share, verify_partial,
+    BackupContext, BackupFacts, BackupRound3, BackupString, DecryptionShare, Half, MpcError,
+    PartialUse, Role, backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half,
+    encrypt_device_half, encrypt_half, verify_device_half, verify_key_share, verify_partial,
 };
 
 const GROUP: &str = "pools/default/deviceGroups/g1";
@@ -94,8 +94,19 @@ fn proven_partial(
 ) -> k256::AffinePoint {
     let context = context();
     let ephemeral = ciphertext_ephemeral(ciphertext).unwrap();
-    let partial = share.partial(&ephemeral, half, &context, role).unwrap();
-    verify_partial(&partial, &share.public(), &ephemeral, half, &context, role).unwrap()
+    let partial = share
+        .partial(&ephemeral, half, &context, role, PartialUse::DryRun)
+        .unwrap();
+    verify_partial(
+        &partial,
+        &share.public(),
+        &ephemeral,
+        half,
+        &context,
+        role,
+        PartialUse::DryRun,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -189,7 +200,13 @@ fn a_wrong_partial_is_refused_before_any_decryption() {
     let r_s = ciphertext_ephemeral(&made.ct_s).unwrap();
     let partial = made
         .server
-        .partial(&r_x, Half::Device, &context, Role::Server)
+        .partial(
+            &r_x,
+            Half::Device,
+            &context,
+            Role::Server,
+            PartialUse::DryRun,
+        )
         .unwrap();
     // The device checks the server's partial against the server's P_srv from its own records.
     let check = |message: &[u8], ephemeral, half, context: &BackupContext<'_>, role| {
@@ -200,6 +217,7 @@ fn a_wrong_partial_is_refused_before_any_decryption() {
             half,
             context,
             role,
+            PartialUse::DryRun,
         )
     };
     assert!(check(&partial, &r_x, Half::Device, &context, Role::Server).is_ok());
@@ -221,7 +239,13 @@ fn a_wrong_partial_is_refused_before_any_decryption() {
     // Made with another decryption half than the P_srv the device holds.
     let forged = DecryptionShare::generate()
         .unwrap()
-        .partial(&r_x, Half::Device, &context, Role::Server)
+        .partial(
+            &r_x,
+            Half::Device,
+            &context,
+            Role::Server,
+            PartialUse::DryRun,
+        )
         .unwrap();
     assert!(is_rejected(check(
         &forged,

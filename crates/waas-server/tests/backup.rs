@@ -15,9 +15,9 @@ use waas_api::resources::{
 };
 use waas_api::{DeviceGroupName, ErrorCode, MpcOperationName};
 use waas_mpc::{
-    BackupContext, BackupRound1, BackupRound2, BackupRound3, DecryptionShare, Half, Pairing, Role,
-    backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half, encrypt_device_half,
-    verify_key_share, verify_partial,
+    BackupContext, BackupRound1, BackupRound2, BackupRound3, DecryptionShare, Half, Pairing,
+    PartialUse, Role, backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half,
+    encrypt_device_half, verify_key_share, verify_partial,
 };
 
 use support::eth::hex0x;
@@ -166,6 +166,7 @@ impl<'a> Backup<'a> {
             Half::Device,
             &context,
             Role::Server,
+            PartialUse::DryRun,
         )
         .unwrap();
         let opened = decrypt_half(

@@ -23,8 +23,9 @@ use waas_api::resources::{
 };
 use waas_api::{DeviceGroupName, MpcOperationName, PasscodeLoginName};
 use waas_mpc::{
-    BackupContext, BackupRound1, BackupRound2, BackupRound3, DecryptionShare, Half, Pairing, Role,
-    backup_key, ciphertexts_hash, encrypt_half, verify_device_half, verify_key_share,
+    BackupContext, BackupRound1, BackupRound2, BackupRound3, DecryptionShare, Half, Pairing,
+    PartialUse, Role, backup_key, ciphertexts_hash, encrypt_half, verify_device_half,
+    verify_key_share,
 };
 use zeroize::Zeroizing;
 
@@ -216,7 +217,13 @@ impl<S: Store> Services<S> {
             let ephemeral = verify_device_half(&round, &context)
                 .map_err(|_| refused(3, "ct_x is malformed or its R has no valid proof"))?;
             let partial = share
-                .partial(&ephemeral, Half::Device, &context, Role::Server)
+                .partial(
+                    &ephemeral,
+                    Half::Device,
+                    &context,
+                    Role::Server,
+                    PartialUse::DryRun,
+                )
                 .map_err(ApiError::internal)?;
             Ok::<_, ApiError>((round, partial))
         })
