@@ -1,11 +1,12 @@
 //! The device archive and key export (docs/protocol/archive.md): PrepareDeviceArchive and the
-//! export metadata GetDeviceGroup returns; PrepareDeviceBackup's request (backup.md).
+//! export metadata GetDeviceGroup returns; PrepareDeviceBackup's request (backup.md) and
+//! AddDevice's (recovery.md).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceGroupName, DeviceName, MpcKeyName};
+use crate::{DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName};
 
 /// PrepareDeviceArchive: `POST /v1/{deviceGroup}:prepareDeviceArchive`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,19 @@ pub struct PrepareDeviceArchiveRequest {
 pub struct PrepareDeviceBackupRequest {
     /// The device that makes the backup (a device may only ask for its own).
     pub device: DeviceName,
+}
+
+/// AddDevice: `POST /v1/{deviceGroup}:addDevice` (docs/protocol/recovery.md). A new device
+/// (registered, in no group yet) asks to join the group with a backup; what authorizes it is
+/// proven inside the operation (the backup's decryption half, then the passcode), never the
+/// request itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddDeviceRequest {
+    /// The device to add (a device may only ask for itself).
+    pub device: DeviceName,
+    /// The backup to recover with: its id, as the backup string names it.
+    pub backup: MpcOperationName,
 }
 
 /// What a device needs to check and export every key of a group: for every MPC key, its

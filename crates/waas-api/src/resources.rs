@@ -288,6 +288,17 @@ pub enum OperationMetadata {
         /// The device's part of the operation.
         mpc_operation: MpcOperationName,
     },
+    /// AddDevice: a new device joins the group with a backup and the passcode, and gets its own
+    /// pairing (docs/protocol/recovery.md).
+    #[serde(rename = "AddDeviceMetadata", rename_all = "camelCase")]
+    AddDevice {
+        /// The group.
+        device_group: DeviceGroupName,
+        /// The device being added.
+        device: DeviceName,
+        /// The device's part of the operation.
+        mpc_operation: MpcOperationName,
+    },
 }
 
 /// What a finished operation produced.
@@ -308,6 +319,21 @@ pub enum OperationResponse {
     /// PrepareDeviceBackup's result.
     #[serde(rename = "DeviceBackup")]
     DeviceBackup(DeviceBackup),
+    /// AddDevice's result.
+    #[serde(rename = "DeviceAdded")]
+    DeviceAdded(DeviceAdded),
+}
+
+/// A finished AddDevice: the device is a device of the group, with its own pairing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceAdded {
+    /// The group.
+    pub device_group: DeviceGroupName,
+    /// The device added.
+    pub device: DeviceName,
+    /// Its pairing's first epoch.
+    pub epoch: u64,
 }
 
 /// A finished PrepareDeviceBackup: the group's current backup, verified by the device's dry run.
@@ -409,6 +435,21 @@ pub enum MpcProtocol {
     PrepareDeviceBackup {
         /// The pairing's id, `0x` hex.
         pairing_id: String,
+    },
+    /// A new device joins the group with a backup (docs/protocol/recovery.md,
+    /// `waas_mpc::recovery`): round 1 the device's proven partial on ct_s and an OPAQUE login
+    /// request, round 2 the login response, round 3 the login's finalization and its MAC of the
+    /// operation, round 4 the server's proven partial on ct_x, rounds 5 to 8 a complete refresh
+    /// of the restored pairing, round 9 the device's confirmation of the pairing it stored.
+    /// mpcData's epoch is the backed-up pairing's.
+    #[serde(rename_all = "camelCase")]
+    AddDevice {
+        /// The backup, as its string names it.
+        backup: MpcOperationName,
+        /// ct_x, unpadded base64url: the device checks both ciphertexts against the string.
+        device_ciphertext: String,
+        /// ct_s, unpadded base64url.
+        server_ciphertext: String,
     },
 }
 

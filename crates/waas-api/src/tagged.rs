@@ -7,8 +7,8 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
 use crate::resources::{
-    DeviceArchive, DeviceBackup, MpcProtocol, MpcWallet, OperationMetadata, OperationResponse,
-    Signature, SignedPayload,
+    DeviceAdded, DeviceArchive, DeviceBackup, MpcProtocol, MpcWallet, OperationMetadata,
+    OperationResponse, Signature, SignedPayload,
 };
 use crate::{DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName};
 
@@ -53,6 +53,11 @@ impl<'de> Deserialize<'de> for OperationMetadata {
                 device: needed(wire.device, "device")?,
                 mpc_operation,
             }),
+            "AddDeviceMetadata" => Ok(Self::AddDevice {
+                device_group: needed(wire.device_group, "deviceGroup")?,
+                device: needed(wire.device, "device")?,
+                mpc_operation,
+            }),
             other => Err(D::Error::unknown_variant(
                 other,
                 &[
@@ -60,6 +65,7 @@ impl<'de> Deserialize<'de> for OperationMetadata {
                     "CreateSignatureMetadata",
                     "PrepareDeviceArchiveMetadata",
                     "PrepareDeviceBackupMetadata",
+                    "AddDeviceMetadata",
                 ],
             )),
         }
@@ -107,9 +113,20 @@ impl<'de> Deserialize<'de> for OperationResponse {
                 epoch: needed(wire.epoch, "epoch")?,
                 ciphertexts_hash: needed(wire.ciphertexts_hash, "ciphertextsHash")?,
             })),
+            "DeviceAdded" => Ok(Self::DeviceAdded(DeviceAdded {
+                device_group: needed(wire.device_group, "deviceGroup")?,
+                device: needed(wire.device, "device")?,
+                epoch: needed(wire.epoch, "epoch")?,
+            })),
             other => Err(D::Error::unknown_variant(
                 other,
-                &["MPCWallet", "Signature", "DeviceArchive", "DeviceBackup"],
+                &[
+                    "MPCWallet",
+                    "Signature",
+                    "DeviceArchive",
+                    "DeviceBackup",
+                    "DeviceAdded",
+                ],
             )),
         }
     }
@@ -124,6 +141,9 @@ struct ProtocolWire {
     derivation_path: Option<String>,
     digest: Option<String>,
     pairing_id: Option<String>,
+    backup: Option<MpcOperationName>,
+    device_ciphertext: Option<String>,
+    server_ciphertext: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for MpcProtocol {
@@ -143,6 +163,11 @@ impl<'de> Deserialize<'de> for MpcProtocol {
             "PREPARE_DEVICE_BACKUP" => Ok(Self::PrepareDeviceBackup {
                 pairing_id: needed(wire.pairing_id, "pairingId")?,
             }),
+            "ADD_DEVICE" => Ok(Self::AddDevice {
+                backup: needed(wire.backup, "backup")?,
+                device_ciphertext: needed(wire.device_ciphertext, "deviceCiphertext")?,
+                server_ciphertext: needed(wire.server_ciphertext, "serverCiphertext")?,
+            }),
             other => Err(D::Error::unknown_variant(
                 other,
                 &[
@@ -150,6 +175,7 @@ impl<'de> Deserialize<'de> for MpcProtocol {
                     "CREATE_SIGNATURE",
                     "PREPARE_DEVICE_ARCHIVE",
                     "PREPARE_DEVICE_BACKUP",
+                    "ADD_DEVICE",
                 ],
             )),
         }
@@ -194,7 +220,12 @@ mod tests {
         round_trip(OperationMetadata::PrepareDeviceBackup {
             device_group: group.clone(),
             device: device.clone(),
-            mpc_operation: operation,
+            mpc_operation: operation.clone(),
+        });
+        round_trip(OperationMetadata::AddDevice {
+            device_group: group.clone(),
+            device: device.clone(),
+            mpc_operation: operation.clone(),
         });
         round_trip(OperationResponse::MpcWallet(MpcWallet {
             name: "pools/p/mpcWallets/w".parse().unwrap(),
@@ -217,10 +248,15 @@ mod tests {
             epoch: 3,
         }));
         round_trip(OperationResponse::DeviceBackup(DeviceBackup {
-            device_group: group,
-            device,
+            device_group: group.clone(),
+            device: device.clone(),
             epoch: 3,
             ciphertexts_hash: "0x22".into(),
+        }));
+        round_trip(OperationResponse::DeviceAdded(DeviceAdded {
+            device_group: group,
+            device,
+            epoch: 1,
         }));
         round_trip(MpcProtocol::CreateDeviceGroup);
         round_trip(MpcProtocol::CreateSignature {
@@ -234,6 +270,11 @@ mod tests {
         });
         round_trip(MpcProtocol::PrepareDeviceBackup {
             pairing_id: "0x11".into(),
+        });
+        round_trip(MpcProtocol::AddDevice {
+            backup: operation,
+            device_ciphertext: "AQ".into(),
+            server_ciphertext: "Ag".into(),
         });
     }
 
