@@ -1,5 +1,6 @@
 // The demo wallet: versions, then onboarding (passcode, device, registration), a wallet and its
-// first address, message signing, and key export. One page; each step is a <section> shown when it applies.
+// first address, message signing, key export, backup, and the wallet's devices (revocation). One
+// page; each step is a <section> shown when it applies.
 import {
   WaasClient,
   WaasDevice,
@@ -72,6 +73,30 @@ const ui = {
   exportXprv: byId('export-xprv', HTMLElement),
   exportXprvCopy: byId('export-xprv-copy', HTMLElement),
   exportHide: byId('export-hide', HTMLButtonElement),
+  deviceRevoked: byId('device-revoked', HTMLElement),
+  backup: byId('backup', HTMLElement),
+  backupForm: byId('backup-form', HTMLFormElement),
+  backupPasscode: byId('backup-passcode', HTMLInputElement),
+  backupError: byId('backup-error', HTMLElement),
+  backupResult: byId('backup-result', HTMLElement),
+  backupOrigin: byId('backup-origin', HTMLElement),
+  backupString: byId('backup-string', HTMLElement),
+  backupCopy: byId('backup-copy', HTMLButtonElement),
+  backupDownload: byId('backup-download', HTMLButtonElement),
+  backupSaved: byId('backup-saved', HTMLButtonElement),
+  backupDone: byId('backup-done', HTMLElement),
+  devices: byId('devices', HTMLElement),
+  devicesRefresh: byId('devices-refresh', HTMLButtonElement),
+  devicesList: byId('devices-list', HTMLUListElement),
+  devicesError: byId('devices-error', HTMLElement),
+  revokeOtherForm: byId('revoke-other-form', HTMLFormElement),
+  revokeOtherLegend: byId('revoke-other-legend', HTMLElement),
+  revokeOtherPasscode: byId('revoke-other-passcode', HTMLInputElement),
+  revokeOtherCancel: byId('revoke-other-cancel', HTMLButtonElement),
+  revokeOtherError: byId('revoke-other-error', HTMLElement),
+  revokeSelfForm: byId('revoke-self-form', HTMLFormElement),
+  revokeSelfUnderstood: byId('revoke-self-understood', HTMLInputElement),
+  revokeSelfError: byId('revoke-self-error', HTMLElement),
 };
 
 /** How long revealed keys stay on the screen. */
@@ -141,9 +166,40 @@ interface App {
   busy: boolean;
   /** The countdown that hides revealed keys. */
   exportTimer: number | undefined;
+  /** This device's state as the server last reported it (RegisterDevice). */
+  deviceState: Device['state'] | undefined;
+  /**
+   * The backup string on show, for Copy and Download. Only in memory and the DOM while shown:
+   * never in localStorage, the URL or a log, since with the passcode it restores the wallet.
+   */
+  backupString: string | undefined;
+  /** The device group's devices, as GetDeviceGroup last listed them. */
+  groupDevices: string[];
+  /** Other devices this page revoked: the server tells a device only its own state. */
+  revokedHere: Set<string>;
+  /** The other device the step-up form is about to revoke. */
+  revokeTarget: string | undefined;
 }
 
-const forms = [ui.onboardingForm, ui.createWalletForm, ui.signForm, ui.exportForm];
+const forms = [
+  ui.onboardingForm,
+  ui.createWalletForm,
+  ui.signForm,
+  ui.exportForm,
+  ui.backupForm,
+  ui.revokeOtherForm,
+  ui.revokeSelfForm,
+];
+
+/** The buttons outside those forms that start an SDK call (disabled while one runs). */
+function actionButtons(): HTMLButtonElement[] {
+  return [
+    ui.registerRetry,
+    ui.backupSaved,
+    ui.devicesRefresh,
+    ...ui.devicesList.querySelectorAll<HTMLButtonElement>('button'),
+  ];
+}
 
 /**
  * Runs one user action: every form is disabled meanwhile, `form` is marked busy, and any failure
@@ -160,7 +216,7 @@ async function run(
   app.busy = true;
   clearError(errorElement);
   for (const each of forms) each.querySelector('fieldset')?.setAttribute('disabled', '');
-  ui.registerRetry.disabled = true;
+  for (const button of actionButtons()) button.disabled = true;
   form?.setAttribute('aria-busy', 'true');
   setStatus(busyText, 'busy');
   try {
@@ -173,29 +229,48 @@ async function run(
   } finally {
     app.busy = false;
     for (const each of forms) each.querySelector('fieldset')?.removeAttribute('disabled');
-    ui.registerRetry.disabled = false;
+    for (const button of actionButtons()) button.disabled = false;
     form?.removeAttribute('aria-busy');
   }
 }
 
 // --- steps ----------------------------------------------------------------------------------------
 
-function showDevice(device: Device): void {
+function showDevice(app: App, device: Device): void {
+  app.deviceName = device.name;
+  app.deviceState = device.state;
   ui.deviceName.textContent = device.name;
   ui.deviceState.textContent = device.state;
   ui.registerRetry.hidden = true;
   clearError(ui.deviceError);
+  showDeviceState(app);
 }
 
-/** RegisterDevice (again is fine: the same device). Rejects like the SDK does. */
+/**
+ * What a revoked device may still do: nothing at the server. Its backup form and self-revocation
+ * go; signing stays, so its DEVICE_REVOKED is seen rather than the form silently missing.
+ */
+function showDeviceState(app: App): void {
+  const revoked = app.deviceState === 'REVOKED';
+  ui.deviceRevoked.hidden = !revoked;
+  ui.backupForm.hidden = revoked;
+  ui.revokeSelfForm.hidden = revoked;
+  if (revoked) ui.revokeOtherForm.hidden = true;
+  // A backup string already on show stays: the user may still need to save it.
+  if (app.wallet) ui.backup.hidden = revoked && app.backupString === undefined;
+  renderDevices(app);
+}
+
+/**
+ * RegisterDevice (again is fine: the same device). It is also how the page learns this device's
+ * state: it needs no request token, so it answers a revoked device too. Rejects like the SDK does.
+ */
 async function register(app: App): Promise<void> {
   ui.device.hidden = false;
-  const device = await app.client.registerDevice();
-  app.deviceName = device.name;
-  showDevice(device);
+  showDevice(app, await app.client.registerDevice());
 }
 
-function showWallet(wallet: StoredWallet, focus: boolean): void {
+function showWallet(app: App, wallet: StoredWallet, focus: boolean): void {
   ui.walletAddress.textContent = wallet.address;
   ui.walletPath.textContent = wallet.derivationPath;
   ui.walletNetwork.textContent = wallet.network;
@@ -206,6 +281,9 @@ function showWallet(wallet: StoredWallet, focus: boolean): void {
   reveal(ui.wallet, focus);
   reveal(ui.sign, false);
   reveal(ui.exportSection, false);
+  reveal(ui.backup, false);
+  reveal(ui.devices, false);
+  showDeviceState(app);
 }
 
 function showSignature(message: string, signature: Signature): void {
@@ -252,8 +330,13 @@ async function registerOrOfferRetry(app: App): Promise<boolean> {
 /** After registration: the wallet if this browser remembers one, otherwise its creation. */
 function afterRegistration(app: App, focus: boolean, note = ''): void {
   if (app.wallet) {
-    showWallet(app.wallet, focus);
+    showWallet(app, app.wallet, focus);
+    if (app.deviceState === 'REVOKED') {
+      setStatus(`${note}This device is revoked: the server refuses its requests.`, 'ready');
+      return;
+    }
     setStatus(`${note}Ready.`, 'ready');
+    loadDevicesQuietly(app);
   } else {
     setStatus(`${note}This browser is a registered device. Next: create a wallet.`, 'ready');
     reveal(ui.createWallet, focus);
@@ -309,7 +392,8 @@ function wireCreateWallet(app: App): void {
       const created = await app.client.createWallet({ passcode });
       const wallet = toStored(deviceName, created);
       app.wallet = wallet;
-      showWallet(wallet, true);
+      showWallet(app, wallet, true);
+      loadDevicesQuietly(app);
       try {
         saveWallet(wallet);
         setStatus('Wallet created. Its first address is below.', 'ready');
@@ -425,6 +509,263 @@ function wireExport(app: App): void {
   });
 }
 
+// --- backup ---------------------------------------------------------------------------------------
+
+/** Removes the backup string from the page (the DOM and memory, not only the view). */
+function hideBackup(app: App): void {
+  app.backupString = undefined;
+  ui.backupString.textContent = '';
+  ui.backupOrigin.replaceChildren();
+  delete ui.backupOrigin.dataset['code'];
+  ui.backupCopy.textContent = 'Copy';
+  ui.backupResult.hidden = true;
+}
+
+/**
+ * Shows the string; `made` says whether it is new, with the code of why (the device held none to
+ * show again), since a new backup replaces an older string the user may have saved.
+ */
+function showBackup(app: App, backup: string, made: { code: string } | undefined): void {
+  hideBackup(app);
+  app.backupString = backup;
+  if (made) {
+    const code = document.createElement('code');
+    code.textContent = made.code;
+    ui.backupOrigin.append(
+      'This device held no backup to show again (',
+      code,
+      '), so this one is new, made just now. It replaces any backup made before: an older string no longer works.',
+    );
+    ui.backupOrigin.dataset['code'] = made.code;
+  } else {
+    ui.backupOrigin.textContent =
+      'This device still held this backup (not yet confirmed saved), so no new backup was made.';
+  }
+  ui.backupString.textContent = backup;
+  ui.backupDone.textContent = '';
+  ui.backupResult.hidden = false;
+}
+
+/** The wallet id, for the download's file name: the last segment of `pools/p/mpcWallets/{id}`. */
+function walletId(wallet: StoredWallet): string {
+  return wallet.wallet.slice(wallet.wallet.lastIndexOf('/') + 1);
+}
+
+/**
+ * Saves the backup as a text file through a blob: URL that lives only for the click, so the
+ * string never enters the page's own URL or history.
+ */
+function downloadBackup(wallet: StoredWallet, backup: string): void {
+  const text =
+    `waas-sdk backup of the wallet ${wallet.wallet}: with its passcode it restores the wallet on a new browser. Keep it private.\n` +
+    `${backup}\n`;
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = `waas-backup-${walletId(wallet)}.txt`;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // After the click has handed the blob to the download; revoking at once can cancel it.
+  window.setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+function wireBackup(app: App): void {
+  ui.backupForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const passcode = ui.backupPasscode.value;
+    ui.backupPasscode.value = '';
+    hideBackup(app);
+    const busyText = 'Looking for a backup this device still holds…';
+    void run(app, ui.backupForm, ui.backupError, busyText, async () => {
+      const wallet = app.wallet;
+      if (!wallet) throw new Error('create a wallet first');
+      let backup: string;
+      let made: { code: string } | undefined;
+      try {
+        // A backup made earlier and not yet confirmed saved is offered again: a new one would
+        // replace it at the server, and the string the user may already hold would stop working.
+        backup = await app.client.exportDeviceBackup(wallet.deviceGroup, { passcode });
+        made = undefined;
+      } catch (error) {
+        if (!(error instanceof WaasError && error.code === 'NO_BACKUP')) throw error;
+        setStatus('Making a backup with the server: a new key, then a check that it opens…', 'busy');
+        backup = await app.client.backup(wallet.deviceGroup, passcode);
+        made = { code: error.code };
+      }
+      showBackup(app, backup, made);
+      setStatus('Backup ready: save it, then press "I have saved it".', 'ready');
+    }).then((ok) => {
+      if (!ok) ui.backupPasscode.focus();
+      else ui.backupCopy.focus();
+    });
+  });
+
+  ui.backupCopy.addEventListener('click', () => {
+    const backup = app.backupString;
+    if (backup === undefined) return;
+    navigator.clipboard.writeText(backup).then(
+      () => (ui.backupCopy.textContent = 'Copied'),
+      () => (ui.backupCopy.textContent = 'Copy failed: select the text instead'),
+    );
+  });
+
+  ui.backupDownload.addEventListener('click', () => {
+    if (app.wallet && app.backupString !== undefined) downloadBackup(app.wallet, app.backupString);
+  });
+
+  ui.backupSaved.addEventListener('click', () => {
+    const busyText = 'This device is forgetting its copy of the backup…';
+    void run(app, undefined, ui.backupError, busyText, async () => {
+      const wallet = app.wallet;
+      if (!wallet) throw new Error('create a wallet first');
+      await app.client.confirmBackupSaved(wallet.deviceGroup);
+      hideBackup(app);
+      ui.backupDone.textContent =
+        'This device has forgotten its copy of the backup. The one you saved is now the only copy.';
+      showDeviceState(app);
+      setStatus('Backup saved; this device forgot its copy.', 'ready');
+    });
+  });
+}
+
+// --- devices --------------------------------------------------------------------------------------
+
+/** The state the page can show for `name`: the server tells a device only its own. */
+function stateOf(app: App, name: string): string {
+  if (name === app.deviceName) return app.deviceState ?? 'unknown';
+  return app.revokedHere.has(name) ? 'REVOKED' : 'unknown';
+}
+
+/** The list: this device first (marked), then the group's others, each with what can be done. */
+function renderDevices(app: App): void {
+  const own = app.deviceName;
+  const names = own === undefined ? [...app.groupDevices] : [own, ...app.groupDevices.filter((n) => n !== own)];
+  const ownActive = app.deviceState === 'ACTIVE';
+  const items = names.map((name) => {
+    const item = document.createElement('li');
+    item.dataset['testid'] = 'device-item';
+    item.dataset['device'] = name;
+    const state = stateOf(app, name);
+    item.dataset['state'] = state;
+    const label = document.createElement('span');
+    label.className = 'long';
+    label.textContent = name;
+    const stateText = document.createElement('span');
+    stateText.dataset['testid'] = 'device-item-state';
+    stateText.textContent = state;
+    item.append(label, ': ', stateText);
+    if (name === own) {
+      const mark = document.createElement('strong');
+      mark.dataset['testid'] = 'device-item-self';
+      mark.textContent = 'this device';
+      item.append(' (', mark, ')');
+    } else if (ownActive && state !== 'REVOKED') {
+      // Its state is unknown here, so every other device not revoked from this page can be.
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = 'Revoke';
+      button.setAttribute('aria-label', `Revoke ${name}`);
+      button.dataset['testid'] = 'device-item-revoke';
+      button.disabled = app.busy;
+      button.addEventListener('click', () => askRevokeOther(app, name));
+      item.append(' ', button);
+    }
+    return item;
+  });
+  ui.devicesList.replaceChildren(...items);
+}
+
+/**
+ * This device's state (RegisterDevice) and the group's devices (GetDeviceGroup). A revoked device
+ * may not read the group any more: it keeps the last list it had.
+ */
+async function refreshDevices(app: App): Promise<void> {
+  const wallet = app.wallet;
+  if (!wallet) throw new Error('create a wallet first');
+  showDevice(app, await app.client.registerDevice());
+  if (app.deviceState === 'ACTIVE') {
+    const group = await app.client.getDeviceGroup(wallet.deviceGroup);
+    app.groupDevices = group.devices;
+  }
+  renderDevices(app);
+}
+
+/** The list at page load, without taking over the status line; a failure shows in the section. */
+function loadDevicesQuietly(app: App): void {
+  refreshDevices(app).then(
+    () => clearError(ui.devicesError),
+    (error: unknown) => showError(ui.devicesError, error),
+  );
+}
+
+function askRevokeOther(app: App, name: string): void {
+  app.revokeTarget = name;
+  ui.revokeOtherLegend.textContent = `Revoke ${name}`;
+  clearError(ui.revokeOtherError);
+  ui.revokeOtherForm.hidden = false;
+  ui.revokeOtherPasscode.focus();
+}
+
+function closeRevokeOther(app: App): void {
+  app.revokeTarget = undefined;
+  ui.revokeOtherPasscode.value = '';
+  ui.revokeOtherForm.hidden = true;
+}
+
+function wireDevices(app: App): void {
+  ui.devicesRefresh.addEventListener('click', () => {
+    const busyText = 'Asking the server for this wallet’s devices…';
+    void run(app, undefined, ui.devicesError, busyText, async () => {
+      await refreshDevices(app);
+      setStatus('Device list refreshed.', 'ready');
+    });
+  });
+
+  ui.revokeOtherCancel.addEventListener('click', () => closeRevokeOther(app));
+
+  ui.revokeOtherForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const passcode = ui.revokeOtherPasscode.value;
+    ui.revokeOtherPasscode.value = '';
+    const target = app.revokeTarget;
+    if (target === undefined) return;
+    const busyText = `Revoking ${target}: a passcode login at the server, then the revocation…`;
+    void run(app, ui.revokeOtherForm, ui.revokeOtherError, busyText, async () => {
+      const wallet = app.wallet;
+      if (!wallet) throw new Error('create a wallet first');
+      // The step-up: the server wants a fresh passcode login of a group both devices are in.
+      await app.client.revokeDevice(target, { deviceGroup: wallet.deviceGroup, passcode });
+      app.revokedHere.add(target);
+      closeRevokeOther(app);
+      renderDevices(app);
+      setStatus(`${target} is revoked: it can no longer sign for this wallet.`, 'ready');
+    }).then((ok) => {
+      if (!ok) ui.revokeOtherPasscode.focus();
+    });
+  });
+
+  ui.revokeSelfForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!ui.revokeSelfUnderstood.checked) {
+      showProblem(ui.revokeSelfError, 'Tick the box first: this device will never sign for this wallet again.');
+      ui.revokeSelfUnderstood.focus();
+      return;
+    }
+    const busyText = 'Revoking this device…';
+    void run(app, ui.revokeSelfForm, ui.revokeSelfError, busyText, async () => {
+      await app.client.revokeDevice();
+      ui.revokeSelfUnderstood.checked = false;
+      // The state shown is the server's answer, not an assumption.
+      showDevice(app, await app.client.registerDevice());
+      setStatus('This device is revoked: the server refuses its requests from now on.', 'ready');
+    }).then((ok) => {
+      if (ok) ui.device.querySelector<HTMLElement>('h2')?.focus();
+    });
+  });
+}
+
 // --- start ----------------------------------------------------------------------------------------
 
 async function showServerVersion(): Promise<void> {
@@ -458,6 +799,11 @@ async function start(): Promise<App | undefined> {
       wallet: undefined,
       busy: false,
       exportTimer: undefined,
+      deviceState: undefined,
+      backupString: undefined,
+      groupDevices: [],
+      revokedHere: new Set(),
+      revokeTarget: undefined,
     };
   } catch (error) {
     showError(ui.appError, error);
@@ -474,6 +820,8 @@ async function main(): Promise<void> {
     wireCreateWallet(app);
     wireSign(app);
     wireExport(app);
+    wireBackup(app);
+    wireDevices(app);
     await resume(app);
   }
   await serverVersion;
@@ -502,7 +850,7 @@ async function resume(app: App): Promise<void> {
   setStatus('Checking this device with the server…', 'busy');
   if (!(await registerOrOfferRetry(app))) {
     // The server is unreachable or refused: still show what this browser remembers.
-    if (app.wallet) showWallet(app.wallet, false);
+    if (app.wallet) showWallet(app, app.wallet, false);
     return;
   }
   if (stored && stored.device !== app.deviceName) {
