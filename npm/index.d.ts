@@ -79,3 +79,11 @@ export type InitInput = URL | string | Request | Response | BufferSource | WebAs
  * same promise. Rejects with a `WaasError` of code `INIT_FAILED`.
  */
 export declare function initAsync(source?: InitInput | Promise<InitInput>): Promise<void>;
+
+/**
+ * Loads the full module, which the rare flows run in: backup, recovery, export, revoke and
+ * `WaasClient.resetPasscode`. Optional: their first call loads it from next to the package (as
+ * `initAsync` does the main module). Call it to load it ahead of time, or from elsewhere. Rejects
+ * with a `WaasError` of code `INIT_FAILED`; a failed load is tried again on the next call.
+ */
+export declare function initFullAsync(source?: InitInput | Promise<InitInput>): Promise<void>;

@@ -5,22 +5,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-step "SDK: compile to wasm32 (profile wasm-release: size first)"
+# Two builds of the crate (docs/design-notes.md, "Two modules"): the main module, which initAsync()
+# loads, and the full module with the rare flows (feature rare-flows), loaded on their first call.
+# Cargo writes both to the same path, so each is moved aside before the next build.
+step "SDK: compile to wasm32 (profile wasm-release: size first), main and full module"
+out=target/wasm32-unknown-unknown/wasm-release
 cargo build --quiet --lib --target wasm32-unknown-unknown --profile wasm-release
-wasm=target/wasm32-unknown-unknown/wasm-release/waas_sdk.wasm
+cp "$out/waas_sdk.wasm" "$out/waas_sdk_main.wasm"
+cargo build --quiet --lib --target wasm32-unknown-unknown --profile wasm-release --features rare-flows
+cp "$out/waas_sdk.wasm" "$out/waas_sdk_full.wasm"
 
 step "SDK: wasm-bindgen into pkg/"
 rm -rf pkg
-wasm-bindgen --target bundler --out-dir pkg "$wasm"
+wasm-bindgen --target bundler --out-dir pkg --out-name waas_sdk "$out/waas_sdk_main.wasm"
+wasm-bindgen --target bundler --out-dir pkg --out-name waas_sdk_full "$out/waas_sdk_full.wasm"
 
 step "SDK: wasm-opt -Oz (npm's binaryen)"
-node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers pkg/waas_sdk_bg.wasm -o pkg/waas_sdk_bg.wasm
+for module in waas_sdk_bg waas_sdk_full_bg; do
+  node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers "pkg/$module.wasm" -o "pkg/$module.wasm"
+done
 
 step "SDK: npm package files"
 node scripts/package-sdk.mjs
-raw=$(stat -c %s pkg/waas_sdk_bg.wasm)
-gz=$(gzip -9 -c pkg/waas_sdk_bg.wasm | wc -c)
-echo "    pkg/waas_sdk_bg.wasm: $raw bytes raw, $gz bytes gzip -9"
+for module in waas_sdk_bg waas_sdk_full_bg; do
+  raw=$(stat -c %s "pkg/$module.wasm")
+  gz=$(gzip -9 -c "pkg/$module.wasm" | wc -c)
+  echo "    pkg/$module.wasm: $raw bytes raw, $gz bytes gzip -9"
+done
 
 step "web app: vite build into www/dist"
 node_modules/.bin/vite build --logLevel warn www

@@ -168,6 +168,7 @@ impl Database {
     }
 
     /// Deletes one value (nothing if absent).
+    #[cfg(feature = "rare-flows")]
     pub(crate) async fn delete(&self, store: &str, key: &str) -> Result<(), SdkError> {
         let transaction = self.transaction(std::iter::once(store), true)?;
         transaction

@@ -23,10 +23,18 @@ use waas_mpc::{Keygen, SessionId, Signing, SigningRequest, ethereum_address, par
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 
+mod archive;
+// The rare flows (backup, recovery, export, revoke, the passcode reset at the server) are only in
+// the full module, which the npm package loads on first use so every page load does not pay for
+// them (docs/design-notes.md, "Two modules").
+#[cfg(feature = "rare-flows")]
 mod backup;
+#[cfg(feature = "rare-flows")]
 mod devices;
+#[cfg(feature = "rare-flows")]
 mod export;
 mod passcode;
+#[cfg(feature = "rare-flows")]
 mod recovery;
 
 use crate::SdkError;

@@ -30,6 +30,7 @@ pub(crate) struct Registration {
     export_key: ExportKey,
 }
 
+#[cfg(feature = "rare-flows")]
 impl Registration {
     /// The new record's export key.
     pub(crate) fn export_key(&self) -> &ExportKey {

@@ -16,10 +16,9 @@ use waas_mpc::passcode::ExportKey;
 use wasm_bindgen::JsValue;
 use zeroize::Zeroizing;
 
-use super::{
-    KeyStore, Layers, PasskeyWrap, array_field, bytes_field, bytes_value, field, open, random,
-    seal, set, u32_field, updated,
-};
+use super::{KeyStore, Layers, PasskeyWrap, array_field, bytes_value, field, random, seal, set};
+#[cfg(feature = "rare-flows")]
+use super::{bytes_field, open, u32_field, updated};
 use crate::SdkError;
 
 const ARCHIVE_VERSION: u32 = 1;
@@ -30,6 +29,7 @@ const PASSKEY_WAY: &str = "archive-passkey";
 const ARCHIVE_PURPOSE: &[u8] = b"waas-sdk archive wrapping key v1";
 
 /// What opens a stored archive.
+#[cfg(feature = "rare-flows")]
 pub(crate) enum ArchiveUnlock<'a> {
     /// The OPAQUE export key from a login (or the registration) with the passcode.
     ExportKey(&'a ExportKey),
@@ -53,11 +53,6 @@ fn archive_aad(group: &str, epoch: u64) -> Vec<u8> {
 }
 
 impl KeyStore {
-    /// Whether this device holds an archive of `group`.
-    pub(crate) async fn has_archive(&self, group: &str) -> Result<bool, SdkError> {
-        Ok(self.db.get("records", &record_id(group)).await?.is_some())
-    }
-
     /// Stores `archive` for `group`, wrapped by `export_key` and, where the device has a
     /// passkey, by the passkey too (the browser asks the user to verify). Replaces an older
     /// archive of the group only once the new one is complete.
@@ -115,6 +110,31 @@ impl KeyStore {
         self.db
             .put("records", &record_id(group), &record.into())
             .await
+    }
+
+    /// The PrepareDeviceArchive operation the stored archive of `group` came from, and the hash
+    /// of its sealed share (its last round).
+    pub(crate) async fn archive_origin(
+        &self,
+        group: &str,
+    ) -> Result<Option<(String, [u8; 32])>, SdkError> {
+        let Some(record) = self.db.get("records", &record_id(group)).await? else {
+            return Ok(None);
+        };
+        let operation = field(&record, "operation")?
+            .as_string()
+            .ok_or_else(|| SdkError::Corrupt("the archive's operation is not text".into()))?;
+        Ok(Some((operation, array_field(&record, "sealedHash")?)))
+    }
+}
+
+// Reading the archive (export) and rewrapping it (the passcode reset at the server) are rare flows:
+// only in the full module (src/client/mod.rs).
+#[cfg(feature = "rare-flows")]
+impl KeyStore {
+    /// Whether this device holds an archive of `group`.
+    pub(crate) async fn has_archive(&self, group: &str) -> Result<bool, SdkError> {
+        Ok(self.db.get("records", &record_id(group)).await?.is_some())
     }
 
     /// Opens the archive of `group` and checks it whole (`Archive::decode`).
@@ -182,23 +202,6 @@ impl KeyStore {
             return Err(SdkError::Corrupt("the archive names another epoch".into()));
         }
         Ok(archive)
-    }
-}
-
-impl KeyStore {
-    /// The PrepareDeviceArchive operation the stored archive of `group` came from, and the hash
-    /// of its sealed share (its last round).
-    pub(crate) async fn archive_origin(
-        &self,
-        group: &str,
-    ) -> Result<Option<(String, [u8; 32])>, SdkError> {
-        let Some(record) = self.db.get("records", &record_id(group)).await? else {
-            return Ok(None);
-        };
-        let operation = field(&record, "operation")?
-            .as_string()
-            .ok_or_else(|| SdkError::Corrupt("the archive's operation is not text".into()))?;
-        Ok(Some((operation, array_field(&record, "sealedHash")?)))
     }
 
     /// A passcode reset, first half: wraps the archive key of `group` under `new` as well, keeping

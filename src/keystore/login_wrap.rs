@@ -105,6 +105,7 @@ impl KeyStore {
         };
         let entry = Object::new();
         set(&entry, WRAP, &wrap(new).await?)?;
+        #[cfg(feature = "rare-flows")]
         if let LoginWrap::Change { old } = when {
             set(&entry, PREVIOUS_WRAP, &wrap(old).await?)?;
         }
@@ -112,6 +113,7 @@ impl KeyStore {
             let stored = group_wraps(device, group);
             let replace = match &when {
                 LoginWrap::First => stored.is_none(),
+                #[cfg(feature = "rare-flows")]
                 LoginWrap::Change { .. } | LoginWrap::Settle => true,
                 LoginWrap::Repair(peeled) => stored.is_some_and(|stored| peeled.is(&stored)),
             };
@@ -126,6 +128,7 @@ impl KeyStore {
 
     /// A passcode change of `group`, second half (the server has the new record): drops the wrap
     /// under the old one.
+    #[cfg(feature = "rare-flows")]
     pub(crate) async fn finish_login_rewrap(&self, group: &str) -> Result<(), SdkError> {
         self.update_device(&|device| {
             let Some(wraps) = group_wraps(device, group) else {
@@ -145,13 +148,15 @@ pub(crate) enum LoginWrap<'a> {
     First,
     /// A passcode change (under its locks): a wrap under the old record's export key stays as
     /// `previousWrap` until [`KeyStore::finish_login_rewrap`], so the DEK opens whichever record
-    /// the server ends up with.
+    /// the server ends up with. The passcode reset at the server is a rare flow (full module).
+    #[cfg(feature = "rare-flows")]
     Change {
         /// The export key of the record in place.
         old: &'a ExportKey,
     },
     /// A passcode change that the server finished before this device did (under its locks):
     /// the wrap under the record in place replaces both.
+    #[cfg(feature = "rare-flows")]
     Settle,
     /// A group whose record moved on without this device: rewrapped only if its wraps are still
     /// the ones peeled, so a passcode change another tab made meanwhile is not undone.

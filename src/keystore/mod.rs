@@ -21,10 +21,14 @@ use web_sys::CryptoKey;
 use zeroize::Zeroizing;
 
 mod archive;
+// Only the rare flows of the full module read the archive or keep a backup (src/client/mod.rs).
+#[cfg(feature = "rare-flows")]
 mod backup;
 mod login_wrap;
 
+#[cfg(feature = "rare-flows")]
 pub(crate) use archive::ArchiveUnlock;
+#[cfg(feature = "rare-flows")]
 pub(crate) use backup::StoredBackup;
 pub(crate) use login_wrap::{LoginWrap, PeeledWraps};
 
@@ -718,6 +722,7 @@ impl KeyStore {
     }
 
     /// Whether a passcode change was begun and not finished.
+    #[cfg(feature = "rare-flows")]
     pub(crate) async fn passcode_change_pending(&self) -> Result<bool, SdkError> {
         let (device, _) = self.device().await?;
         Ok(Reflect::get(&device, &PASSCODE_CHANGING.into()).is_ok_and(|value| value.is_truthy()))
