@@ -32,6 +32,7 @@ test('the package installs by name with only its declared files', () => {
   const listing = run('npm', ['pack', '--dry-run', '--json', installed]);
   const files = JSON.parse(listing)[0].files.map((/** @type {{path: string}} */ f) => f.path);
   assert.ok(files.includes('waas_sdk_bg.wasm') && files.includes('index.d.ts'), files.join(', '));
+  assert.ok(files.includes('waas_sdk_full_bg.wasm') && files.includes('waas_sdk_full_bg.js'), files.join(', '));
   assert.ok(!files.includes('waas_sdk.js'), 'the ESM-integration entry is not shipped');
 });
 
@@ -47,6 +48,9 @@ test('it runs in Node.js, imported by name', () => {
     version: sdkVersion,
     kind: 'device',
     badName: 'INVALID_NAME',
+    badFullModule: 'INIT_FAILED',
+    fullModule: 'loaded',
+    rareMethod: 'function',
   });
 });
 
@@ -68,6 +72,7 @@ test('Vite builds it into a page that runs in Chromium', async (t) => {
     version: sdkVersion,
     kind: 'deviceGroup',
     badName: 'INVALID_NAME',
+    full: 'loaded',
   });
   assert.deepEqual(errors, []);
 });

@@ -114,10 +114,24 @@ test('export with the passcode: one login, then offline; the keys are the wallet
   await context.close();
 });
 
-test('export with a passkey (PRF) runs offline', async () => {
+test('export with a passkey (PRF) runs offline once the full module is loaded', async () => {
   const { page, context } = await freshPage({ hasPrf: true });
   const { created, addresses, group } = await walletWithAddresses(page, { passkey: true });
   assert.equal(created.archived, true);
+  await context.setOffline(true);
+  // Export runs in the full module, fetched on first use: offline, it cannot be fetched yet.
+  const first = await page.evaluate(
+    (metadata) =>
+      /** @type {any} */ (window).client.exportPrivateKeys(metadata, { passkey: true }).then(
+        () => 'resolved',
+        (/** @type {any} */ error) => error.code,
+      ),
+    group.mpcKeyExportMetadata,
+  );
+  assert.equal(first, 'INIT_FAILED');
+  // Loaded ahead of time (a failed load is tried again), export needs no network.
+  await context.setOffline(false);
+  await page.evaluate(() => /** @type {any} */ (window).sdk.initFullAsync());
   await context.setOffline(true);
   const exported = await page.evaluate(
     (metadata) => /** @type {any} */ (window).client.exportPrivateKeys(metadata, { passkey: true }),
@@ -131,6 +145,8 @@ test('the whole profile and the right passcode, without the server, open neither
   const { page, context } = await freshPage();
   const { group, created } = await walletWithAddresses(page);
   const mpcKey = created.address.mpcKeys[0];
+  // Export's code (the full module) loaded while online, so offline it reaches its login.
+  await page.evaluate(() => /** @type {any} */ (window).sdk.initFullAsync());
   await context.setOffline(true);
   const result = await page.evaluate(
     async ({ metadata, passcode, mpcKey }) => {

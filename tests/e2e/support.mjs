@@ -201,7 +201,7 @@ export function harnessDir() {
   const dir = mkdtempSync(join(tmpdir(), 'waas-harness-'));
   cpSync(join(repoRoot, 'tests/e2e/harness'), dir, { recursive: true });
   cpSync(join(repoRoot, 'pkg'), join(dir, 'pkg'), { recursive: true });
-  for (const file of ['index.js', 'loader.js', 'waas_sdk_bg.js', 'waas_sdk_bg.wasm']) {
+  for (const file of ['index.js', 'loader.js', 'waas_sdk_bg.js', 'waas_sdk_bg.wasm', 'waas_sdk_full_bg.js', 'waas_sdk_full_bg.wasm']) {
     if (!statSync(join(dir, 'pkg', file), { throwIfNoEntry: false })?.isFile()) {
       throw new Error(`pkg/${file} is missing: run scripts/build.sh (and not while tests copy pkg/)`);
     }
