@@ -61,7 +61,10 @@ run_suite rustfmt check cargo fmt --all --check
 run_suite clippy-native check cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The SDK and the protocol core with their wasm test suites (benchmarks are native only); waas-api
 # as the SDK links it (its native-only dev-dependencies, such as proptest, do not build for wasm32).
+# The SDK twice: its main module, and its full module with the rare flows (feature rare-flows).
 run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk -p waas-mpc --lib --tests \
+  --target wasm32-unknown-unknown --quiet -- -D warnings &&
+  cargo clippy -p waas-sdk --lib --tests --features rare-flows \
   --target wasm32-unknown-unknown --quiet -- -D warnings &&
   cargo clippy -p waas-api --lib --target wasm32-unknown-unknown --quiet -- -D warnings'
 run_suite native-tests cargo cargo test --workspace
