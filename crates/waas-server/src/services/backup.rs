@@ -39,7 +39,7 @@ use crate::store::{
 use crate::time::now_ms;
 
 /// Sealing kind of a backup's d_srv, kept once the backup is verified (id: the backup's id).
-const BACKUP_SHARE: &str = "backup-share";
+pub(super) const BACKUP_SHARE: &str = "backup-share";
 
 /// What the server keeps between a backup's rounds, sealed as the operation's session: d_srv,
 /// P_dev, ct_s and, from round 3, ct_x. Zeroized on drop.
@@ -328,7 +328,7 @@ fn kept_session(session: Option<&[u8]>) -> Result<BackupSession, ApiError> {
 }
 
 /// The answer of round `round`, JSON, carrying `message` (unpadded base64url).
-fn answer(round: u8, message: Vec<u8>) -> Result<String, ApiError> {
+pub(super) fn answer(round: u8, message: Vec<u8>) -> Result<String, ApiError> {
     serde_json::to_string(&ExchangeResponse {
         round: Some(round),
         message: Some(URL_SAFE_NO_PAD.encode(message)),
