@@ -78,6 +78,18 @@ pub struct Config {
         value_parser = parse_backoff
     )]
     pub passcode_backoff: Duration,
+
+    /// How long a replaced backup still recovers the wallet before it is deleted: the time a
+    /// user has to revoke a stolen device (which brings back the backup a thief's replaced) and
+    /// to save a new backup string. A duration with its unit (`7d`, `12h`, `30m`) or `0`, at
+    /// most a year. `0` deletes a backup at the first sweep after it is replaced: for tests only.
+    #[arg(
+        long,
+        env = "WAAS_BACKUP_RETENTION",
+        default_value = "7d",
+        value_parser = parse_retention
+    )]
+    pub backup_retention: Duration,
 }
 
 /// Operator commands, run against the database (`--database`) while the server runs or not.
@@ -131,6 +143,22 @@ fn parse_backoff(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// The longest backup retention accepted: a typo (`7y`) must not keep replaced backups forever.
+const MAX_RETENTION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses `--backup-retention`: humantime's durations (`7d`, `12h`, `1week`) or `0`.
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    let retention = humantime::parse_duration(text.trim())
+        .map_err(|error| format!("{text:?} is not a duration like 7d, 12h or 0: {error}"))?;
+    if retention > MAX_RETENTION {
+        return Err(format!(
+            "the retention must be at most {} days",
+            MAX_RETENTION.as_secs() / 86_400
+        ));
+    }
+    Ok(retention)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +173,26 @@ mod tests {
         for bad in ["", "-1", "abc", "1h", "NaN", "inf", "4000"] {
             assert!(parse_backoff(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn retention_values() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse_retention("7d"), Ok(7 * day));
+        assert_eq!(parse_retention("12h"), Ok(day / 2));
+        assert_eq!(parse_retention("1week"), Ok(7 * day));
+        assert_eq!(parse_retention("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_retention("366d"), Ok(366 * day));
+        for bad in ["", "7", "-1d", "abc", "367d", "2y"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+        // The default is a week.
+        let config = Config::try_parse_from(["waas-server"]).unwrap();
+        assert_eq!(config.backup_retention, 7 * day);
+        assert_eq!(
+            config.backup_retention,
+            crate::services::DEFAULT_BACKUP_RETENTION
+        );
     }
 
     #[test]

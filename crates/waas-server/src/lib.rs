@@ -73,6 +73,7 @@ pub async fn run(
         Settings {
             audience: config.audience.clone(),
             passcode_backoff: config.passcode_backoff,
+            backup_retention: config.backup_retention,
         },
     )
     .await?;
@@ -90,8 +91,9 @@ pub async fn run(
 }
 
 /// Fails, every half minute, the operations that waited too long for their device (deleting
-/// their sessions), and forgets passcode logins past their use, so that no MPC session or login
-/// secret outlives its use.
+/// their sessions), forgets passcode logins past their use and deletes the backups replaced for
+/// longer than the retention, so that no MPC session, login secret or replaced d_srv outlives
+/// its use. The first sweep runs at start.
 async fn expire_operations(services: Services<SqliteStore>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
     loop {
@@ -101,6 +103,9 @@ async fn expire_operations(services: Services<SqliteStore>) {
         }
         if let Err(error) = services.forget_passcode_logins().await {
             tracing::warn!(%error, "could not forget old passcode logins");
+        }
+        if let Err(error) = services.forget_replaced_backups().await {
+            tracing::warn!(%error, "could not delete replaced backups");
         }
     }
 }

@@ -4,8 +4,8 @@
 
 mod support;
 
-use waas_api::resources::{DEFAULT_NETWORK, DeviceState, OperationMetadata, OperationResponse};
 use waas_api::PoolName;
+use waas_api::resources::{DEFAULT_NETWORK, DeviceState, OperationMetadata, OperationResponse};
 
 use support::eth::{address_at, assert_signed_by, eip55, hex0x, public_key_at};
 use support::{TestServer, default_pool, sha256};

@@ -8,7 +8,9 @@
 //! 3. the device sends ct_x, its share encrypted to P; the server answers (4) its proven partial
 //!    decryption of ct_x, for the device's dry run;
 //! 5. the device sends H(ct_x ‖ ct_s) once its dry run passed; the backup becomes the group's
-//!    current one, replacing the one before, in the commit that ends the operation.
+//!    current one in the commit that ends the operation, and the group's other current backups
+//!    are marked replaced by it: they still recover the wallet for the retention period
+//!    (`--backup-retention`), then the periodic sweep deletes them.
 //!
 //! Between rounds d_srv, P_dev and the ciphertexts stay in the operation's sealed session. The
 //! backup's id, in every context, is the device's name for the operation, its MPC operation
@@ -237,7 +239,8 @@ impl<S: Store> Services<S> {
 
     /// Round 5: H(ct_x ‖ ct_s) from the device, once its dry run passed, must be that of the
     /// ciphertexts the server holds; then the operation is done and, in the same commit, this
-    /// backup replaces the group's current one. Another hash is refused and changes nothing.
+    /// backup becomes current and marks the group's other current ones replaced (deleting
+    /// nothing). Another hash is refused and changes nothing.
     pub(super) async fn backup_round5(
         &self,
         record: &OperationRecord,
@@ -284,6 +287,29 @@ impl<S: Store> Services<S> {
             .map_err(ApiError::internal)?,
         );
         Ok(update)
+    }
+
+    /// Deletes the backups replaced for longer than the retention (the periodic sweep): rows and
+    /// sealed d_srv, never a current backup.
+    pub(crate) async fn forget_replaced_backups(&self) -> Result<u64, ApiError> {
+        let deleted = self
+            .store
+            .forget_replaced_backups(self.replaced_since_ms(now_ms()))
+            .await?;
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                "deleted backups replaced for longer than the retention"
+            );
+        }
+        Ok(deleted)
+    }
+
+    /// The oldest replacement time of a backup still live at `now_ms`: one replaced earlier is
+    /// past the retention (recovery must not use it, the sweep deletes it).
+    pub(super) fn replaced_since_ms(&self, now_ms: i64) -> i64 {
+        let retention = i64::try_from(self.backup_retention.as_millis()).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(retention)
     }
 }
 

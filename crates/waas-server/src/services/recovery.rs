@@ -41,8 +41,8 @@ use super::{Services, ensure_acts_for};
 use crate::ApiError;
 use crate::auth::Principal;
 use crate::store::{
-    NewBackup, NewOperation, OperationKind, OperationRecord, OperationState, PairingState,
-    PasscodeRecord, StepEffect, StepUpdate, Store,
+    BackupRecord, NewBackup, NewOperation, OperationKind, OperationRecord, OperationState,
+    PairingState, PasscodeRecord, StepEffect, StepUpdate, Store,
 };
 use crate::time::now_ms;
 
@@ -52,13 +52,6 @@ const NEW_EPOCH: u64 = RESTORED_EPOCH + 1;
 /// What a locked recovery says (the reason is `PASSCODE_LOCKED`, as for logins).
 const RECOVERY_LOCKED: &str =
     "recovery of this wallet with a backup is locked until an operator unlocks it";
-
-/// What recovery reads of a kept backup: the epoch of the pairing it holds, and its material
-/// (d_srv still sealed).
-struct KeptBackup {
-    epoch: u64,
-    material: NewBackup,
-}
 
 /// The names and facts a recovery's two contexts borrow, owned so they can move to a blocking
 /// thread. Both come from the server's records, never from a message.
@@ -252,25 +245,25 @@ impl<S: Store> Services<S> {
         self.operation_resource(&created)
     }
 
-    /// The group's backup `backup`, if it is kept: a backup of another group, or one no longer
-    /// kept, is `None`.
+    /// The group's backup `backup`, if it is live (current, or replaced within the retention,
+    /// backup.md): a backup of another group, or one past the retention, is `None`.
     async fn kept_backup(
         &self,
         group: &DeviceGroupName,
         backup: &MpcOperationName,
-    ) -> Result<Option<KeptBackup>, ApiError> {
+    ) -> Result<Option<BackupRecord>, ApiError> {
+        let replaced_since_ms = self.replaced_since_ms(now_ms());
         Ok(self
             .store
-            .current_backup(group, backup)
-            .await?
-            .map(|(epoch, material)| KeptBackup { epoch, material }))
+            .live_backup(group, backup, replaced_since_ms)
+            .await?)
     }
 
     /// The operation's backup id (from its mpcData) and the backup, if still kept.
     async fn operation_backup(
         &self,
         record: &OperationRecord,
-    ) -> Result<(MpcOperationName, Option<KeptBackup>), ApiError> {
+    ) -> Result<(MpcOperationName, Option<BackupRecord>), ApiError> {
         let MpcProtocol::AddDevice { backup, .. } = protocol(record)? else {
             return Err(ApiError::internal("an AddDevice of another protocol"));
         };
@@ -279,7 +272,7 @@ impl<S: Store> Services<S> {
     }
 
     /// d_srv, opened from its sealed form (kind `backup-share`, id the backup's).
-    fn backup_share(&self, backup: &KeptBackup) -> Result<DecryptionShare, ApiError> {
+    fn backup_share(&self, backup: &BackupRecord) -> Result<DecryptionShare, ApiError> {
         let bytes = self
             .master_key
             .open(

@@ -292,7 +292,8 @@ pub enum StepEffect {
     /// which then happens only if the login is still finished, unused and fresh.
     UseLogin(LoginUse),
     /// A backup's round 5: the device's dry run passed, so this backup becomes its group's
-    /// current one, replacing (deleting) the one before in the same commit.
+    /// current one, and the group's other current backups are marked replaced by it in the same
+    /// commit (kept for the retention period, then swept: see [`Store::forget_replaced_backups`]).
     BackupVerified(NewBackup),
     /// The peer failed a check: the pairing is retired, and every other open operation on it
     /// fails in the same transaction (so no concurrent step on it can commit, or be sent, after).
@@ -380,6 +381,39 @@ impl std::fmt::Debug for NewBackup {
         // Only sealed or public bytes, but a log has no use for them.
         f.debug_struct("NewBackup")
             .field("backup", &self.backup)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A backup as stored: what round 5 made, whose it is, and whether a newer one replaced it.
+#[derive(Clone)]
+pub struct BackupRecord {
+    /// Its group.
+    pub device_group: DeviceGroupName,
+    /// The device that made it.
+    pub device: DeviceName,
+    /// The epoch of the pairing backed up.
+    pub epoch: u64,
+    /// Its id and what it holds (d_srv still sealed).
+    pub material: NewBackup,
+    /// When round 5 stored it, Unix milliseconds.
+    pub create_time_ms: i64,
+    /// When a newer backup of the group replaced it (`None`: it is current), Unix milliseconds.
+    pub replaced_time_ms: Option<i64>,
+    /// The backup that replaced it (`None`: it is current).
+    pub replaced_by: Option<MpcOperationName>,
+}
+
+impl std::fmt::Debug for BackupRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As for `NewBackup`: the names and times only.
+        f.debug_struct("BackupRecord")
+            .field("backup", &self.material.backup)
+            .field("device", &self.device)
+            .field("epoch", &self.epoch)
+            .field("create_time_ms", &self.create_time_ms)
+            .field("replaced_time_ms", &self.replaced_time_ms)
+            .field("replaced_by", &self.replaced_by)
             .finish_non_exhaustive()
     }
 }
@@ -566,9 +600,10 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Revokes a device, in one transaction committed durably (`synchronous = FULL`): marks it
     /// revoked, fails its open operations with `error` (deleting their sessions), deletes the
-    /// server's halves of all its pairings and revokes its open passcode logins. With `step_up`,
-    /// only if that login is still usable, and using it up in the same transaction. Revoking a
-    /// revoked device changes nothing more but the step-up's use.
+    /// server's halves of all its pairings, revokes its open passcode logins and makes current
+    /// again every backup that a backup made by the device replaced (the device's own backups
+    /// stay). With `step_up`, only if that login is still usable, and using it up in the same
+    /// transaction. Revoking a revoked device changes nothing more but the step-up's use.
     ///
     /// A revocation also records a `DEVICE_REVOKED` event in each group of the device, in the
     /// same transaction, the first time only.
@@ -718,14 +753,20 @@ pub trait Store: Clone + Send + Sync + 'static {
         step: &StepUpdate,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
 
-    /// The group's current backup if its id is `backup` (one backup per group in this schema),
-    /// with the epoch of the pairing it holds; `None` for a backup that is not this group's, or
-    /// not its current one.
-    fn current_backup(
+    /// A live backup of `group`: current, or replaced at or after `replaced_since_ms` (within the
+    /// retention, whether or not the sweep has run since it ran out). `None` otherwise.
+    fn live_backup(
         &self,
         group: &DeviceGroupName,
         backup: &MpcOperationName,
-    ) -> impl Future<Output = Result<Option<(u64, NewBackup)>, StoreError>> + Send;
+        replaced_since_ms: i64,
+    ) -> impl Future<Output = Result<Option<BackupRecord>, StoreError>> + Send;
+    /// Deletes the backups replaced before `replaced_before_ms` (rows and sealed d_srv), never a
+    /// current one; returns how many.
+    fn forget_replaced_backups(
+        &self,
+        replaced_before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The secret stored under `name`, storing `sealed` first if there is none, so that two
     /// processes starting on one database agree on one.

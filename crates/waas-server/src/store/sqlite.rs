@@ -17,11 +17,11 @@ use waas_api::{
 };
 
 use super::{
-    AddressRecord, Attempts, Committed, Created, DEFAULT_POOL, DeviceRecord, GroupEventRecord,
-    GroupRecord, GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState, LoginUse, NewBackup,
-    NewLogin, NewOperation, NewWallet, OperationKind, OperationRecord, OperationState,
-    PairingRecord, PairingState, PasscodeRecord, PoolRecord, Revocation, StepEffect, StepUpdate,
-    Store, StoreError, WalletRecord,
+    AddressRecord, Attempts, BackupRecord, Committed, Created, DEFAULT_POOL, DeviceRecord,
+    GroupEventRecord, GroupRecord, GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState,
+    LoginUse, NewBackup, NewLogin, NewOperation, NewWallet, OperationKind, OperationRecord,
+    OperationState, PairingRecord, PairingState, PasscodeRecord, PoolRecord, Revocation,
+    StepEffect, StepUpdate, Store, StoreError, WalletRecord,
 };
 use crate::ServerError;
 use crate::time::now_ms;
@@ -61,7 +61,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            // Deleted rows are overwritten, not left in free pages: a replaced backup's sealed
+            // Deleted rows are overwritten, not left in free pages: a swept backup's sealed
             // decryption half or a revoked device's sealed pairing must not come back from a
             // copy of the file (with the key file, it would open).
             .pragma("secure_delete", "ON")
@@ -263,6 +263,28 @@ fn operation_row(row: &SqliteRow) -> Result<OperationRecord, StoreError> {
         request_hash: row.try_get("request_hash")?,
         create_time_ms: row.try_get("create_time_ms")?,
         update_time_ms: row.try_get("update_time_ms")?,
+    })
+}
+
+fn backup_row(row: &SqliteRow) -> Result<BackupRecord, StoreError> {
+    let epoch: i64 = row.try_get("epoch")?;
+    let replaced_by: Option<&str> = row.try_get("replaced_by")?;
+    Ok(BackupRecord {
+        device_group: parse(row.try_get("device_group")?)?,
+        device: parse(row.try_get("device")?)?,
+        epoch: stored_u64(epoch, "epoch")?,
+        material: NewBackup {
+            backup: parse(row.try_get("backup")?)?,
+            pairing_id: row.try_get("pairing_id")?,
+            decryption_share_sealed: row.try_get("decryption_share_sealed")?,
+            device_key_share: row.try_get("device_key_share")?,
+            server_key_share: row.try_get("server_key_share")?,
+            device_ciphertext: row.try_get("device_ciphertext")?,
+            server_ciphertext: row.try_get("server_ciphertext")?,
+        },
+        create_time_ms: row.try_get("create_time_ms")?,
+        replaced_time_ms: row.try_get("replaced_time_ms")?,
+        replaced_by: replaced_by.map(parse).transpose()?,
     })
 }
 
@@ -830,32 +852,35 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn current_backup(
+    async fn live_backup(
         &self,
         group: &DeviceGroupName,
         backup: &MpcOperationName,
-    ) -> Result<Option<(u64, NewBackup)>, StoreError> {
-        let Some(row) = sqlx::query("SELECT * FROM backups WHERE device_group = ? AND backup = ?")
-            .bind(group.to_string())
-            .bind(backup.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let epoch = stored_u64(row.try_get("epoch")?, "epoch")?;
-        Ok(Some((
-            epoch,
-            NewBackup {
-                backup: parse(row.try_get("backup")?)?,
-                pairing_id: row.try_get("pairing_id")?,
-                decryption_share_sealed: row.try_get("decryption_share_sealed")?,
-                device_key_share: row.try_get("device_key_share")?,
-                server_key_share: row.try_get("server_key_share")?,
-                device_ciphertext: row.try_get("device_ciphertext")?,
-                server_ciphertext: row.try_get("server_ciphertext")?,
-            },
-        )))
+        replaced_since_ms: i64,
+    ) -> Result<Option<BackupRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM backups WHERE device_group = ? AND backup = ?
+                 AND (replaced_time_ms IS NULL OR replaced_time_ms >= ?)",
+        )
+        .bind(group.to_string())
+        .bind(backup.to_string())
+        .bind(replaced_since_ms)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(backup_row)
+        .transpose()
+    }
+
+    async fn forget_replaced_backups(&self, replaced_before_ms: i64) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM backups
+             WHERE replaced_time_ms IS NOT NULL AND replaced_time_ms < ?",
+        )
+        .bind(replaced_before_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(deleted.rows_affected())
     }
 
     async fn server_secret(&self, name: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -1368,13 +1393,22 @@ async fn commit_step(
             }
         }
         StepEffect::BackupVerified(backup) => {
-            // One current backup per group: the one before goes, with its ciphertexts and its
-            // sealed d_srv, in the commit that makes this one current (never before: a backup
-            // that does not get here replaces nothing).
-            sqlx::query("DELETE FROM backups WHERE device_group = ?")
-                .bind(&group)
-                .execute(&mut *tx)
-                .await?;
+            // The group's current backups are marked replaced by this one, not deleted: the
+            // user may not have saved the new string yet, and a thief's backup must not take
+            // the owner's with it (RevokeDevice brings the owner's back). The sweep deletes
+            // them once the retention ran out. Only here, in round 5's commit: a backup that
+            // does not get here replaces nothing.
+            let id = backup.backup.to_string();
+            let now = now_ms();
+            sqlx::query(
+                "UPDATE backups SET replaced_time_ms = ?, replaced_by = ?
+                     WHERE device_group = ? AND replaced_time_ms IS NULL",
+            )
+            .bind(now)
+            .bind(&id)
+            .bind(&group)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
                          decryption_share_sealed, device_key_share, server_key_share,
@@ -1382,7 +1416,7 @@ async fn commit_step(
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&group)
-            .bind(backup.backup.to_string())
+            .bind(&id)
             .bind(&device)
             .bind(epoch)
             .bind(&backup.pairing_id)
@@ -1391,7 +1425,7 @@ async fn commit_step(
             .bind(&backup.server_key_share)
             .bind(&backup.device_ciphertext)
             .bind(&backup.server_ciphertext)
-            .bind(now_ms())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         }
@@ -1618,6 +1652,18 @@ async fn revoke_device(
             .await?;
         }
     }
+    // A backup made by this device (a thief's, perhaps) no longer pushes out the backups it
+    // replaced: they are current again, so the sweep never deletes them. The device's own
+    // backups stay: one of them may be the owner's only backup, and recovery opens them only
+    // with the group's current passcode. Nothing replaced is ever swept before what replaced
+    // it (it was replaced first), so every row `replaced_by` names is still here to be found.
+    sqlx::query(
+        "UPDATE backups SET replaced_time_ms = NULL, replaced_by = NULL
+         WHERE replaced_by IN (SELECT backup FROM backups WHERE device = ?)",
+    )
+    .bind(&name)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(Revocation::Revoked(device_row(&row)?))
 }
@@ -1697,36 +1743,52 @@ fn sqlite_path(database: &str) -> Result<&str, ServerError> {
 mod tests {
     use super::*;
 
-    /// Registers `devices/d1` and creates its wallet: the group `g1` and its pending key
-    /// generation, `operations/o1`.
-    async fn add_wallet(store: &SqliteStore) -> (DeviceName, DeviceGroupName) {
-        let device: DeviceName = "devices/d1".parse().unwrap();
-        let group: DeviceGroupName = "pools/default/deviceGroups/g1".parse().unwrap();
+    /// Registers an active device `name` whose auth key is `[key]`.
+    async fn add_device(store: &SqliteStore, name: &str, key: u8) -> DeviceName {
+        let device: DeviceName = name.parse().unwrap();
         store
             .put_device(&DeviceRecord {
                 name: device.clone(),
-                auth_public_key: vec![1],
+                auth_public_key: vec![key],
                 archive_public_key: vec![2],
                 state: DeviceState::Active,
                 create_time_ms: 0,
             })
             .await
             .unwrap();
+        device
+    }
+
+    /// An operation `operations/{id}` of `kind` on epoch 0, created by `device` itself.
+    fn new_operation(
+        id: &str,
+        kind: OperationKind,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+    ) -> NewOperation {
+        NewOperation {
+            name: format!("operations/{id}").parse().unwrap(),
+            kind,
+            device_group: group.clone(),
+            device: device.clone(),
+            epoch: 0,
+            metadata: "{}".into(),
+            params: "{}".into(),
+            creator: device.to_string(),
+            request_id: None,
+            request_hash: Vec::new(),
+        }
+    }
+
+    /// Registers `devices/d1` and creates its wallet: the group `g1` and its pending key
+    /// generation, `operations/o1`.
+    async fn add_wallet(store: &SqliteStore) -> (DeviceName, DeviceGroupName) {
+        let device = add_device(store, "devices/d1", 1).await;
+        let group: DeviceGroupName = "pools/default/deviceGroups/g1".parse().unwrap();
         store
             .create_wallet(&NewWallet {
                 wallet: "pools/default/mpcWallets/w1".parse().unwrap(),
-                operation: NewOperation {
-                    name: "operations/o1".parse().unwrap(),
-                    kind: OperationKind::CreateDeviceGroup,
-                    device_group: group.clone(),
-                    device: device.clone(),
-                    epoch: 0,
-                    metadata: "{}".into(),
-                    params: "{}".into(),
-                    creator: device.to_string(),
-                    request_id: None,
-                    request_hash: Vec::new(),
-                },
+                operation: new_operation("o1", OperationKind::CreateDeviceGroup, &group, &device),
             })
             .await
             .unwrap();
@@ -1984,6 +2046,209 @@ mod tests {
         assert_eq!(
             store.revoke_device(&unknown, None, "{}").await.unwrap(),
             Revocation::NotFound
+        );
+        store.close().await;
+    }
+
+    /// Stores the backup `{group}/mpcOperations/{id}` made by `device`, through round 5's commit
+    /// of a backup operation `operations/{id}`; its sealed d_srv is `id`'s bytes.
+    async fn add_backup(
+        store: &SqliteStore,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+        id: &str,
+    ) -> MpcOperationName {
+        let operation = new_operation(id, OperationKind::PrepareDeviceBackup, group, device);
+        store.create_operation(&operation).await.unwrap();
+        let backup: MpcOperationName = format!("{group}/mpcOperations/{id}").parse().unwrap();
+        let step = StepUpdate {
+            round: 5,
+            input_hash: vec![5],
+            reply: None,
+            session_sealed: None,
+            state: OperationState::Done,
+            response: Some("{}".into()),
+            error: None,
+            effect: StepEffect::BackupVerified(NewBackup {
+                backup: backup.clone(),
+                pairing_id: vec![1],
+                decryption_share_sealed: id.as_bytes().to_vec(),
+                device_key_share: vec![2],
+                server_key_share: vec![3],
+                device_ciphertext: vec![4],
+                server_ciphertext: vec![5],
+            }),
+        };
+        assert_eq!(
+            store.commit_step(&operation.name, 0, &step).await.unwrap(),
+            Committed::Yes
+        );
+        backup
+    }
+
+    #[tokio::test]
+    async fn backups_are_replaced_kept_for_the_retention_then_swept_and_a_revocation_restores_them()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("w.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let (owner, group) = add_wallet(&store).await;
+        let thief = add_device(&store, "devices/d2", 3).await;
+        let live = async |backup: &MpcOperationName, since: i64| {
+            store.live_backup(&group, backup, since).await.unwrap()
+        };
+
+        // The owner's backup, current: every column comes back.
+        let owners = add_backup(&store, &group, &owner, "b1").await;
+        let stored = live(&owners, i64::MAX).await.unwrap();
+        assert_eq!(
+            (
+                &stored.device_group,
+                &stored.device,
+                stored.epoch,
+                &stored.material.backup,
+                &stored.material.pairing_id,
+                &stored.material.decryption_share_sealed,
+                &stored.material.device_key_share,
+                &stored.material.server_key_share,
+                &stored.material.device_ciphertext,
+                &stored.material.server_ciphertext,
+                stored.replaced_time_ms,
+                &stored.replaced_by,
+            ),
+            (
+                &group,
+                &owner,
+                0,
+                &owners,
+                &vec![1],
+                &b"b1".to_vec(),
+                &vec![2],
+                &vec![3],
+                &vec![4],
+                &vec![5],
+                None,
+                &None
+            )
+        );
+        assert!(stored.create_time_ms > 0);
+        // Only in its own group.
+        let other: DeviceGroupName = "pools/default/deviceGroups/g2".parse().unwrap();
+        assert!(
+            store
+                .live_backup(&other, &owners, i64::MAX)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // Another device's backup replaces it: kept, marked, live until the retention runs out
+        // (whether the sweep ran or not), and not swept before.
+        let thiefs = add_backup(&store, &group, &thief, "b2").await;
+        let replaced = live(&owners, 0).await.unwrap();
+        assert_eq!(replaced.replaced_by.as_ref(), Some(&thiefs));
+        let at = replaced.replaced_time_ms.unwrap();
+        assert!(at >= stored.create_time_ms);
+        assert!(live(&owners, at).await.is_some());
+        assert!(live(&owners, at + 1).await.is_none());
+        assert!(live(&thiefs, i64::MAX).await.unwrap().replaced_by.is_none());
+        assert_eq!(store.forget_replaced_backups(at).await.unwrap(), 0);
+        assert!(live(&owners, 0).await.is_some());
+
+        // Revoking the thief's device makes the owner's current again; the thief's stays.
+        assert!(matches!(
+            store.revoke_device(&thief, None, "{}").await.unwrap(),
+            Revocation::Revoked(_)
+        ));
+        let restored = live(&owners, i64::MAX).await.unwrap();
+        assert_eq!(
+            (restored.replaced_time_ms, restored.replaced_by),
+            (None, None)
+        );
+        assert!(live(&thiefs, i64::MAX).await.is_some());
+        assert_eq!(store.forget_replaced_backups(i64::MAX).await.unwrap(), 0);
+
+        // A newer one replaces both current ones; the sweep deletes those two, never it.
+        let newest = add_backup(&store, &group, &owner, "b3").await;
+        for old in [&owners, &thiefs] {
+            assert_eq!(
+                live(old, 0).await.unwrap().replaced_by.as_ref(),
+                Some(&newest)
+            );
+        }
+        assert_eq!(store.forget_replaced_backups(i64::MAX).await.unwrap(), 2);
+        assert!(live(&owners, 0).await.is_none());
+        assert!(live(&thiefs, 0).await.is_none());
+        assert!(live(&newest, i64::MAX).await.is_some());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn migrating_to_several_backups_a_group_keeps_every_backup_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let database = path.to_str().unwrap();
+        // A database as 0006 left it: one backup per group.
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::from_str(&format!("sqlite://{database}"))
+                    .unwrap()
+                    .create_if_missing(true)
+                    .foreign_keys(true),
+            )
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations")
+            .run_to(6, &old)
+            .await
+            .unwrap();
+        for statement in [
+            "INSERT INTO pools (name, create_time_ms) VALUES ('pools/p', 1)",
+            "INSERT INTO devices (name, auth_public_key, archive_public_key, state, create_time_ms)
+             VALUES ('devices/d', x'01', x'02', 'ACTIVE', 1)",
+            "INSERT INTO device_groups (name, pool, state, create_time_ms)
+             VALUES ('pools/p/deviceGroups/g', 'pools/p', 'ACTIVE', 1)",
+            "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
+                 decryption_share_sealed, device_key_share, server_key_share, device_ciphertext,
+                 server_ciphertext, create_time_ms)
+             VALUES ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b', 'devices/d',
+                 2, x'03', x'04', x'05', x'06', x'07', x'08', 9)",
+        ] {
+            sqlx::query(statement).execute(&old).await.unwrap();
+        }
+        old.close().await;
+
+        let store = SqliteStore::open(database).await.unwrap();
+        let group: DeviceGroupName = "pools/p/deviceGroups/g".parse().unwrap();
+        let backup: MpcOperationName = "pools/p/deviceGroups/g/mpcOperations/b".parse().unwrap();
+        let kept = store
+            .live_backup(&group, &backup, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                kept.device.to_string(),
+                kept.epoch,
+                kept.material.pairing_id,
+                kept.material.decryption_share_sealed,
+                kept.material.server_ciphertext,
+                kept.create_time_ms,
+                kept.replaced_time_ms,
+                kept.replaced_by,
+            ),
+            (
+                "devices/d".into(),
+                2,
+                vec![3],
+                vec![4],
+                vec![8],
+                9,
+                None,
+                None
+            )
         );
         store.close().await;
     }
