@@ -20,6 +20,8 @@ export type WaasErrorCode =
   | 'INIT_FAILED'
   /** An argument is not acceptable, e.g. a passcode that breaks the policy. */
   | 'INVALID_ARGUMENT'
+  /** The backup string does not read (mistyped, cut, or not a waas-sdk backup): nothing was sent. */
+  | 'INVALID_BACKUP'
   /** A string is not a valid resource name (`pools/p/deviceGroups/g`, ...). */
   | 'INVALID_NAME'
   /** The server could not be reached (offline, connection refused, CORS). */

@@ -103,6 +103,10 @@ pub enum SdkError {
     /// this device last did: the data key is not wrapped under the record now in place.
     #[error("{0}")]
     PasscodeChangedElsewhere(String),
+    /// The backup string does not read: mistyped, cut, or not a waas-sdk backup. Nothing was
+    /// sent and no passcode attempt counted.
+    #[error("the backup is not valid: {0}")]
+    InvalidBackup(String),
 }
 
 impl SdkError {
@@ -132,6 +136,7 @@ impl SdkError {
         "NO_BACKUP",
         "PASSCODE_CHANGED",
         "DEVICE_REVOKED",
+        "INVALID_BACKUP",
     ];
 
     /// The stable code, the `code` property of the thrown `WaasError`. Codes are never reused or
@@ -161,6 +166,7 @@ impl SdkError {
             Self::NoBackup(_) => "NO_BACKUP",
             Self::PasscodeChangedElsewhere(_) => "PASSCODE_CHANGED",
             Self::DeviceRevoked => "DEVICE_REVOKED",
+            Self::InvalidBackup(_) => "INVALID_BACKUP",
         }
     }
 }

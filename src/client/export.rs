@@ -462,6 +462,18 @@ impl WaasClient {
         self.store
             .wrap_for_login(unlocked, &group.to_string(), &export_key, LoginWrap::First)
             .await?;
+        self.archive_if_queued(group, passcode, unlocked).await
+    }
+
+    /// Runs the PrepareDeviceArchive the server queued for this device on `group`, if it did
+    /// (export on: after key generation or recovery). Returns whether the device now holds the
+    /// archive.
+    pub(crate) async fn archive_if_queued(
+        &self,
+        group: &DeviceGroupName,
+        passcode: &str,
+        unlocked: &Unlocked,
+    ) -> Result<bool, SdkError> {
         let device = self.identity().await?.0.clone();
         for entry in self.list_operations(group).await?.mpc_operations {
             let data = MpcData::decode(&entry.mpc_data)

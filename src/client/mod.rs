@@ -27,6 +27,7 @@ mod backup;
 mod devices;
 mod export;
 mod passcode;
+mod recovery;
 
 use crate::SdkError;
 use crate::browser::{fetch, subtle};
@@ -60,7 +61,7 @@ export interface Operation {
   metadata: { '@type': string; deviceGroup?: string; mpcWallet?: string; mpcKey?: string; device?: string; mpcOperation: string };
   done: boolean;
   error?: { code: string; message: string; status: number };
-  response?: MpcWallet | Signature | DeviceArchive;
+  response?: MpcWallet | Signature | DeviceArchive | DeviceBackup | DeviceAdded;
 }
 export interface MpcWallet { '@type'?: 'MPCWallet'; name: string; deviceGroup: string; createTime: string; }
 export interface Signature {
@@ -75,6 +76,10 @@ export interface Address { address: string; network: string; mpcWallet: string; 
 export interface DeviceGroup { name: string; devices: string[]; mpcKeyExportMetadata?: string; }
 /** A finished PrepareDeviceArchive. */
 export interface DeviceArchive { '@type'?: 'DeviceArchive'; deviceGroup: string; device: string; epoch: number; }
+/** A finished PrepareDeviceBackup: the group's backup, verified by this device's dry run. */
+export interface DeviceBackup { '@type'?: 'DeviceBackup'; deviceGroup: string; device: string; epoch: number; ciphertextsHash: string; }
+/** A finished AddDevice: the device is in the group, with its own pairing. */
+export interface DeviceAdded { '@type'?: 'DeviceAdded'; deviceGroup: string; device: string; epoch: number; }
 export interface MpcOperation { name: string; mpcData: string; metadata: Operation['metadata']; }
 export interface Device { name: string; state: 'ACTIVE' | 'REVOKED'; archivePublicKey: string; createTime: string; }
 /** What `createWallet` made: the wallet and its first address, checked against the device's own
