@@ -167,15 +167,20 @@ impl<'a> Recovery<'a> {
         reply(&self.device.exchange_ok(&self.op, 1, round1).await, 2)
     }
 
-    /// Rounds 3 to 9 with the right passcode: the new device's pairing, confirmed.
-    async fn finish(&self, mut device: DeviceRecovery, round2: &[u8]) -> Pairing {
+    /// Rounds 3 to 8 with the right passcode: the new device's pairing, not confirmed yet.
+    async fn through_round8(&self, mut device: DeviceRecovery, round2: &[u8]) -> Pairing {
         let (round3, _) = device.login(round2, PASSCODE).unwrap();
         let round4 = reply(&self.device.exchange_ok(&self.op, 3, &round3).await, 4);
         let round5 = device.open(&round4).unwrap();
         let round6 = reply(&self.device.exchange_ok(&self.op, 5, &round5).await, 6);
         let round7 = device.refresh(&round6).unwrap().reply.unwrap();
         let round8 = reply(&self.device.exchange_ok(&self.op, 7, &round7).await, 8);
-        let pairing = device.refresh(&round8).unwrap().output.unwrap();
+        device.refresh(&round8).unwrap().output.unwrap()
+    }
+
+    /// Rounds 3 to 9 with the right passcode: the new device's pairing, confirmed.
+    async fn finish(&self, device: DeviceRecovery, round2: &[u8]) -> Pairing {
+        let pairing = self.through_round8(device, round2).await;
         let done = self
             .device
             .exchange_and_repeat(&self.op, 9, &pairing.public().confirmation())
@@ -718,15 +723,9 @@ async fn a_wrong_confirmation_is_refused_and_changes_nothing() {
     let owned = Owned::new(&server).await;
     let new = server.device().await;
     let recovery = Recovery::start(&new, &owned).await;
-    let (mut device, round1) = recovery.begin(&owned, PASSCODE);
+    let (device, round1) = recovery.begin(&owned, PASSCODE);
     let round2 = recovery.round1(&round1).await;
-    let (round3, _) = device.login(&round2, PASSCODE).unwrap();
-    let round4 = reply(&new.exchange_ok(&recovery.op, 3, &round3).await, 4);
-    let round5 = device.open(&round4).unwrap();
-    let round6 = reply(&new.exchange_ok(&recovery.op, 5, &round5).await, 6);
-    let round7 = device.refresh(&round6).unwrap().reply.unwrap();
-    let round8 = reply(&new.exchange_ok(&recovery.op, 7, &round7).await, 8);
-    let pairing = device.refresh(&round8).unwrap().output.unwrap();
+    let pairing = recovery.through_round8(device, &round2).await;
     let confirmation = pairing.public().confirmation();
     // The pairing is kept pending; the device is no member until round 9.
     let pending = server
@@ -759,4 +758,46 @@ async fn a_wrong_confirmation_is_refused_and_changes_nothing() {
     );
     assert!(new.exchange_ok(&recovery.op, 9, &confirmation).await.done);
     recovery.assert_added(owned.group()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_recovery_expires_and_leaves_no_pairing() {
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let new = server.device().await;
+    let recovery = Recovery::start(&new, &owned).await;
+    let (device, round1) = recovery.begin(&owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    let pairing = recovery.through_round8(device, &round2).await;
+    let pairings = async || {
+        server
+            .db_query(
+                "SELECT state FROM pairings WHERE device = ?",
+                &[&new.name.to_string()],
+            )
+            .await
+    };
+    assert_eq!(pairings().await, ["PENDING"]);
+    // Idle past the session limit: the operation fails, and the pending pairing goes with it
+    // (its epoch is 1, not the operation's, which is the backup's).
+    server
+        .db_execute(
+            "UPDATE operations SET update_time_ms = update_time_ms - 700000 WHERE id = ?",
+            &[recovery.operation.operation().as_str()],
+        )
+        .await;
+    new.exchange(&recovery.op, 9, &pairing.public().confirmation())
+        .await
+        .assert_error(ErrorCode::Aborted, None);
+    assert!(pairings().await.is_empty());
+    assert!(
+        !owned
+            .owner
+            .get_device_group(owned.group())
+            .await
+            .devices
+            .contains(&new.name)
+    );
+    // A new recovery of the same device starts over and completes.
+    recover(&new, &owned).await;
 }
