@@ -70,6 +70,22 @@ impl Owned {
     fn group(&self) -> &DeviceGroupName {
         &self.wallet.device_group
     }
+
+    /// Whether `device` is listed in the group (as its owner sees it).
+    async fn has_device(&self, device: &TestDevice) -> bool {
+        let group = self.owner.get_device_group(self.group()).await;
+        group.devices.contains(&device.name)
+    }
+}
+
+/// The states of the server's pairing halves of `device`.
+async fn pairing_states(server: &TestServer, device: &TestDevice) -> Vec<String> {
+    server
+        .db_query(
+            "SELECT state FROM pairings WHERE device = ?",
+            &[&device.name.to_string()],
+        )
+        .await
 }
 
 /// The new device's side of one AddDevice: its names from mpcData (never from the server's
@@ -176,6 +192,22 @@ impl<'a> Recovery<'a> {
         let round7 = device.refresh(&round6).unwrap().reply.unwrap();
         let round8 = reply(&self.device.exchange_ok(&self.op, 7, &round7).await, 8);
         device.refresh(&round8).unwrap().output.unwrap()
+    }
+
+    /// A recovery of `device` through round 8: the server keeps the new pairing pending, and
+    /// the device is no device of the group until round 9.
+    async fn pending(
+        server: &TestServer,
+        device: &'a TestDevice,
+        owned: &Owned,
+    ) -> (Self, Pairing) {
+        let recovery = Self::start(device, owned).await;
+        let (started, round1) = recovery.begin(owned, PASSCODE);
+        let round2 = recovery.round1(&round1).await;
+        let pairing = recovery.through_round8(started, &round2).await;
+        assert_eq!(pairing_states(server, device).await, ["PENDING"]);
+        assert!(!owned.has_device(device).await);
+        (recovery, pairing)
     }
 
     /// Rounds 3 to 9 with the right passcode: the new device's pairing, confirmed.
@@ -418,57 +450,29 @@ async fn a_strangers_partial_is_refused_and_counts_nothing() {
         .encode()
         .unwrap()
     };
+    let partial = |share: &DecryptionShare, r: &[u8; 33], used: PartialUse<'_>| {
+        share
+            .partial(r, Half::Server, &context, Role::Device, used)
+            .unwrap()
+    };
+    let ours = recovery.context();
+    let backup_half = string.decryption_share().unwrap();
     // A decryption half that is not the backup's (a string made up, or another wallet's).
-    let stranger = DecryptionShare::generate()
-        .unwrap()
-        .partial(
-            &r_s,
-            Half::Server,
-            &context,
-            Role::Device,
-            PartialUse::Recovery(&recovery.context()),
-        )
-        .unwrap();
+    let stranger = partial(
+        &DecryptionShare::generate().unwrap(),
+        &r_s,
+        PartialUse::Recovery(&ours),
+    );
     // The backup's own half, but for another recovery (a replay of someone else's round 1).
     let elsewhere = RecoveryContext {
         operation: &format!("{}/mpcOperations/another", owned.group()),
         device: &recovery.names.1,
     };
-    let replayed = string
-        .decryption_share()
-        .unwrap()
-        .partial(
-            &r_s,
-            Half::Server,
-            &context,
-            Role::Device,
-            PartialUse::Recovery(&elsewhere),
-        )
-        .unwrap();
+    let replayed = partial(&backup_half, &r_s, PartialUse::Recovery(&elsewhere));
     // The backup's half on ct_x's R, or its dry-run partial.
     let r_x = ciphertext_ephemeral(&recovery.device_half).unwrap();
-    let on_ct_x = string
-        .decryption_share()
-        .unwrap()
-        .partial(
-            &r_x,
-            Half::Server,
-            &context,
-            Role::Device,
-            PartialUse::Recovery(&recovery.context()),
-        )
-        .unwrap();
-    let dry_run = string
-        .decryption_share()
-        .unwrap()
-        .partial(
-            &r_s,
-            Half::Server,
-            &context,
-            Role::Device,
-            PartialUse::DryRun,
-        )
-        .unwrap();
+    let on_ct_x = partial(&backup_half, &r_x, PartialUse::Recovery(&ours));
+    let dry_run = partial(&backup_half, &r_s, PartialUse::DryRun);
     for message in [
         with(stranger),
         with(replayed),
@@ -722,19 +726,8 @@ async fn a_wrong_confirmation_is_refused_and_changes_nothing() {
     let server = TestServer::start();
     let owned = Owned::new(&server).await;
     let new = server.device().await;
-    let recovery = Recovery::start(&new, &owned).await;
-    let (device, round1) = recovery.begin(&owned, PASSCODE);
-    let round2 = recovery.round1(&round1).await;
-    let pairing = recovery.through_round8(device, &round2).await;
+    let (recovery, pairing) = Recovery::pending(&server, &new, &owned).await;
     let confirmation = pairing.public().confirmation();
-    // The pairing is kept pending; the device is no member until round 9.
-    let pending = server
-        .db_query(
-            "SELECT state FROM pairings WHERE device = ?",
-            &[&new.name.to_string()],
-        )
-        .await;
-    assert_eq!(pending, ["PENDING"]);
     for message in [
         flip(&confirmation, 0),
         owned.wallet.pairing.public().confirmation().to_vec(),
@@ -748,14 +741,7 @@ async fn a_wrong_confirmation_is_refused_and_changes_nothing() {
             )
             .await;
     }
-    assert!(
-        !owned
-            .owner
-            .get_device_group(owned.group())
-            .await
-            .devices
-            .contains(&new.name)
-    );
+    assert!(!owned.has_device(&new).await);
     assert!(new.exchange_ok(&recovery.op, 9, &confirmation).await.done);
     recovery.assert_added(owned.group()).await;
 }
@@ -765,19 +751,7 @@ async fn an_abandoned_recovery_expires_and_leaves_no_pairing() {
     let server = TestServer::start();
     let owned = Owned::new(&server).await;
     let new = server.device().await;
-    let recovery = Recovery::start(&new, &owned).await;
-    let (device, round1) = recovery.begin(&owned, PASSCODE);
-    let round2 = recovery.round1(&round1).await;
-    let pairing = recovery.through_round8(device, &round2).await;
-    let pairings = async || {
-        server
-            .db_query(
-                "SELECT state FROM pairings WHERE device = ?",
-                &[&new.name.to_string()],
-            )
-            .await
-    };
-    assert_eq!(pairings().await, ["PENDING"]);
+    let (recovery, pairing) = Recovery::pending(&server, &new, &owned).await;
     // Idle past the session limit: the operation fails, and the pending pairing goes with it
     // (its epoch is 1, not the operation's, which is the backup's).
     server
@@ -789,15 +763,8 @@ async fn an_abandoned_recovery_expires_and_leaves_no_pairing() {
     new.exchange(&recovery.op, 9, &pairing.public().confirmation())
         .await
         .assert_error(ErrorCode::Aborted, None);
-    assert!(pairings().await.is_empty());
-    assert!(
-        !owned
-            .owner
-            .get_device_group(owned.group())
-            .await
-            .devices
-            .contains(&new.name)
-    );
+    assert!(pairing_states(&server, &new).await.is_empty());
+    assert!(!owned.has_device(&new).await);
     // A new recovery of the same device starts over and completes.
     recover(&new, &owned).await;
 }

@@ -379,25 +379,14 @@ impl<S: Store> Services<S> {
         message: &[u8],
         mut update: StepUpdate,
     ) -> Result<StepUpdate, ApiError> {
-        let stored = self
-            .store
-            .pairing(&record.device_group, &record.device, record.epoch)
-            .await?
-            .ok_or_else(|| ApiError::internal("key generation finished without a pairing"))?;
-        let pairing = self.open_pairing(record, &stored.pairing_sealed)?;
-        if pairing.public().confirmation() != message {
-            return Err(ApiError::invalid(
-                "the confirmation does not match the pairing the server generated",
-            ));
-        }
+        let archive = self
+            .confirmed_pairing(record, record.epoch, message)
+            .await?;
         let OperationMetadata::CreateMpcWallet { mpc_wallet, .. } =
             serde_json::from_str(&record.metadata).map_err(ApiError::internal)?
         else {
             return Err(ApiError::internal("key generation without a wallet"));
         };
-        let archive = self
-            .queued_archive(record, record.epoch, &stored.pairing_id)
-            .await?;
         let wallet = self
             .store
             .wallet(&mpc_wallet)
@@ -411,10 +400,36 @@ impl<S: Store> Services<S> {
         Ok(update)
     }
 
+    /// The last round of key generation and of a recovery: `confirmation` must be that of the
+    /// server's pending half at `epoch` for the operation's group and device (a hash of all its
+    /// public facts), the pairing the device says it stored; another is refused and changes
+    /// nothing. Returns the device's archive operation to queue with the confirmation, if any.
+    pub(super) async fn confirmed_pairing(
+        &self,
+        record: &OperationRecord,
+        epoch: u64,
+        confirmation: &[u8],
+    ) -> Result<Option<NewOperation>, ApiError> {
+        let stored = self
+            .store
+            .pairing(&record.device_group, &record.device, epoch)
+            .await?
+            .filter(|stored| stored.state == PairingState::Pending)
+            .ok_or_else(|| ApiError::internal("a confirmation without a pending pairing"))?;
+        let pairing = self.open_pairing_at(record, epoch, &stored.pairing_sealed)?;
+        // Public values: an ordinary comparison is fine.
+        if pairing.public().confirmation() != confirmation {
+            return Err(ApiError::invalid(
+                "the confirmation does not match the pairing the server made",
+            ));
+        }
+        self.queued_archive(record, epoch, &stored.pairing_id).await
+    }
+
     /// The device's PrepareDeviceArchive on its new pairing (`epoch`, `pairing_id`), if the pool
     /// has export on: queued in the commit that confirms the pairing, so it is listed for the
     /// device as soon as the pairing is (pools' export setting never changes).
-    pub(super) async fn queued_archive(
+    async fn queued_archive(
         &self,
         record: &OperationRecord,
         epoch: u64,
@@ -487,7 +502,7 @@ impl<S: Store> Services<S> {
     }
 
     /// The pairing of the operation's group and device at `epoch`, opened from its sealed form.
-    pub(super) fn open_pairing_at(
+    fn open_pairing_at(
         &self,
         record: &OperationRecord,
         epoch: u64,

@@ -54,12 +54,7 @@ impl<S: Store> Services<S> {
             .await?
             .ok_or_else(|| ApiError::internal("a confirmed epoch without its pairing"))?;
 
-        let operation = OperationName::new(new_id()?);
-        let mpc_operation = MpcOperationName::new(
-            group_name.pool().clone(),
-            group_name.device_group().clone(),
-            operation.operation().clone(),
-        );
+        let (operation, mpc_operation) = new_operation_names(&group_name)?;
         let metadata = OperationMetadata::CreateSignature {
             mpc_key: key_name.clone(),
             mpc_operation,
@@ -177,6 +172,20 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 
 fn metadata(record: &OperationRecord) -> Result<OperationMetadata, ApiError> {
     serde_json::from_str(&record.metadata).map_err(ApiError::internal)
+}
+
+/// A new operation's names in `group`: `operations/{id}` and the device's part of it,
+/// `…/deviceGroups/{g}/mpcOperations/{id}`, with one fresh id.
+pub(super) fn new_operation_names(
+    group: &DeviceGroupName,
+) -> Result<(OperationName, MpcOperationName), ApiError> {
+    let operation = OperationName::new(new_id()?);
+    let mpc_operation = MpcOperationName::new(
+        group.pool().clone(),
+        group.device_group().clone(),
+        operation.operation().clone(),
+    );
+    Ok((operation, mpc_operation))
 }
 
 /// The protocol an operation runs, with its inputs.

@@ -37,7 +37,7 @@ const SERVER_KEYS: &str = "opaque";
 /// Sealing kind of the server's own secrets.
 const SERVER_SECRET: &str = "server-secret";
 /// Sealing kind of a group's OPAQUE record (id: `{group}/{version}`).
-pub(super) const RECORD: &str = "passcode-record";
+const RECORD: &str = "passcode-record";
 /// Sealing kind of the server's state between `loginStart` and `loginFinish` (id: the login).
 const LOGIN_STATE: &str = "passcode-login";
 /// Sealing kind of a finished login's session secret (id: the login).
@@ -74,7 +74,7 @@ pub(super) fn login_invalid() -> ApiError {
     .with_reason(reason::LOGIN_INVALID)
 }
 
-pub(super) fn not_registered() -> ApiError {
+fn not_registered() -> ApiError {
     ApiError::precondition("the device group has no passcode")
         .with_reason(reason::PASSCODE_NOT_REGISTERED)
 }
@@ -151,7 +151,7 @@ pub(super) fn check_counted(
 }
 
 /// The sealing id of a group's record at a version.
-pub(super) fn record_id(group: &DeviceGroupName, version: u64) -> String {
+fn record_id(group: &DeviceGroupName, version: u64) -> String {
     format!("{group}/{version}")
 }
 
@@ -303,20 +303,7 @@ impl<S: Store> Services<S> {
         let now = now_ms();
         // First, and again in the counting transaction: a refusal costs no OPAQUE work.
         self.check_attempts(group, &device, now).await?;
-        let PasscodeRecord {
-            version,
-            record_sealed,
-        } = self
-            .store
-            .passcode_record(group)
-            .await?
-            .ok_or_else(not_registered)?;
-        let record = self.open_sealed(RECORD, &record_id(group, version), &record_sealed)?;
-        let group_name = group.to_string();
-        let (state, response) = self
-            .passcode_keys
-            .login_start(&record, version, &message, &passcode_context(&group_name))
-            .map_err(passcode_error)?;
+        let (version, state, response) = self.start_login(group, &message).await?;
         let name = PasscodeLoginName::new(
             group.pool().clone(),
             group.device_group().clone(),
@@ -343,6 +330,31 @@ impl<S: Store> Services<S> {
             login: login.name,
             credential_response: URL_SAFE_NO_PAD.encode(response),
         })
+    }
+
+    /// OPAQUE's login start against the group's current record, for a login or a recovery
+    /// (recovery.rs): the record's version, the server's state (secret: seal it) and the
+    /// response for the device. Counting it is the caller's.
+    pub(super) async fn start_login(
+        &self,
+        group: &DeviceGroupName,
+        request: &[u8],
+    ) -> Result<(u64, zeroize::Zeroizing<Vec<u8>>, Vec<u8>), ApiError> {
+        let PasscodeRecord {
+            version,
+            record_sealed,
+        } = self
+            .store
+            .passcode_record(group)
+            .await?
+            .ok_or_else(not_registered)?;
+        let record = self.open_sealed(RECORD, &record_id(group, version), &record_sealed)?;
+        let group_name = group.to_string();
+        let (state, response) = self
+            .passcode_keys
+            .login_start(&record, version, request, &passcode_context(&group_name))
+            .map_err(passcode_error)?;
+        Ok((version, state, response))
     }
 
     /// `passcode:loginFinish`: checks the device's key-exchange MAC. Verified, the login is
@@ -533,18 +545,13 @@ impl<S: Store> Services<S> {
             .await
     }
 
-    pub(super) fn seal_secret(
-        &self,
-        kind: &str,
-        id: &str,
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, ApiError> {
+    fn seal_secret(&self, kind: &str, id: &str, plaintext: &[u8]) -> Result<Vec<u8>, ApiError> {
         self.master_key
             .seal(kind, id, plaintext)
             .map_err(ApiError::internal)
     }
 
-    pub(super) fn open_sealed(
+    fn open_sealed(
         &self,
         kind: &str,
         id: &str,

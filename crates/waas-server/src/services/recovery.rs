@@ -22,7 +22,7 @@ use waas_api::passcode::MAX_FAILED_LOGINS;
 use waas_api::resources::{
     DeviceAdded, DeviceState, MpcProtocol, Operation, OperationMetadata, OperationResponse,
 };
-use waas_api::{DeviceGroupName, ErrorCode, MpcOperationName, OperationName};
+use waas_api::{DeviceGroupName, DeviceName, ErrorCode, MpcOperationName};
 use waas_mpc::passcode::{PasscodeError, login_finish};
 use waas_mpc::{
     BackupContext, DecryptionShare, MpcError, Pairing, RESTORED_EPOCH, RecoveryContext,
@@ -32,17 +32,14 @@ use zeroize::Zeroizing;
 
 use super::backup::{BACKUP_SHARE, answer};
 use super::exchange::{PAIRING, pairing_sealing_id, run_blocking};
-use super::operations::protocol;
-use super::passcode::{
-    RECORD, check_counted, not_registered, passcode_context, passcode_error, record_id,
-};
-use super::wallets::new_id;
+use super::operations::{new_operation_names, protocol};
+use super::passcode::{check_counted, passcode_context, passcode_error};
 use super::{Services, ensure_acts_for};
 use crate::ApiError;
 use crate::auth::Principal;
 use crate::store::{
     BackupRecord, NewBackup, NewOperation, OperationKind, OperationRecord, OperationState,
-    PairingState, PasscodeRecord, StepEffect, StepUpdate, Store,
+    StepEffect, StepUpdate, Store,
 };
 use crate::time::now_ms;
 
@@ -153,6 +150,18 @@ fn backup_not_found(backup: &MpcOperationName) -> ApiError {
     ApiError::not_found(format!("backup {backup}"))
 }
 
+/// AddDevice for a device of the group already.
+fn already_member(device: &DeviceName, group: &DeviceGroupName) -> ApiError {
+    ApiError::precondition(format!("{device} is already a device of the group {group}"))
+}
+
+/// A recovery's backup that is no longer live (replaced past the retention, or swept).
+fn backup_gone(backup: &MpcOperationName) -> ApiError {
+    ApiError::precondition(format!(
+        "the backup {backup} is no longer kept: recover with a newer one"
+    ))
+}
+
 /// `update` as a step that ends the operation with `error`, told to the device now and to
 /// every repeat of the round.
 fn ends_with(mut update: StepUpdate, error: &ApiError) -> Result<StepUpdate, ApiError> {
@@ -188,9 +197,7 @@ impl<S: Store> Services<S> {
             return Err(ApiError::precondition(format!("{device} is revoked")));
         }
         if self.store.is_member(group, device).await? {
-            return Err(ApiError::precondition(format!(
-                "{device} is already a device of the group {group}"
-            )));
+            return Err(already_member(device, group));
         }
         let backup = self
             .kept_backup(group, &request.backup)
@@ -211,12 +218,7 @@ impl<S: Store> Services<S> {
         if let Some(pending) = pending {
             return self.operation_resource(&pending);
         }
-        let name = OperationName::new(new_id()?);
-        let mpc_operation = MpcOperationName::new(
-            group.pool().clone(),
-            group.device_group().clone(),
-            name.operation().clone(),
-        );
+        let (name, mpc_operation) = new_operation_names(group)?;
         let metadata = OperationMetadata::AddDevice {
             device_group: group.clone(),
             device: device.clone(),
@@ -264,9 +266,7 @@ impl<S: Store> Services<S> {
         &self,
         record: &OperationRecord,
     ) -> Result<(MpcOperationName, Option<BackupRecord>), ApiError> {
-        let MpcProtocol::AddDevice { backup, .. } = protocol(record)? else {
-            return Err(ApiError::internal("an AddDevice of another protocol"));
-        };
+        let backup = backup_id(record)?;
         let kept = self.kept_backup(&record.device_group, &backup).await?;
         Ok((backup, kept))
     }
@@ -288,6 +288,36 @@ impl<S: Store> Services<S> {
         DecryptionShare::from_bytes(bytes).map_err(ApiError::internal)
     }
 
+    /// `work` on the backup as recovery reads it (d_srv opened) with the recovery's contexts, off
+    /// the async threads (it checks or makes proofs).
+    async fn on_backup<T: Send + 'static>(
+        &self,
+        backup: BackupRecord,
+        names: Names,
+        work: impl FnOnce(
+            &ServerBackup<'_>,
+            &BackupContext<'_>,
+            &RecoveryContext<'_>,
+        ) -> Result<T, MpcError>
+        + Send
+        + 'static,
+    ) -> Result<Result<T, MpcError>, ApiError> {
+        let share = self.backup_share(&backup)?;
+        let material = backup.material;
+        tokio::task::spawn_blocking(move || {
+            let device_key_share = key_share(&material.device_key_share)?;
+            let stored = ServerBackup {
+                decryption_share: &share,
+                device_key_share: &device_key_share,
+                device_half: &material.device_ciphertext,
+                server_half: &material.server_ciphertext,
+            };
+            work(&stored, &names.backup(), &names.recovery())
+        })
+        .await
+        .map_err(ApiError::internal)
+    }
+
     /// Round 1: the partial must prove the backup (checked against the stored P_dev, for this
     /// recovery) before anything is counted; then the group's recovery attempts must allow one
     /// (lock, backoff) and its passcode record exists; the OPAQUE login starts. The commit
@@ -304,37 +334,18 @@ impl<S: Store> Services<S> {
             .map_err(|_| refused(1, "not a partial decryption and a login request"))?;
         let group = &record.device_group;
         if self.store.is_member(group, &record.device).await? {
-            return Err(ApiError::precondition(format!(
-                "{} is already a device of the group {group}",
-                record.device
-            )));
+            return Err(already_member(&record.device, group));
         }
         let (backup_id, backup) = self.operation_backup(record).await?;
-        let backup = backup.ok_or_else(|| {
-            ApiError::precondition(format!(
-                "the backup {backup_id} is no longer kept: recover with a newer one"
-            ))
-        })?;
+        let backup = backup.ok_or_else(|| backup_gone(&backup_id))?;
         let pairing_id = pairing_id(&backup.material)?;
         let names = Names::new(record, &backup_id, pairing_id);
-        let share = self.backup_share(&backup)?;
-        let material = backup.material;
-        let opened = tokio::task::spawn_blocking(move || {
-            let device_key_share = key_share(&material.device_key_share)?;
-            ServerBackup {
-                decryption_share: &share,
-                device_key_share: &device_key_share,
-                device_half: &material.device_ciphertext,
-                server_half: &material.server_ciphertext,
-            }
-            .open_server_half(
-                &round1.server_half_partial,
-                &names.backup(),
-                &names.recovery(),
-            )
-        })
-        .await
-        .map_err(ApiError::internal)?;
+        let partial = round1.server_half_partial;
+        let opened = self
+            .on_backup(backup, names, move |stored, backup, recovery| {
+                stored.open_server_half(&partial, backup, recovery)
+            })
+            .await?;
         // No proof of the backup: refused before anything is counted or stored.
         let s_d = opened.map_err(|error| {
             tracing::info!(operation = %record.name, %error, "a recovery's partial did not prove the backup");
@@ -345,25 +356,8 @@ impl<S: Store> Services<S> {
         // First, and again in the commit: a refusal costs no OPAQUE work.
         let attempts = self.store.recovery_attempts(group).await?;
         check_counted(&attempts, now, self.passcode_backoff, RECOVERY_LOCKED)?;
-        let PasscodeRecord {
-            version,
-            record_sealed,
-        } = self
-            .store
-            .passcode_record(group)
-            .await?
-            .ok_or_else(not_registered)?;
-        let opaque = self.open_sealed(RECORD, &record_id(group, version), &record_sealed)?;
-        let group_name = group.to_string();
-        let (state, response) = self
-            .passcode_keys
-            .login_start(
-                &opaque,
-                version,
-                &round1.credential_request,
-                &passcode_context(&group_name),
-            )
-            .map_err(passcode_error)?;
+        let (version, state, response) =
+            self.start_login(group, &round1.credential_request).await?;
         let mut rest = Zeroizing::new(Vec::with_capacity(8 + state.len()));
         rest.extend_from_slice(&version.to_be_bytes());
         rest.extend_from_slice(&state);
@@ -428,32 +422,16 @@ impl<S: Store> Services<S> {
         let (backup_id, backup) = self.operation_backup(record).await?;
         let Some(backup) = backup else {
             // The passcode was right: the count is cleared, but nothing is left to open.
-            let error = ApiError::precondition(format!(
-                "the backup {backup_id} is no longer kept: recover with a newer one"
-            ));
             update.effect = logged_in;
-            return ends_with(update, &error);
+            return ends_with(update, &backup_gone(&backup_id));
         };
         let names = Names::new(record, &backup_id, kept.pairing_id);
-        let share = self.backup_share(&backup)?;
-        let material = backup.material;
-        let partial = tokio::task::spawn_blocking(move || {
-            let device_key_share = key_share(&material.device_key_share)?;
-            ServerBackup {
-                decryption_share: &share,
-                device_key_share: &device_key_share,
-                device_half: &material.device_ciphertext,
-                server_half: &material.server_ciphertext,
-            }
-            .device_half_partial(
-                &login,
-                &round3.authorization,
-                &names.backup(),
-                &names.recovery(),
-            )
-        })
-        .await
-        .map_err(ApiError::internal)?;
+        let authorization = round3.authorization;
+        let partial = self
+            .on_backup(backup, names, move |stored, backup, recovery| {
+                stored.device_half_partial(&login, &authorization, backup, recovery)
+            })
+            .await?;
         let partial = match partial {
             Ok(partial) => partial,
             Err(MpcError::Rejected(_)) => {
@@ -491,8 +469,9 @@ impl<S: Store> Services<S> {
         let kept = RecoverySession::from_bytes(session)?;
         let group = self.active_group(&record.device_group).await?;
         let (root, chain_code) = self.group_root(&group)?;
-        let (backup_id, _) = self.operation_backup(record).await?;
-        let names = Names::new(record, &backup_id, kept.pairing_id);
+        // The backup itself is not needed any more (it may even be gone): its id and the
+        // pairing id kept in the session make the contexts.
+        let names = Names::new(record, &backup_id(record)?, kept.pairing_id);
         let share = kept.share.clone();
         let refresh = (round == 7).then(|| kept.rest.clone());
         let message = message.to_vec();
@@ -574,23 +553,7 @@ impl<S: Store> Services<S> {
         message: &[u8],
         mut update: StepUpdate,
     ) -> Result<StepUpdate, ApiError> {
-        let stored = self
-            .store
-            .pairing(&record.device_group, &record.device, NEW_EPOCH)
-            .await?
-            .filter(|stored| stored.state == PairingState::Pending)
-            .ok_or_else(|| ApiError::internal("a recovery at round 9 without its pairing"))?;
-        let pairing = self.open_pairing_at(record, NEW_EPOCH, &stored.pairing_sealed)?;
-        // Public values: an ordinary comparison is fine.
-        if pairing.public().confirmation() != message {
-            return Err(refused(
-                9,
-                "the confirmation does not match the pairing the server made",
-            ));
-        }
-        let archive = self
-            .queued_archive(record, NEW_EPOCH, &stored.pairing_id)
-            .await?;
+        let archive = self.confirmed_pairing(record, NEW_EPOCH, message).await?;
         update.response = Some(
             serde_json::to_string(&OperationResponse::DeviceAdded(DeviceAdded {
                 device_group: record.device_group.clone(),
@@ -645,6 +608,14 @@ impl<S: Store> Services<S> {
             StepEffect::DeviceAdded { .. } => aborted("the recovered pairing is no longer pending"),
             _ => ApiError::internal("a recovery step with another effect"),
         }
+    }
+}
+
+/// The operation's backup id, from its mpcData.
+fn backup_id(record: &OperationRecord) -> Result<MpcOperationName, ApiError> {
+    match protocol(record)? {
+        MpcProtocol::AddDevice { backup, .. } => Ok(backup),
+        _ => Err(ApiError::internal("an AddDevice of another protocol")),
     }
 }
 
