@@ -353,6 +353,24 @@ async fn a_recovered_device_signs_for_the_wallet_and_the_revoked_old_one_cannot(
     let signed = new.sign(&pairing, key, &digest).await;
     assert_signed_by(&digest, &signed.signature.signed_payload, &address.address);
 
+    // An API key's signature needs the group's one active device: two now, so it is refused.
+    let api_signature = |digest: [u8; 32]| {
+        let api = server.api_key();
+        async move {
+            api.client
+                .post(format!("/v1/{key}/signatures"))
+                .json(&waas_api::resources::CreateSignatureRequest {
+                    payload: format!("0x{}", hex::encode(digest)),
+                    request_id: None,
+                })
+                .send()
+                .await
+        }
+    };
+    api_signature(sha256(b"by the api key"))
+        .await
+        .assert_error(ErrorCode::FailedPrecondition, None);
+
     // The lost device is revoked (by the new one, with a fresh login as the step-up): it signs
     // nothing any more.
     let login = new.login(group, PASSCODE).await;
@@ -373,6 +391,18 @@ async fn a_recovered_device_signs_for_the_wallet_and_the_revoked_old_one_cannot(
         .assert_error(ErrorCode::PermissionDenied, Some(DEVICE_REVOKED));
     let again = new.sign(&pairing, key, &sha256(b"and again")).await;
     assert!(again.operation.done);
+    // The revoked device no longer counts: an API key's signature goes to the recovered one.
+    let operation: waas_api::resources::Operation =
+        api_signature(sha256(b"by the api key")).await.ok();
+    let listed = new.list_mpc_operations(group).await;
+    assert!(
+        listed.iter().any(|entry| operation.metadata
+            == waas_api::resources::OperationMetadata::CreateSignature {
+                mpc_key: key.clone(),
+                mpc_operation: entry.name.clone(),
+            }),
+        "{listed:?}"
+    );
 
     // What the wallet shows: who was added (by which operation), who was revoked, and each
     // device's state; the same for an API key.

@@ -1,10 +1,12 @@
 //! CreateSignature, GetOperation, ListMPCOperations: the operations a device computes its part of.
 
 use waas_api::resources::{
-    CreateSignatureRequest, ListMpcOperationsResponse, MpcOperation, MpcProtocol, Operation,
-    OperationMetadata,
+    CreateSignatureRequest, DeviceState, ListMpcOperationsResponse, MpcOperation, MpcProtocol,
+    Operation, OperationMetadata,
 };
-use waas_api::{DeviceGroupName, ErrorBody, MpcKeyName, MpcOperationName, OperationName};
+use waas_api::{
+    DeviceGroupName, DeviceName, ErrorBody, MpcKeyName, MpcOperationName, OperationName,
+};
 
 use super::wallets::{mpc_data, new_id};
 use super::{Services, hex0x, parse_hex0x, request_hash, same_request};
@@ -29,17 +31,29 @@ impl<S: Store> Services<S> {
             .key(key_name)
             .await?
             .ok_or_else(|| ApiError::not_found(key_name))?;
-        let group = self.active_group(&group_name).await?;
+        self.active_group(&group_name).await?;
         let device = match caller {
             Principal::Device(device) => device.clone(),
-            Principal::ApiKey(_) => match group.devices.as_slice() {
-                [device] => device.clone(),
-                _ => {
-                    return Err(ApiError::precondition(
-                        "the group has several devices: the device must ask itself",
-                    ));
+            // The group's one active device: a revoked one signs nothing, so it does not make
+            // the choice ambiguous (as after a recovery and the lost device's revocation).
+            Principal::ApiKey(_) => {
+                let active: Vec<DeviceName> = self
+                    .store
+                    .device_states(&group_name)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, state)| *state == DeviceState::Active)
+                    .map(|(device, _)| device)
+                    .collect();
+                match <[DeviceName; 1]>::try_from(active) {
+                    Ok([device]) => device,
+                    Err(_) => {
+                        return Err(ApiError::precondition(
+                            "the group has several active devices: the device must ask itself",
+                        ));
+                    }
                 }
-            },
+            }
         };
         let epoch = self
             .store
