@@ -1,17 +1,28 @@
-//! RevokeDevice, the device's side (docs/protocol/revoke.md): this device revokes itself, or
-//! another device of one of its groups after a passcode login of that group (the step-up).
+//! A group's devices: RevokeDevice, the device's side (docs/protocol/revoke.md): this device
+//! revokes itself, or another device of one of its groups after a passcode login of that group
+//! (the step-up); and the group's events (devices added by recovery, devices revoked).
 
-use waas_api::DeviceName;
-use waas_api::resources::{Device, RevokeDeviceRequest};
+use waas_api::resources::{Device, ListDeviceGroupEventsResponse, RevokeDeviceRequest};
+use waas_api::{DeviceGroupName, DeviceName};
 use wasm_bindgen::prelude::wasm_bindgen;
 
-use super::{WaasClient, string_option};
+use super::{WaasClient, string_option, to_js};
 use crate::SdkError;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
 /** What revoking another device takes: a passcode login of a device group both devices are in. */
 export interface StepUp { deviceGroup: string; passcode: string; }
+/** A change of a group's devices. A DEVICE_ADDED the user did not make is someone who recovered
+ * the wallet with its backup and passcode: revoke that device, then change the passcode. */
+export interface DeviceGroupEvent {
+  type: 'DEVICE_ADDED' | 'DEVICE_REVOKED';
+  device: string;
+  /** The AddDevice operation, for DEVICE_ADDED. */
+  operation?: string;
+  /** RFC 3339. */
+  time: string;
+}
 "#;
 
 #[wasm_bindgen]
@@ -19,10 +30,27 @@ extern "C" {
     /// `StepUp`.
     #[wasm_bindgen(typescript_type = "StepUp")]
     pub type StepUp;
+    /// `DeviceGroupEvent[]`.
+    #[wasm_bindgen(typescript_type = "DeviceGroupEvent[]")]
+    pub type JsDeviceGroupEvents;
 }
 
 #[wasm_bindgen]
 impl WaasClient {
+    /// The changes of a group's devices, oldest first: devices added by recovery, devices
+    /// revoked. Show them, so the user notices a recovery they did not make.
+    #[wasm_bindgen(js_name = listDeviceGroupEvents)]
+    pub async fn list_device_group_events(
+        &self,
+        #[wasm_bindgen(js_name = deviceGroup)] device_group: String,
+    ) -> Result<JsDeviceGroupEvents, SdkError> {
+        let group: DeviceGroupName = device_group.parse()?;
+        let list: ListDeviceGroupEventsResponse = self
+            .send::<(), _>("GET", &format!("/v1/{group}/events"), None, true)
+            .await?;
+        Ok(to_js(&list.events)?.into())
+    }
+
     /// RevokeDevice: the server deletes its halves of the device's pairings, fails its pending
     /// operations, and refuses its requests from then on (`DEVICE_REVOKED`). `device` defaults
     /// to this device, which needs nothing more (revoking it again is fine). Another device of

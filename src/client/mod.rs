@@ -81,7 +81,13 @@ export interface Signature {
 export interface Address { address: string; network: string; mpcWallet: string; mpcKeys: string[]; derivationPath: string; }
 /** A device group; `mpcKeyExportMetadata` (once key generation is done) is what
  * `exportPrivateKeys` takes. */
-export interface DeviceGroup { name: string; devices: string[]; mpcKeyExportMetadata?: string; }
+export interface DeviceGroup {
+  name: string;
+  devices: string[];
+  /** Each device's state: a revoked one stays listed. */
+  deviceStates: { device: string; state: 'ACTIVE' | 'REVOKED' }[];
+  mpcKeyExportMetadata?: string;
+}
 /** A finished PrepareDeviceArchive. */
 export interface DeviceArchive { '@type'?: 'DeviceArchive'; deviceGroup: string; device: string; epoch: number; }
 /** A finished PrepareDeviceBackup: the group's backup, verified by this device's dry run. */

@@ -21,14 +21,14 @@ async function devicePage(passcode) {
   const errors = collectPageErrors(page);
   await page.goto(harness.server.url);
   await page.waitForFunction(() => document.title === 'ready');
-  await page.evaluate(async (passcode) => {
+  const name = await page.evaluate(async (passcode) => {
     const { sdk } = /** @type {any} */ (window);
     await sdk.bootstrapDevice(passcode);
     const client = await sdk.WaasClient.connect('');
     /** @type {any} */ (window).client = client;
-    await client.registerDevice();
+    return (await client.registerDevice()).name;
   }, passcode);
-  return { page, context, errors };
+  return { page, context, errors, name };
 }
 
 /**
@@ -80,6 +80,17 @@ test('a new profile recovers the wallet with the string and the passcode, and si
     const signed = await call(device.page, 'signMessage', address.mpcKeys[0], 'hello', { passcode: PASSCODE });
     assert.equal(signed.code, undefined, signed.message);
   }
+  // The first device sees the second one added, and both as active devices of the group.
+  const events = /** @type {any[]} */ ((await call(a.page, 'listDeviceGroupEvents', value.deviceGroup)).value);
+  assert.deepEqual(
+    events.map((event) => [event.type, event.device]),
+    [['DEVICE_ADDED', b.name]],
+  );
+  const group = /** @type {any} */ ((await call(a.page, 'getDeviceGroup', value.deviceGroup)).value);
+  assert.deepEqual(
+    group.deviceStates.map((/** @type {any} */ entry) => [entry.device, entry.state]).sort(),
+    [[a.name, 'ACTIVE'], [b.name, 'ACTIVE']].sort(),
+  );
   // Recovering again on the recovered profile is a no-op that answers the same wallet.
   const again = await call(b.page, 'recover', backup, PASSCODE);
   assert.equal(/** @type {any} */ (again.value)?.address.address, address.address, again.message);

@@ -108,6 +108,15 @@ pub enum Command {
         #[arg(long)]
         device: DeviceName,
     },
+    /// Clears a device group's recovery lock and failed-recovery count (AddDevice with a backup:
+    /// counted per group, since the device recovering is not a device of the group yet). Run it
+    /// only after checking out of band that the user asking is the wallet's owner: the lock is
+    /// what stops online passcode guessing by whoever holds the backup string.
+    UnlockRecovery {
+        /// The device group, `pools/{pool}/deviceGroups/{id}`.
+        #[arg(long)]
+        device_group: DeviceGroupName,
+    },
 }
 
 /// The longest backoff base accepted: beyond it the 9th failure would wait for days.
@@ -217,5 +226,20 @@ mod tests {
                 .is_err(),
             "the group is required"
         );
+        let config = Config::try_parse_from([
+            "waas-server",
+            "--database",
+            "/tmp/w.db",
+            "unlock-recovery",
+            "--device-group",
+            "pools/default/deviceGroups/g1",
+        ])
+        .unwrap();
+        assert_eq!(config.database, "/tmp/w.db");
+        let Some(Command::UnlockRecovery { device_group }) = config.command else {
+            panic!("{config:?}")
+        };
+        assert_eq!(device_group.to_string(), "pools/default/deviceGroups/g1");
+        assert!(Config::try_parse_from(["waas-server", "unlock-recovery"]).is_err());
     }
 }

@@ -117,20 +117,53 @@ pub async fn unlock_passcode(
     group: &waas_api::DeviceGroupName,
     device: &waas_api::DeviceName,
 ) -> Result<String, ServerError> {
-    let store = SqliteStore::open_existing(database).await?;
-    let result = store.unlock_passcode(group, device).await;
-    store.close().await;
-    Ok(match result? {
+    let before = on_existing(database, async |store| {
+        store.unlock_passcode(group, device).await
+    })
+    .await?;
+    Ok(match before {
         Some(before) => {
             tracing::info!(%group, %device, failures = before.failures, locked = before.locked, "unlocked the passcode");
-            format!(
-                "unlocked {device} in {group}: {} failed attempt(s) cleared{}",
-                before.failures,
-                if before.locked { ", lock lifted" } else { "" }
-            )
+            format!("unlocked {device} in {group}: {}", cleared(&before))
         }
         None => format!("{device} has no failed passcode attempts in {group}: nothing to unlock"),
     })
+}
+
+/// `waas-server unlock-recovery`: clears a group's recovery lock and failed-recovery count, on
+/// the database of `--database` (which must exist). Returns what to tell the operator.
+pub async fn unlock_recovery(
+    database: &str,
+    group: &waas_api::DeviceGroupName,
+) -> Result<String, ServerError> {
+    let before = on_existing(database, async |store| store.unlock_recovery(group).await).await?;
+    Ok(match before {
+        Some(before) => {
+            tracing::info!(%group, failures = before.failures, locked = before.locked, "unlocked recovery");
+            format!("unlocked recovery of {group}: {}", cleared(&before))
+        }
+        None => format!("{group} has no failed recovery attempts: nothing to unlock"),
+    })
+}
+
+/// Runs an operator command's `work` on the existing database `database`, then closes it.
+async fn on_existing<T>(
+    database: &str,
+    work: impl AsyncFnOnce(&SqliteStore) -> Result<T, store::StoreError>,
+) -> Result<T, ServerError> {
+    let store = SqliteStore::open_existing(database).await?;
+    let result = work(&store).await;
+    store.close().await;
+    Ok(result?)
+}
+
+/// What an unlock cleared, for the operator.
+fn cleared(before: &store::Attempts) -> String {
+    format!(
+        "{} failed attempt(s) cleared{}",
+        before.failures,
+        if before.locked { ", lock lifted" } else { "" }
+    )
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so in-flight requests finish before the server exits.

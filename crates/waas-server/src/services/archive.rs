@@ -18,11 +18,11 @@ use waas_api::resources::{
     DeviceArchive, DeviceState, ExchangeResponse, MpcProtocol, Operation, OperationMetadata,
     OperationResponse,
 };
-use waas_api::{DeviceGroupName, DeviceName, MpcOperationName, OperationName, PasscodeLoginName};
+use waas_api::{DeviceGroupName, DeviceName, PasscodeLoginName};
 use waas_mpc::{ArchiveContext, seal_server_share};
 
+use super::operations::new_operation_names;
 use super::passcode::UsableLogin;
-use super::wallets::new_id;
 use super::{Services, ensure_acts_for, hex0x};
 use crate::ApiError;
 use crate::auth::Principal;
@@ -41,12 +41,7 @@ pub(super) fn device_operation(
     pairing_id: &[u8],
     creator: String,
 ) -> Result<NewOperation, ApiError> {
-    let operation = OperationName::new(new_id()?);
-    let mpc_operation = MpcOperationName::new(
-        group.pool().clone(),
-        group.device_group().clone(),
-        operation.operation().clone(),
-    );
+    let (operation, mpc_operation) = new_operation_names(group)?;
     let (device_group, device_name, pairing_id) =
         (group.clone(), device.clone(), hex0x(pairing_id));
     let (metadata, params) = match kind {
@@ -66,7 +61,9 @@ pub(super) fn device_operation(
             },
             MpcProtocol::PrepareDeviceBackup { pairing_id },
         ),
-        OperationKind::CreateDeviceGroup | OperationKind::CreateSignature => {
+        OperationKind::CreateDeviceGroup
+        | OperationKind::CreateSignature
+        | OperationKind::AddDevice => {
             return Err(ApiError::internal("not a device operation"));
         }
     };

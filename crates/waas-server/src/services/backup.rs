@@ -41,7 +41,7 @@ use crate::store::{
 use crate::time::now_ms;
 
 /// Sealing kind of a backup's d_srv, kept once the backup is verified (id: the backup's id).
-const BACKUP_SHARE: &str = "backup-share";
+pub(super) const BACKUP_SHARE: &str = "backup-share";
 
 /// What the server keeps between a backup's rounds, sealed as the operation's session: d_srv,
 /// P_dev, ct_s and, from round 3, ct_x. Zeroized on drop.
@@ -307,7 +307,7 @@ impl<S: Store> Services<S> {
 
     /// The oldest replacement time of a backup still live at `now_ms`: one replaced earlier is
     /// past the retention (recovery must not use it, the sweep deletes it).
-    fn replaced_since_ms(&self, now_ms: i64) -> i64 {
+    pub(super) fn replaced_since_ms(&self, now_ms: i64) -> i64 {
         let retention = i64::try_from(self.backup_retention.as_millis()).unwrap_or(i64::MAX);
         now_ms.saturating_sub(retention)
     }
@@ -354,7 +354,7 @@ fn kept_session(session: Option<&[u8]>) -> Result<BackupSession, ApiError> {
 }
 
 /// The answer of round `round`, JSON, carrying `message` (unpadded base64url).
-fn answer(round: u8, message: Vec<u8>) -> Result<String, ApiError> {
+pub(super) fn answer(round: u8, message: Vec<u8>) -> Result<String, ApiError> {
     serde_json::to_string(&ExchangeResponse {
         round: Some(round),
         message: Some(URL_SAFE_NO_PAD.encode(message)),

@@ -7,6 +7,7 @@ mod devices;
 mod exchange;
 mod operations;
 mod passcode;
+mod recovery;
 mod wallets;
 
 use std::collections::HashMap;

@@ -1,10 +1,12 @@
 //! CreateSignature, GetOperation, ListMPCOperations: the operations a device computes its part of.
 
 use waas_api::resources::{
-    CreateSignatureRequest, ListMpcOperationsResponse, MpcOperation, MpcProtocol, Operation,
-    OperationMetadata,
+    CreateSignatureRequest, DeviceState, ListMpcOperationsResponse, MpcOperation, MpcProtocol,
+    Operation, OperationMetadata,
 };
-use waas_api::{DeviceGroupName, ErrorBody, MpcKeyName, MpcOperationName, OperationName};
+use waas_api::{
+    DeviceGroupName, DeviceName, ErrorBody, MpcKeyName, MpcOperationName, OperationName,
+};
 
 use super::wallets::{mpc_data, new_id};
 use super::{Services, hex0x, parse_hex0x, request_hash, same_request};
@@ -29,17 +31,29 @@ impl<S: Store> Services<S> {
             .key(key_name)
             .await?
             .ok_or_else(|| ApiError::not_found(key_name))?;
-        let group = self.active_group(&group_name).await?;
+        self.active_group(&group_name).await?;
         let device = match caller {
             Principal::Device(device) => device.clone(),
-            Principal::ApiKey(_) => match group.devices.as_slice() {
-                [device] => device.clone(),
-                _ => {
-                    return Err(ApiError::precondition(
-                        "the group has several devices: the device must ask itself",
-                    ));
+            // The group's one active device: a revoked one signs nothing, so it does not make
+            // the choice ambiguous (as after a recovery and the lost device's revocation).
+            Principal::ApiKey(_) => {
+                let active: Vec<DeviceName> = self
+                    .store
+                    .device_states(&group_name)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, state)| *state == DeviceState::Active)
+                    .map(|(device, _)| device)
+                    .collect();
+                match <[DeviceName; 1]>::try_from(active) {
+                    Ok([device]) => device,
+                    Err(_) => {
+                        return Err(ApiError::precondition(
+                            "the group has several active devices: the device must ask itself",
+                        ));
+                    }
                 }
-            },
+            }
         };
         let epoch = self
             .store
@@ -54,12 +68,7 @@ impl<S: Store> Services<S> {
             .await?
             .ok_or_else(|| ApiError::internal("a confirmed epoch without its pairing"))?;
 
-        let operation = OperationName::new(new_id()?);
-        let mpc_operation = MpcOperationName::new(
-            group_name.pool().clone(),
-            group_name.device_group().clone(),
-            operation.operation().clone(),
-        );
+        let (operation, mpc_operation) = new_operation_names(&group_name)?;
         let metadata = OperationMetadata::CreateSignature {
             mpc_key: key_name.clone(),
             mpc_operation,
@@ -101,11 +110,18 @@ impl<S: Store> Services<S> {
             .operation(name)
             .await?
             .ok_or_else(|| ApiError::not_found(name))?;
-        self.ensure_can_read(caller, &record.device_group).await?;
+        // Its own device may always read it: a device being added (AddDevice) is no device of
+        // the group until the operation is done.
+        if !matches!(caller, Principal::Device(device) if *device == record.device) {
+            self.ensure_can_read(caller, &record.device_group).await?;
+        }
         self.operation_resource(&record)
     }
 
-    /// ListMPCOperations: what the calling device has to compute on the group, oldest first.
+    /// ListMPCOperations: what the calling device has to compute on the group, oldest first. A
+    /// device that is not (yet) a device of the group sees only its own open AddDevice
+    /// operations there, so a new device gets its recovery's mpcData; without any, it is refused
+    /// as before.
     pub async fn list_mpc_operations(
         &self,
         caller: &Principal,
@@ -114,8 +130,14 @@ impl<S: Store> Services<S> {
         let Principal::Device(device) = caller else {
             return Err(ApiError::denied("only a device computes MPC operations"));
         };
-        self.ensure_can_read(caller, group).await?;
-        let records = self.store.open_operations(group, device).await?;
+        let mut records = self.store.open_operations(group, device).await?;
+        if !self.store.is_member(group, device).await? {
+            records.retain(|record| record.kind == OperationKind::AddDevice);
+            if records.is_empty() {
+                // The refusal every other non-member gets.
+                self.ensure_can_read(caller, group).await?;
+            }
+        }
         let mpc_operations = records
             .iter()
             .map(|record| {
@@ -124,9 +146,8 @@ impl<S: Store> Services<S> {
                     OperationMetadata::CreateMpcWallet { mpc_operation, .. }
                     | OperationMetadata::CreateSignature { mpc_operation, .. }
                     | OperationMetadata::PrepareDeviceArchive { mpc_operation, .. }
-                    | OperationMetadata::PrepareDeviceBackup { mpc_operation, .. } => {
-                        mpc_operation.clone()
-                    }
+                    | OperationMetadata::PrepareDeviceBackup { mpc_operation, .. }
+                    | OperationMetadata::AddDevice { mpc_operation, .. } => mpc_operation.clone(),
                     _ => return Err(ApiError::internal("unknown operation metadata")),
                 };
                 Ok(MpcOperation {
@@ -167,13 +188,28 @@ fn metadata(record: &OperationRecord) -> Result<OperationMetadata, ApiError> {
     serde_json::from_str(&record.metadata).map_err(ApiError::internal)
 }
 
+/// A new operation's names in `group`: `operations/{id}` and the device's part of it,
+/// `…/deviceGroups/{g}/mpcOperations/{id}`, with one fresh id.
+pub(super) fn new_operation_names(
+    group: &DeviceGroupName,
+) -> Result<(OperationName, MpcOperationName), ApiError> {
+    let operation = OperationName::new(new_id()?);
+    let mpc_operation = MpcOperationName::new(
+        group.pool().clone(),
+        group.device_group().clone(),
+        operation.operation().clone(),
+    );
+    Ok((operation, mpc_operation))
+}
+
 /// The protocol an operation runs, with its inputs.
 pub(super) fn protocol(record: &OperationRecord) -> Result<MpcProtocol, ApiError> {
     match record.kind {
         OperationKind::CreateDeviceGroup => Ok(MpcProtocol::CreateDeviceGroup),
         OperationKind::CreateSignature
         | OperationKind::PrepareDeviceArchive
-        | OperationKind::PrepareDeviceBackup => {
+        | OperationKind::PrepareDeviceBackup
+        | OperationKind::AddDevice => {
             serde_json::from_str(&record.params).map_err(ApiError::internal)
         }
     }

@@ -91,7 +91,7 @@ fn decode_field(text: &str, what: &str) -> Result<Vec<u8>, ApiError> {
 
 /// An OPAQUE step's error as the API tells it: a malformed message is the caller's, a wrong
 /// passcode has its reason, anything else is the server's.
-fn passcode_error(error: PasscodeError) -> ApiError {
+pub(super) fn passcode_error(error: PasscodeError) -> ApiError {
     match error {
         PasscodeError::Malformed(what) => ApiError::invalid(format!("malformed {what}")),
         PasscodeError::WrongPasscode => {
@@ -102,13 +102,29 @@ fn passcode_error(error: PasscodeError) -> ApiError {
     }
 }
 
-/// Whether another attempt may be made now: not when locked, nor before the backoff after the
-/// last one has passed.
+/// Whether another login attempt may be made now: not when locked, nor before the backoff after
+/// the last one has passed.
 fn check_attempts(attempts: &Attempts, now_ms: i64, base: Duration) -> Result<(), ApiError> {
+    check_counted(
+        attempts,
+        now_ms,
+        base,
+        "the passcode is locked on this device until an operator unlocks it",
+    )
+}
+
+/// Whether another counted attempt (a login's, or a recovery's, recovery.rs) may be made now:
+/// not when locked (`locked` says what is locked), nor before the backoff after the last one
+/// has passed. The same rule, reasons and `retryAfterSeconds` for both.
+pub(super) fn check_counted(
+    attempts: &Attempts,
+    now_ms: i64,
+    base: Duration,
+    locked: &str,
+) -> Result<(), ApiError> {
     if attempts.locked || attempts.failures >= MAX_FAILED_LOGINS {
         return Err(ApiError::precondition(format!(
-            "{MAX_FAILED_LOGINS} failed passcode attempts: the passcode is locked on this device \
-             until an operator unlocks it"
+            "{MAX_FAILED_LOGINS} failed passcode attempts: {locked}"
         ))
         .with_reason(reason::PASSCODE_LOCKED));
     }
@@ -148,7 +164,7 @@ fn next_version(version: u64) -> Result<u64, ApiError> {
 
 /// The OPAQUE client identity: the group. (The server's identity is its OPAQUE public key, not
 /// `--audience`; the OPRF key is the record version's, passed to each step.)
-fn passcode_context(group: &str) -> PasscodeContext<'_> {
+pub(super) fn passcode_context(group: &str) -> PasscodeContext<'_> {
     PasscodeContext {
         device_group: group,
     }
@@ -287,20 +303,7 @@ impl<S: Store> Services<S> {
         let now = now_ms();
         // First, and again in the counting transaction: a refusal costs no OPAQUE work.
         self.check_attempts(group, &device, now).await?;
-        let PasscodeRecord {
-            version,
-            record_sealed,
-        } = self
-            .store
-            .passcode_record(group)
-            .await?
-            .ok_or_else(not_registered)?;
-        let record = self.open_sealed(RECORD, &record_id(group, version), &record_sealed)?;
-        let group_name = group.to_string();
-        let (state, response) = self
-            .passcode_keys
-            .login_start(&record, version, &message, &passcode_context(&group_name))
-            .map_err(passcode_error)?;
+        let (version, state, response) = self.start_login(group, &message).await?;
         let name = PasscodeLoginName::new(
             group.pool().clone(),
             group.device_group().clone(),
@@ -327,6 +330,31 @@ impl<S: Store> Services<S> {
             login: login.name,
             credential_response: URL_SAFE_NO_PAD.encode(response),
         })
+    }
+
+    /// OPAQUE's login start against the group's current record, for a login or a recovery
+    /// (recovery.rs): the record's version, the server's state (secret: seal it) and the
+    /// response for the device. Counting it is the caller's.
+    pub(super) async fn start_login(
+        &self,
+        group: &DeviceGroupName,
+        request: &[u8],
+    ) -> Result<(u64, zeroize::Zeroizing<Vec<u8>>, Vec<u8>), ApiError> {
+        let PasscodeRecord {
+            version,
+            record_sealed,
+        } = self
+            .store
+            .passcode_record(group)
+            .await?
+            .ok_or_else(not_registered)?;
+        let record = self.open_sealed(RECORD, &record_id(group, version), &record_sealed)?;
+        let group_name = group.to_string();
+        let (state, response) = self
+            .passcode_keys
+            .login_start(&record, version, request, &passcode_context(&group_name))
+            .map_err(passcode_error)?;
+        Ok((version, state, response))
     }
 
     /// `passcode:loginFinish`: checks the device's key-exchange MAC. Verified, the login is

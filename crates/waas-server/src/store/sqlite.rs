@@ -10,7 +10,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
-use waas_api::resources::DeviceState;
+use waas_api::resources::{DeviceGroupEventType, DeviceState};
 use waas_api::{
     DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName, OperationName,
     PasscodeLoginName, PoolName,
@@ -18,10 +18,10 @@ use waas_api::{
 
 use super::{
     AddressRecord, Attempts, BackupRecord, Committed, Created, DEFAULT_POOL, DeviceRecord,
-    GroupRecord, GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState, LoginUse, NewBackup,
-    NewLogin, NewOperation, NewWallet, OperationKind, OperationRecord, OperationState,
-    PairingRecord, PairingState, PasscodeRecord, PoolRecord, Revocation, StepEffect, StepUpdate,
-    Store, StoreError, WalletRecord,
+    GroupEventRecord, GroupRecord, GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState,
+    LoginUse, NewBackup, NewLogin, NewOperation, NewWallet, OperationKind, OperationRecord,
+    OperationState, PairingRecord, PairingState, PasscodeRecord, PoolRecord, Revocation,
+    StepEffect, StepUpdate, Store, StoreError, WalletRecord,
 };
 use crate::ServerError;
 use crate::time::now_ms;
@@ -171,6 +171,22 @@ fn kind_text(kind: OperationKind) -> &'static str {
         OperationKind::CreateSignature => "CREATE_SIGNATURE",
         OperationKind::PrepareDeviceArchive => "PREPARE_DEVICE_ARCHIVE",
         OperationKind::PrepareDeviceBackup => "PREPARE_DEVICE_BACKUP",
+        OperationKind::AddDevice => "ADD_DEVICE",
+    }
+}
+
+fn event_text(kind: DeviceGroupEventType) -> &'static str {
+    match kind {
+        DeviceGroupEventType::DeviceAdded => "DEVICE_ADDED",
+        _ => "DEVICE_REVOKED",
+    }
+}
+
+fn event_kind(text: &str) -> Result<DeviceGroupEventType, StoreError> {
+    match text {
+        "DEVICE_ADDED" => Ok(DeviceGroupEventType::DeviceAdded),
+        "DEVICE_REVOKED" => Ok(DeviceGroupEventType::DeviceRevoked),
+        other => Err(StoreError::Corrupt(format!("event type {other:?}"))),
     }
 }
 
@@ -217,6 +233,7 @@ fn operation_row(row: &SqliteRow) -> Result<OperationRecord, StoreError> {
         "CREATE_SIGNATURE" => OperationKind::CreateSignature,
         "PREPARE_DEVICE_ARCHIVE" => OperationKind::PrepareDeviceArchive,
         "PREPARE_DEVICE_BACKUP" => OperationKind::PrepareDeviceBackup,
+        "ADD_DEVICE" => OperationKind::AddDevice,
         other => return Err(StoreError::Corrupt(format!("operation kind {other:?}"))),
     };
     let state = match row.try_get("state")? {
@@ -592,6 +609,45 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn device_states(
+        &self,
+        group: &DeviceGroupName,
+    ) -> Result<Vec<(DeviceName, DeviceState)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT m.device, d.state FROM device_group_devices m
+             JOIN devices d ON d.name = m.device WHERE m.device_group = ? ORDER BY m.device",
+        )
+        .bind(group.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|(device, state)| Ok((parse(device)?, device_state(state)?)))
+            .collect()
+    }
+
+    async fn device_group_events(
+        &self,
+        group: &DeviceGroupName,
+    ) -> Result<Vec<GroupEventRecord>, StoreError> {
+        let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT type, device, operation, time_ms FROM device_group_events
+             WHERE device_group = ? ORDER BY rowid",
+        )
+        .bind(group.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|(kind, device, operation, time_ms)| {
+                Ok(GroupEventRecord {
+                    kind: event_kind(kind)?,
+                    device: parse(device)?,
+                    operation: operation.as_deref().map(parse).transpose()?,
+                    time_ms: *time_ms,
+                })
+            })
+            .collect()
+    }
+
     async fn confirmed_epoch(
         &self,
         group: &DeviceGroupName,
@@ -768,6 +824,16 @@ impl Store for SqliteStore {
                 .bind(group)
                 .bind(device)
                 .bind(epoch)
+                .execute(&mut *tx)
+                .await?;
+            } else if kind == kind_text(OperationKind::AddDevice) {
+                // Its epoch is the backup's, not the new pairing's: the device is no device of
+                // the group yet, so its only pending pairing there is the one this recovery made.
+                sqlx::query(
+                    "DELETE FROM pairings WHERE device_group = ? AND device = ? AND state = 'PENDING'",
+                )
+                .bind(group)
+                .bind(device)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -1129,6 +1195,26 @@ impl Store for SqliteStore {
         Ok(before)
     }
 
+    async fn recovery_attempts(&self, group: &DeviceGroupName) -> Result<Attempts, StoreError> {
+        Ok(recovery_attempts(&mut *self.pool.acquire().await?, group)
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn unlock_recovery(
+        &self,
+        group: &DeviceGroupName,
+    ) -> Result<Option<Attempts>, StoreError> {
+        let mut tx = self.write().await?;
+        let before = recovery_attempts(&mut tx, group).await?;
+        sqlx::query("UPDATE recovery_attempts SET failures = 0, locked = 0 WHERE device_group = ?")
+            .bind(group.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
     async fn forget_passcode_logins(&self, before_ms: i64) -> Result<u64, StoreError> {
         let deleted = sqlx::query("DELETE FROM passcode_logins WHERE create_time_ms < ?")
             .bind(before_ms)
@@ -1152,15 +1238,48 @@ async fn attempts(
     .bind(device.to_string())
     .fetch_optional(connection)
     .await?;
-    row.map(|(failures, last_attempt_ms, locked)| {
-        Ok(Attempts {
-            failures: u32::try_from(failures)
-                .map_err(|_| StoreError::Corrupt("failure count".into()))?,
-            last_attempt_ms,
-            locked,
-        })
+    row.map(attempts_row).transpose()
+}
+
+/// Attempts as stored: failures, last attempt, locked.
+fn attempts_row(
+    (failures, last_attempt_ms, locked): (i64, i64, bool),
+) -> Result<Attempts, StoreError> {
+    Ok(Attempts {
+        failures: u32::try_from(failures)
+            .map_err(|_| StoreError::Corrupt("failure count".into()))?,
+        last_attempt_ms,
+        locked,
     })
-    .transpose()
+}
+
+/// A group's failed recovery attempts, if any were recorded.
+async fn recovery_attempts(
+    connection: &mut sqlx::SqliteConnection,
+    group: &DeviceGroupName,
+) -> Result<Option<Attempts>, StoreError> {
+    let row: Option<(i64, i64, bool)> = sqlx::query_as(
+        "SELECT failures, last_attempt_ms, locked FROM recovery_attempts WHERE device_group = ?",
+    )
+    .bind(group.to_string())
+    .fetch_optional(connection)
+    .await?;
+    row.map(attempts_row).transpose()
+}
+
+/// Whether the group's passcode record is at `version`.
+async fn record_at(
+    connection: &mut sqlx::SqliteConnection,
+    group: &str,
+    version: u64,
+) -> Result<bool, StoreError> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM passcode_records WHERE device_group = ? AND version = ?")
+            .bind(group)
+            .bind(stored_i64(version)?)
+            .fetch_optional(connection)
+            .await?;
+    Ok(row.is_some())
 }
 
 fn stored_u64(value: i64, what: &str) -> Result<u64, StoreError> {
@@ -1334,9 +1453,133 @@ async fn commit_step(
             .execute(&mut *tx)
             .await?;
         }
+        StepEffect::RecoveryAttempt {
+            seen,
+            record_version,
+            now_ms: at_ms,
+            max_failures,
+        } => {
+            // The lock and backoff were checked on `seen`: another attempt counted since, or a
+            // reset of the passcode, voids that check, and nothing of the step is written.
+            let group_name: DeviceGroupName = parse(&group)?;
+            let before = recovery_attempts(&mut tx, &group_name)
+                .await?
+                .unwrap_or_default();
+            if before != *seen || !record_at(&mut tx, &group, *record_version).await? {
+                return Ok(Committed::ConditionFailed);
+            }
+            let failures = before.failures.saturating_add(1);
+            sqlx::query(
+                "INSERT INTO recovery_attempts (device_group, failures, last_attempt_ms, locked)
+                     VALUES (?, ?, ?, ?)
+                 ON CONFLICT (device_group) DO UPDATE SET failures = excluded.failures,
+                     last_attempt_ms = excluded.last_attempt_ms, locked = excluded.locked",
+            )
+            .bind(&group)
+            .bind(i64::from(failures))
+            .bind(*at_ms)
+            .bind(before.locked || failures >= *max_failures)
+            .execute(&mut *tx)
+            .await?;
+        }
+        StepEffect::RecoveryLoggedIn {
+            record_version,
+            max_failures,
+        } => {
+            if !record_at(&mut tx, &group, *record_version).await? {
+                return Ok(Committed::ConditionFailed);
+            }
+            // Below the lock only: once locked, only the operator's unlock clears the count.
+            sqlx::query(
+                "UPDATE recovery_attempts SET failures = 0
+                 WHERE device_group = ? AND failures < ? AND NOT locked",
+            )
+            .bind(&group)
+            .bind(i64::from(*max_failures))
+            .execute(&mut *tx)
+            .await?;
+        }
+        StepEffect::RecoveredPairing {
+            epoch,
+            pairing_id,
+            pairing_sealed,
+        } => {
+            let inserted = sqlx::query(
+                "INSERT INTO pairings (device_group, device, epoch, state, pairing_id,
+                         pairing_sealed, create_time_ms) VALUES (?, ?, ?, 'PENDING', ?, ?, ?)
+                     ON CONFLICT DO NOTHING",
+            )
+            .bind(&group)
+            .bind(&device)
+            .bind(epoch_value(*epoch)?)
+            .bind(pairing_id)
+            .bind(pairing_sealed)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            // Another recovery of this device in this group got there first.
+            if inserted.rows_affected() != 1 {
+                return Ok(Committed::ConditionFailed);
+            }
+        }
+        StepEffect::DeviceAdded { epoch, archive } => {
+            let confirmed = sqlx::query(
+                "UPDATE pairings SET state = 'CONFIRMED'
+                     WHERE device_group = ? AND device = ? AND epoch = ? AND state = 'PENDING'",
+            )
+            .bind(&group)
+            .bind(&device)
+            .bind(epoch_value(*epoch)?)
+            .execute(&mut *tx)
+            .await?;
+            if confirmed.rows_affected() != 1 {
+                return Ok(Committed::ConditionFailed);
+            }
+            sqlx::query(
+                "INSERT INTO device_group_devices (device_group, device) VALUES (?, ?)
+                     ON CONFLICT DO NOTHING",
+            )
+            .bind(&group)
+            .bind(&device)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(archive) = archive {
+                insert_operation(&mut tx, archive).await?;
+            }
+            insert_event(
+                &mut tx,
+                &group,
+                DeviceGroupEventType::DeviceAdded,
+                &device,
+                Some(name),
+            )
+            .await?;
+        }
     }
     tx.commit().await?;
     Ok(Committed::Yes)
+}
+
+/// Records one change of a group's devices, now.
+async fn insert_event(
+    connection: &mut SqliteConnection,
+    group: &str,
+    kind: DeviceGroupEventType,
+    device: &str,
+    operation: Option<&OperationName>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO device_group_events (device_group, type, device, operation, time_ms)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(group)
+    .bind(event_text(kind))
+    .bind(device)
+    .bind(operation.map(ToString::to_string))
+    .bind(now_ms())
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 /// [`Store::revoke_device`] on the writer connection, in one transaction. It takes SQLite's write
@@ -1350,6 +1593,10 @@ async fn revoke_device(
 ) -> Result<Revocation, StoreError> {
     let mut tx = begin_immediate(connection).await?;
     let name = device.to_string();
+    let was: Option<(String,)> = sqlx::query_as("SELECT state FROM devices WHERE name = ?")
+        .bind(&name)
+        .fetch_optional(&mut *tx)
+        .await?;
     let Some(row) = sqlx::query("UPDATE devices SET state = 'REVOKED' WHERE name = ? RETURNING *")
         .bind(&name)
         .fetch_optional(&mut *tx)
@@ -1387,6 +1634,24 @@ async fn revoke_device(
     .bind(&name)
     .execute(&mut *tx)
     .await?;
+    // The group's other devices are told, once: a second revocation changes nothing.
+    if was.is_some_and(|(state,)| state == "ACTIVE") {
+        let groups: Vec<(String,)> =
+            sqlx::query_as("SELECT device_group FROM device_group_devices WHERE device = ?")
+                .bind(&name)
+                .fetch_all(&mut *tx)
+                .await?;
+        for (group,) in &groups {
+            insert_event(
+                &mut tx,
+                group,
+                DeviceGroupEventType::DeviceRevoked,
+                &name,
+                None,
+            )
+            .await?;
+        }
+    }
     // A backup made by this device (a thief's, perhaps) no longer pushes out the backups it
     // replaced: they are current again, so the sweep never deletes them. The device's own
     // backups stay: one of them may be the owner's only backup, and recovery opens them only
