@@ -1,18 +1,16 @@
-//! A group's devices: RevokeDevice, the device's side (docs/protocol/revoke.md): this device
-//! revokes itself, or another device of one of its groups after a passcode login of that group
-//! (the step-up); and the group's events (devices added by recovery, devices revoked).
+//! A group's events (devices added by recovery, devices revoked). In the main module: an app may
+//! show them on every visit, so the user notices a recovery they did not make. RevokeDevice is in
+//! `revoke.rs` (the full module).
 
-use waas_api::resources::{Device, ListDeviceGroupEventsResponse, RevokeDeviceRequest};
-use waas_api::{DeviceGroupName, DeviceName};
+use waas_api::DeviceGroupName;
+use waas_api::resources::ListDeviceGroupEventsResponse;
 use wasm_bindgen::prelude::wasm_bindgen;
 
-use super::{WaasClient, string_option, to_js};
+use super::{WaasClient, to_js};
 use crate::SdkError;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
-/** What revoking another device takes: a passcode login of a device group both devices are in. */
-export interface StepUp { deviceGroup: string; passcode: string; }
 /** A change of a group's devices. A DEVICE_ADDED the user did not make is someone who recovered
  * the wallet with its backup and passcode: revoke that device, then change the passcode. */
 export interface DeviceGroupEvent {
@@ -27,9 +25,6 @@ export interface DeviceGroupEvent {
 
 #[wasm_bindgen]
 extern "C" {
-    /// `StepUp`.
-    #[wasm_bindgen(typescript_type = "StepUp")]
-    pub type StepUp;
     /// `DeviceGroupEvent[]`.
     #[wasm_bindgen(typescript_type = "DeviceGroupEvent[]")]
     pub type JsDeviceGroupEvents;
@@ -50,56 +45,4 @@ impl WaasClient {
             .await?;
         Ok(to_js(&list.events)?.into())
     }
-
-    /// RevokeDevice: the server deletes its halves of the device's pairings, fails its pending
-    /// operations, and refuses its requests from then on (`DEVICE_REVOKED`). `device` defaults
-    /// to this device, which needs nothing more (revoking it again is fine). Another device of
-    /// one of this device's groups needs `stepUp`: a passcode login of that group, made first
-    /// (counted at the server like any other). It cannot undo an export: a device that opened
-    /// its archive held the whole key, and only moving the funds helps then.
-    #[wasm_bindgen(js_name = revokeDevice)]
-    pub async fn revoke_device(
-        &self,
-        device: Option<String>,
-        #[wasm_bindgen(js_name = stepUp)] step_up: Option<StepUp>,
-    ) -> Result<(), SdkError> {
-        let own = self.identity().await?.0.clone();
-        let name: DeviceName = match device {
-            Some(name) => name.parse()?,
-            None => own.clone(),
-        };
-        let itself = name == own;
-        let login = match (itself, step_up) {
-            (true, _) => None,
-            (false, Some(step_up)) => {
-                let (Some(group), Some(passcode)) = (
-                    string_option(&step_up, "deviceGroup"),
-                    string_option(&step_up, "passcode"),
-                ) else {
-                    return Err(step_up_needed());
-                };
-                Some(self.login(&group.parse()?, &passcode).await?.name)
-            }
-            (false, None) => return Err(step_up_needed()),
-        };
-        let body = RevokeDeviceRequest { name, login };
-        match self
-            .send::<_, Device>("POST", "/v1/device:revoke", Some(&body), true)
-            .await
-        {
-            Ok(revoked) if revoked.name == body.name => Ok(()),
-            Ok(_) => Err(SdkError::Untrusted(
-                "RevokeDevice answered another device".into(),
-            )),
-            // This device, revoked already (a retry, or by another device): what was asked holds.
-            Err(SdkError::DeviceRevoked) if itself => Ok(()),
-            Err(error) => Err(error),
-        }
-    }
-}
-
-fn step_up_needed() -> SdkError {
-    SdkError::InvalidArgument(
-        "revoking another device takes stepUp: { deviceGroup, passcode }".into(),
-    )
 }

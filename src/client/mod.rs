@@ -29,13 +29,14 @@ mod archive;
 // them (docs/design-notes.md, "Two modules").
 #[cfg(feature = "rare-flows")]
 mod backup;
-#[cfg(feature = "rare-flows")]
 mod devices;
 #[cfg(feature = "rare-flows")]
 mod export;
 mod passcode;
 #[cfg(feature = "rare-flows")]
 mod recovery;
+#[cfg(feature = "rare-flows")]
+mod revoke;
 
 use crate::SdkError;
 use crate::browser::{fetch, subtle};
