@@ -13,19 +13,14 @@ import {
   type Signature,
 } from 'waas-sdk';
 
-import { ApiError, fetchServerVersion } from './api';
+import { fetchServerVersion } from './api';
 import { type StoredWallet, forgetWallet, loadWallet, saveWallet } from './storage';
+import { byId, clearError, describe, showError, showProblem } from './ui';
 
 /** The passcode policy the page states (and the SDK's default): at least 6 digits. */
 const PASSCODE_POLICY = { minPasscodeLength: 6, digitsOnly: true };
 
 // --- DOM helpers ---------------------------------------------------------------------------------
-
-function byId<T extends HTMLElement>(id: string, type: { new (): T; prototype: T }): T {
-  const element = document.getElementById(id);
-  if (!(element instanceof type)) throw new Error(`missing #${id}`);
-  return element;
-}
 
 const ui = {
   status: byId('status', HTMLElement),
@@ -117,41 +112,6 @@ function setStatus(text: string, state: 'loading' | 'busy' | 'ready' | 'error'):
 function reveal(section: HTMLElement, focus: boolean): void {
   section.hidden = false;
   if (focus) section.querySelector<HTMLElement>('h2')?.focus();
-}
-
-// --- errors ---------------------------------------------------------------------------------------
-
-/** An error as the page shows it: a stable code and a message for people. */
-function describeError(error: unknown): { code: string; message: string } {
-  if (error instanceof WaasError || error instanceof ApiError) {
-    return { code: error.code, message: error.message };
-  }
-  return { code: 'UNEXPECTED', message: error instanceof Error ? error.message : String(error) };
-}
-
-function describe(error: unknown): string {
-  const { code, message } = describeError(error);
-  return `${code}: ${message}`;
-}
-
-/** Shows `error` in `element` (a role="alert" region) as "CODE: message". */
-function showError(element: HTMLElement, error: unknown): void {
-  const { code, message } = describeError(error);
-  const codeElement = document.createElement('code');
-  codeElement.textContent = code;
-  element.replaceChildren(codeElement, `: ${message}`);
-  element.dataset['code'] = code;
-}
-
-/** Shows a problem the page found itself (no SDK call was made), without a code. */
-function showProblem(element: HTMLElement, message: string): void {
-  element.textContent = message;
-  delete element.dataset['code'];
-}
-
-function clearError(element: HTMLElement): void {
-  element.replaceChildren();
-  delete element.dataset['code'];
 }
 
 // --- state ----------------------------------------------------------------------------------------
