@@ -15,10 +15,7 @@ import {
 
 import { fetchServerVersion } from './api';
 import { type StoredWallet, forgetWallet, loadWallet, saveWallet } from './storage';
-import { byId, clearError, describe, showError, showProblem } from './ui';
-
-/** The passcode policy the page states (and the SDK's default): at least 6 digits. */
-const PASSCODE_POLICY = { minPasscodeLength: 6, digitsOnly: true };
+import { PASSCODE_POLICY, byId, clearError, describe, showError, showProblem } from './ui';
 
 // --- DOM helpers ---------------------------------------------------------------------------------
 
@@ -80,6 +77,7 @@ const ui = {
   backupDownload: byId('backup-download', HTMLButtonElement),
   backupSaved: byId('backup-saved', HTMLButtonElement),
   backupDone: byId('backup-done', HTMLElement),
+  backupNeeded: byId('backup-needed', HTMLElement),
   devices: byId('devices', HTMLElement),
   devicesRefresh: byId('devices-refresh', HTMLButtonElement),
   devicesList: byId('devices-list', HTMLUListElement),
@@ -218,6 +216,7 @@ function showDeviceState(app: App): void {
   if (revoked) ui.revokeOtherForm.hidden = true;
   // A backup string already on show stays: the user may still need to save it.
   if (app.wallet) ui.backup.hidden = revoked && app.backupString === undefined;
+  ui.backupNeeded.hidden = revoked || app.wallet?.needsBackup !== true;
   renderDevices(app);
 }
 
@@ -582,6 +581,16 @@ function wireBackup(app: App): void {
       if (!wallet) throw new Error('create a wallet first');
       await app.client.confirmBackupSaved(wallet.deviceGroup);
       hideBackup(app);
+      if (wallet.needsBackup === true) {
+        // The recovered wallet has a backup of its own now: the reminder goes.
+        const { needsBackup: _, ...saved } = wallet;
+        app.wallet = saved;
+        try {
+          saveWallet(saved);
+        } catch {
+          // Only the reminder would come back after a reload; the backup itself is saved.
+        }
+      }
       ui.backupDone.textContent =
         'This device has forgotten its copy of the backup. The one you saved is now the only copy.';
       showDeviceState(app);

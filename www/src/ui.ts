@@ -4,6 +4,9 @@ import { WaasError } from 'waas-sdk';
 
 import { ApiError } from './api';
 
+/** The passcode policy the pages state (and the SDK's default): at least 6 digits. */
+export const PASSCODE_POLICY = { minPasscodeLength: 6, digitsOnly: true };
+
 /** The element `#id`, which must be a `type`: a page whose markup lost it fails loudly at load. */
 export function byId<T extends HTMLElement>(id: string, type: { new (): T; prototype: T }): T {
   const element = document.getElementById(id);
