@@ -91,33 +91,44 @@ impl WaasClient {
             .await?;
         let group: DeviceGroupName = backup.device_group.parse()?;
         let wallet: MpcWalletName = backup.wallet.parse()?;
-        let operation = self.add_device_operation(&backup).await?;
-        let OperationMetadata::AddDevice {
-            device_group,
-            mpc_operation,
-            ..
-        } = &operation.metadata
-        else {
-            return Err(SdkError::Untrusted(
-                "AddDevice answered another kind of operation".into(),
-            ));
+        // A recovery that stored its pairing is finished, not started again: its operation may
+        // still wait for round 9 (its answer was lost), or be done. One cut off before that
+        // left this device nothing to resume with: a new operation starts over.
+        let stored = self.store.group(&group.to_string()).await?.is_some();
+        let data = if stored {
+            self.unfinished_recovery(&group).await?
+        } else {
+            let operation = self.add_device_operation(&backup).await?;
+            let OperationMetadata::AddDevice {
+                device_group,
+                mpc_operation,
+                ..
+            } = &operation.metadata
+            else {
+                return Err(SdkError::Untrusted(
+                    "AddDevice answered another kind of operation".into(),
+                ));
+            };
+            if *device_group != group || mpc_operation.device_group_name() != group {
+                return Err(SdkError::Untrusted(
+                    "AddDevice answered for another group".into(),
+                ));
+            }
+            Some(self.pending(&group, mpc_operation).await?)
         };
-        if *device_group != group || mpc_operation.device_group_name() != group {
-            return Err(SdkError::Untrusted(
-                "AddDevice answered for another group".into(),
-            ));
-        }
-        let pending = self.pending(&group, mpc_operation).await?;
-        self.run_recovery(&pending, backup, &passcode, &unlocked)
-            .await?;
-        let done = self
-            .wait(&operation.name.to_string(), &JsValue::UNDEFINED)
-            .await?;
-        if !matches!(done.response, Some(OperationResponse::DeviceAdded(ref added)) if added.device_group == group)
-        {
-            return Err(SdkError::Untrusted(
-                "the AddDevice operation did not add this device".into(),
-            ));
+        if let Some(data) = data {
+            let name = data.mpc_operation.operation_name().to_string();
+            self.run_recovery(&data, backup, &passcode, &unlocked)
+                .await?;
+            let done = self.wait(&name, &JsValue::UNDEFINED).await?;
+            let device = &self.identity().await?.0;
+            if !matches!(done.response, Some(OperationResponse::DeviceAdded(ref added))
+                if added.device_group == group && added.device == *device)
+            {
+                return Err(SdkError::Untrusted(
+                    "the AddDevice operation did not add this device".into(),
+                ));
+            }
         }
         // A failed archive leaves the recovery done: export can archive later.
         let archived = self
@@ -145,6 +156,31 @@ impl WaasClient {
 }
 
 impl WaasClient {
+    /// This device's AddDevice operation of `group` that is not done yet, if any. A device that
+    /// is in no group's list of operations (not added, none started) has none.
+    async fn unfinished_recovery(
+        &self,
+        group: &DeviceGroupName,
+    ) -> Result<Option<MpcData>, SdkError> {
+        let device = self.identity().await?.0.clone();
+        let list = match self.list_operations(group).await {
+            Ok(list) => list,
+            Err(SdkError::Server { code, .. }) if code == "PERMISSION_DENIED" => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        for entry in list.mpc_operations {
+            let data = MpcData::decode(&entry.mpc_data)
+                .map_err(|error| SdkError::Untrusted(error.to_string()))?;
+            if data.mpc_operation == entry.name
+                && data.device == device
+                && matches!(data.protocol, MpcProtocol::AddDevice { .. })
+            {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+
     async fn add_device_operation(&self, backup: &BackupString) -> Result<Operation, SdkError> {
         let group: DeviceGroupName = backup.device_group.parse()?;
         let body = AddDeviceRequest {

@@ -161,9 +161,60 @@ pub struct DeviceGroup {
     pub name: DeviceGroupName,
     /// Its devices.
     pub devices: Vec<DeviceName>,
+    /// Each device's state, in the order of `devices`, so a wallet can show which ones are
+    /// revoked (a device's own state alone would not tell it about the others).
+    #[serde(default)]
+    pub device_states: Vec<GroupDeviceState>,
     /// [`crate::export::ExportMetadata`], base64url, once key generation has finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mpc_key_export_metadata: Option<String>,
+}
+
+/// One device of a group and its state ([`DeviceGroup::device_states`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupDeviceState {
+    /// The device.
+    pub device: DeviceName,
+    /// Active or revoked.
+    pub state: DeviceState,
+}
+
+/// What happened to a group's devices: `GET /v1/pools/{pool}/deviceGroups/{device_group}/events`
+/// (for its devices and API keys), so the other devices can tell the user that a device was
+/// added (a recovery, which may be a thief's) or revoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDeviceGroupEventsResponse {
+    /// The events, oldest first.
+    pub events: Vec<DeviceGroupEvent>,
+}
+
+/// One change of a group's devices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceGroupEvent {
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: DeviceGroupEventType,
+    /// The device it happened to.
+    pub device: DeviceName,
+    /// The operation that did it (AddDevice's), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<OperationName>,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
+/// What happened to a device of a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum DeviceGroupEventType {
+    /// AddDevice made it a device of the group (a recovery with a backup and the passcode).
+    DeviceAdded,
+    /// RevokeDevice revoked it.
+    DeviceRevoked,
 }
 
 /// CreateMPCKey: `POST /v1/pools/{pool}/deviceGroups/{device_group}/mpcKeys`.
@@ -553,6 +604,70 @@ mod tests {
         let newer = MpcData { version: 2, ..data };
         assert!(MpcData::decode(&newer.encode()).is_err());
         assert!(MpcData::decode("%%").is_err());
+    }
+
+    #[test]
+    fn group_events_and_device_states_are_typed_and_round_trip() {
+        let events = ListDeviceGroupEventsResponse {
+            events: vec![
+                DeviceGroupEvent {
+                    kind: DeviceGroupEventType::DeviceAdded,
+                    device: "devices/new".parse().unwrap(),
+                    operation: Some("operations/o1".parse().unwrap()),
+                    time: "2025-01-02T03:04:05.678Z".into(),
+                },
+                DeviceGroupEvent {
+                    kind: DeviceGroupEventType::DeviceRevoked,
+                    device: "devices/old".parse().unwrap(),
+                    operation: None,
+                    time: "2025-01-02T03:04:06.000Z".into(),
+                },
+            ],
+        };
+        let value = json!({
+            "events": [
+                {
+                    "type": "DEVICE_ADDED",
+                    "device": "devices/new",
+                    "operation": "operations/o1",
+                    "time": "2025-01-02T03:04:05.678Z",
+                },
+                {
+                    "type": "DEVICE_REVOKED",
+                    "device": "devices/old",
+                    "time": "2025-01-02T03:04:06.000Z",
+                },
+            ]
+        });
+        assert_eq!(serde_json::to_value(&events).unwrap(), value);
+        assert_eq!(
+            serde_json::from_value::<ListDeviceGroupEventsResponse>(value).unwrap(),
+            events
+        );
+        let unknown = json!({"type": "DEVICE_RENAMED", "device": "devices/d", "time": "t"});
+        assert!(serde_json::from_value::<DeviceGroupEvent>(unknown).is_err());
+
+        let group = DeviceGroup {
+            name: "pools/p/deviceGroups/g".parse().unwrap(),
+            devices: vec!["devices/a".parse().unwrap()],
+            device_states: vec![GroupDeviceState {
+                device: "devices/a".parse().unwrap(),
+                state: DeviceState::Revoked,
+            }],
+            mpc_key_export_metadata: None,
+        };
+        let value = json!({
+            "name": "pools/p/deviceGroups/g",
+            "devices": ["devices/a"],
+            "deviceStates": [{"device": "devices/a", "state": "REVOKED"}],
+        });
+        assert_eq!(serde_json::to_value(&group).unwrap(), value);
+        assert_eq!(serde_json::from_value::<DeviceGroup>(value).unwrap(), group);
+        // A server from before the field: the states are simply not known.
+        let older: DeviceGroup =
+            serde_json::from_value(json!({"name": "pools/p/deviceGroups/g", "devices": []}))
+                .unwrap();
+        assert!(older.device_states.is_empty());
     }
 
     #[test]

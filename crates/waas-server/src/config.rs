@@ -78,6 +78,18 @@ pub struct Config {
         value_parser = parse_backoff
     )]
     pub passcode_backoff: Duration,
+
+    /// How long a replaced backup still recovers the wallet before it is deleted: the time a
+    /// user has to revoke a stolen device (which brings back the backup a thief's replaced) and
+    /// to save a new backup string. A duration with its unit (`7d`, `12h`, `30m`) or `0`, at
+    /// most a year. `0` deletes a backup at the first sweep after it is replaced: for tests only.
+    #[arg(
+        long,
+        env = "WAAS_BACKUP_RETENTION",
+        default_value = "7d",
+        value_parser = parse_retention
+    )]
+    pub backup_retention: Duration,
 }
 
 /// Operator commands, run against the database (`--database`) while the server runs or not.
@@ -95,6 +107,15 @@ pub enum Command {
         /// The device, `devices/{id}`.
         #[arg(long)]
         device: DeviceName,
+    },
+    /// Clears a device group's recovery lock and failed-recovery count (AddDevice with a backup:
+    /// counted per group, since the device recovering is not a device of the group yet). Run it
+    /// only after checking out of band that the user asking is the wallet's owner: the lock is
+    /// what stops online passcode guessing by whoever holds the backup string.
+    UnlockRecovery {
+        /// The device group, `pools/{pool}/deviceGroups/{id}`.
+        #[arg(long)]
+        device_group: DeviceGroupName,
     },
 }
 
@@ -122,6 +143,22 @@ fn parse_backoff(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// The longest backup retention accepted: a typo (`7y`) must not keep replaced backups forever.
+const MAX_RETENTION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses `--backup-retention`: humantime's durations (`7d`, `12h`, `1week`) or `0`.
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    let retention = humantime::parse_duration(text.trim())
+        .map_err(|error| format!("{text:?} is not a duration like 7d, 12h or 0: {error}"))?;
+    if retention > MAX_RETENTION {
+        return Err(format!(
+            "the retention must be at most {} days",
+            MAX_RETENTION.as_secs() / 86_400
+        ));
+    }
+    Ok(retention)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +173,26 @@ mod tests {
         for bad in ["", "-1", "abc", "1h", "NaN", "inf", "4000"] {
             assert!(parse_backoff(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn retention_values() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse_retention("7d"), Ok(7 * day));
+        assert_eq!(parse_retention("12h"), Ok(day / 2));
+        assert_eq!(parse_retention("1week"), Ok(7 * day));
+        assert_eq!(parse_retention("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_retention("366d"), Ok(366 * day));
+        for bad in ["", "7", "-1d", "abc", "367d", "2y"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+        // The default is a week.
+        let config = Config::try_parse_from(["waas-server"]).unwrap();
+        assert_eq!(config.backup_retention, 7 * day);
+        assert_eq!(
+            config.backup_retention,
+            crate::services::DEFAULT_BACKUP_RETENTION
+        );
     }
 
     #[test]
@@ -169,5 +226,20 @@ mod tests {
                 .is_err(),
             "the group is required"
         );
+        let config = Config::try_parse_from([
+            "waas-server",
+            "--database",
+            "/tmp/w.db",
+            "unlock-recovery",
+            "--device-group",
+            "pools/default/deviceGroups/g1",
+        ])
+        .unwrap();
+        assert_eq!(config.database, "/tmp/w.db");
+        let Some(Command::UnlockRecovery { device_group }) = config.command else {
+            panic!("{config:?}")
+        };
+        assert_eq!(device_group.to_string(), "pools/default/deviceGroups/g1");
+        assert!(Config::try_parse_from(["waas-server", "unlock-recovery"]).is_err());
     }
 }

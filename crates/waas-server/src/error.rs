@@ -1,6 +1,7 @@
 //! Errors: [`ApiError`] for a request (sent as the JSON body of `waas_api::ErrorBody`) and
 //! [`ServerError`] for the server as a whole (start-up and shutdown).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use axum::Json;
@@ -74,7 +75,7 @@ pub enum ServerError {
 pub struct ApiError {
     code: ErrorCode,
     message: String,
-    reason: Option<&'static str>,
+    reason: Option<Cow<'static, str>>,
     retry_after_seconds: Option<u64>,
 }
 
@@ -92,7 +93,7 @@ impl ApiError {
 
     /// The same error with a finer reason a client can act on (`waas_api::auth::reason`, …).
     pub fn with_reason(mut self, reason: &'static str) -> Self {
-        self.reason = Some(reason);
+        self.reason = Some(Cow::Borrowed(reason));
         self
     }
 
@@ -137,9 +138,20 @@ impl ApiError {
     /// The JSON body of this error.
     pub fn body(&self) -> ErrorBody {
         let mut body = ErrorBody::new(self.code, self.message.clone());
-        body.reason = self.reason.map(str::to_owned);
+        body.reason = self.reason.as_deref().map(str::to_owned);
         body.retry_after_seconds = self.retry_after_seconds;
         body
+    }
+
+    /// An error as it was stored with an operation (its reason and retry time kept), to answer
+    /// again.
+    pub fn from_body(body: ErrorBody) -> Self {
+        Self {
+            code: body.code,
+            message: body.message,
+            reason: body.reason.map(Cow::Owned),
+            retry_after_seconds: body.retry_after_seconds,
+        }
     }
 
     /// The route or resource does not exist.

@@ -73,6 +73,7 @@ pub async fn run(
         Settings {
             audience: config.audience.clone(),
             passcode_backoff: config.passcode_backoff,
+            backup_retention: config.backup_retention,
         },
     )
     .await?;
@@ -90,8 +91,9 @@ pub async fn run(
 }
 
 /// Fails, every half minute, the operations that waited too long for their device (deleting
-/// their sessions), and forgets passcode logins past their use, so that no MPC session or login
-/// secret outlives its use.
+/// their sessions), forgets passcode logins past their use and deletes the backups replaced for
+/// longer than the retention, so that no MPC session, login secret or replaced d_srv outlives
+/// its use. The first sweep runs at start.
 async fn expire_operations(services: Services<SqliteStore>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
     loop {
@@ -101,6 +103,9 @@ async fn expire_operations(services: Services<SqliteStore>) {
         }
         if let Err(error) = services.forget_passcode_logins().await {
             tracing::warn!(%error, "could not forget old passcode logins");
+        }
+        if let Err(error) = services.forget_replaced_backups().await {
+            tracing::warn!(%error, "could not delete replaced backups");
         }
     }
 }
@@ -112,20 +117,53 @@ pub async fn unlock_passcode(
     group: &waas_api::DeviceGroupName,
     device: &waas_api::DeviceName,
 ) -> Result<String, ServerError> {
-    let store = SqliteStore::open_existing(database).await?;
-    let result = store.unlock_passcode(group, device).await;
-    store.close().await;
-    Ok(match result? {
+    let before = on_existing(database, async |store| {
+        store.unlock_passcode(group, device).await
+    })
+    .await?;
+    Ok(match before {
         Some(before) => {
             tracing::info!(%group, %device, failures = before.failures, locked = before.locked, "unlocked the passcode");
-            format!(
-                "unlocked {device} in {group}: {} failed attempt(s) cleared{}",
-                before.failures,
-                if before.locked { ", lock lifted" } else { "" }
-            )
+            format!("unlocked {device} in {group}: {}", cleared(&before))
         }
         None => format!("{device} has no failed passcode attempts in {group}: nothing to unlock"),
     })
+}
+
+/// `waas-server unlock-recovery`: clears a group's recovery lock and failed-recovery count, on
+/// the database of `--database` (which must exist). Returns what to tell the operator.
+pub async fn unlock_recovery(
+    database: &str,
+    group: &waas_api::DeviceGroupName,
+) -> Result<String, ServerError> {
+    let before = on_existing(database, async |store| store.unlock_recovery(group).await).await?;
+    Ok(match before {
+        Some(before) => {
+            tracing::info!(%group, failures = before.failures, locked = before.locked, "unlocked recovery");
+            format!("unlocked recovery of {group}: {}", cleared(&before))
+        }
+        None => format!("{group} has no failed recovery attempts: nothing to unlock"),
+    })
+}
+
+/// Runs an operator command's `work` on the existing database `database`, then closes it.
+async fn on_existing<T>(
+    database: &str,
+    work: impl AsyncFnOnce(&SqliteStore) -> Result<T, store::StoreError>,
+) -> Result<T, ServerError> {
+    let store = SqliteStore::open_existing(database).await?;
+    let result = work(&store).await;
+    store.close().await;
+    Ok(result?)
+}
+
+/// What an unlock cleared, for the operator.
+fn cleared(before: &store::Attempts) -> String {
+    format!(
+        "{} failed attempt(s) cleared{}",
+        before.failures,
+        if before.locked { ", lock lifted" } else { "" }
+    )
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so in-flight requests finish before the server exits.

@@ -18,18 +18,28 @@ async fn main() -> ExitCode {
         .init();
 
     let config = Config::parse();
-    if let Some(Command::UnlockPasscode {
-        device_group,
-        device,
-    }) = &config.command
-    {
-        return match waas_server::unlock_passcode(&config.database, device_group, device).await {
+    let operator = match &config.command {
+        Some(Command::UnlockPasscode {
+            device_group,
+            device,
+        }) => Some((
+            "unlock-passcode",
+            waas_server::unlock_passcode(&config.database, device_group, device).await,
+        )),
+        Some(Command::UnlockRecovery { device_group }) => Some((
+            "unlock-recovery",
+            waas_server::unlock_recovery(&config.database, device_group).await,
+        )),
+        None => None,
+    };
+    if let Some((command, result)) = operator {
+        return match result {
             Ok(message) => {
                 println!("{message}");
                 ExitCode::SUCCESS
             }
             Err(error) => {
-                eprintln!("waas-server unlock-passcode: {error}");
+                eprintln!("waas-server {command}: {error}");
                 ExitCode::FAILURE
             }
         };

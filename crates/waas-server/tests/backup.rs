@@ -1,238 +1,134 @@
 //! PrepareDeviceBackup at the server (docs/protocol/backup.md), against a real server process,
 //! with the waas-mpc backup steps playing the device: the operation, the three device rounds
 //! over the durable exchange, the dry run the device can do with the server's partial, the
-//! group's one current backup (replaced only by a verified one), each refusal changing nothing,
-//! and a revocation leaving the backup in place.
+//! group's current backup (replaced only by a verified one, and kept for the retention after),
+//! the sweep of replaced backups, each refusal changing nothing, a revocation leaving the backup
+//! in place, and a revocation undoing a thief's backup.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
-use waas_api::export::PrepareDeviceBackupRequest;
 use waas_api::passcode::reason;
-use waas_api::resources::{
-    DeviceBackup, ExchangeResponse, MpcData, MpcProtocol, Operation, OperationMetadata,
-    OperationResponse, RevokeDeviceRequest,
-};
+use waas_api::resources::{Operation, OperationMetadata, RevokeDeviceRequest};
 use waas_api::{DeviceGroupName, ErrorCode, MpcOperationName};
-use waas_mpc::{
-    BackupContext, BackupRound1, BackupRound2, BackupRound3, DecryptionShare, Half, Pairing,
-    PartialUse, Role, backup_key, ciphertext_ephemeral, ciphertexts_hash, decrypt_half,
-    encrypt_device_half, verify_key_share, verify_partial,
-};
+use waas_mpc::{BackupContext, BackupRound1, BackupRound3, Role, ciphertexts_hash};
 
-use support::eth::hex0x;
-use support::{Login, PASSCODE, TestDevice, TestServer, Wallet, default_pool, flip, reply};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-/// PrepareDeviceBackup for `device`, signed by whoever `client` signs as, built but not sent.
-fn prepare_backup_call<'a>(
-    client: &'a support::Client,
-    group: &DeviceGroupName,
-    device: &TestDevice,
-) -> support::Call<'a> {
-    client
-        .post(format!("/v1/{group}:prepareDeviceBackup"))
-        .json(&PrepareDeviceBackupRequest {
-            device: device.name.clone(),
-        })
-}
+use waas_server::SqliteStore;
+use waas_server::store::{BackupRecord, Store};
 
-/// The device's part of a backup operation.
-fn backup_op_of(operation: &Operation) -> MpcOperationName {
-    match &operation.metadata {
-        OperationMetadata::PrepareDeviceBackup { mpc_operation, .. } => mpc_operation.clone(),
-        other => panic!("not a backup: {other:?}"),
-    }
-}
+use support::backup::{Backup, backup_op_of, full_backup, prepare_backup_call};
+use support::{PASSCODE, TestDevice, TestServer, default_pool, flip};
 
-/// The device's view of one backup: its names (from mpcData and its records, never from the
-/// server's answers), its decryption half, and what it has received and sent so far.
-struct Backup<'a> {
-    device: &'a TestDevice,
-    pairing: &'a Pairing,
-    op: MpcOperationName,
-    group: String,
-    /// The backup's id: the MPC operation's name, as mpcData gives it.
-    backup: String,
-    share: DecryptionShare,
-}
-
-/// Round 2 as the device checked it.
-struct Answered {
-    server_key_share: [u8; 33],
-    key: [u8; 33],
-    server_half: Vec<u8>,
-}
-
-impl<'a> Backup<'a> {
-    /// PrepareDeviceBackup by the device itself; the operation's mpcData is checked: this device,
-    /// its pairing and epoch.
-    async fn start(device: &'a TestDevice, wallet: &'a Wallet) -> Self {
-        let operation: Operation =
-            prepare_backup_call(&device.client, &wallet.device_group, device)
-                .ok()
-                .await;
-        assert!(!operation.done, "{operation:?}");
-        let op = backup_op_of(&operation);
-        let listed = device.find_mpc_operation(&op).await;
-        let data = MpcData::decode(&listed.mpc_data).unwrap();
-        assert_eq!(
-            (data.device.clone(), data.epoch, data.protocol.clone()),
-            (
-                device.name.clone(),
-                wallet.pairing.epoch(),
-                MpcProtocol::PrepareDeviceBackup {
-                    pairing_id: hex0x(&wallet.pairing.public().id)
-                }
-            ),
-            "{data:?}"
-        );
-        Self {
-            device,
-            pairing: &wallet.pairing,
-            group: op.device_group_name().to_string(),
-            backup: op.to_string(),
-            op,
-            share: DecryptionShare::generate().unwrap(),
-        }
-    }
-
-    fn context(&self) -> BackupContext<'_> {
-        BackupContext {
-            device_group: &self.group,
-            backup: &self.backup,
-            pairing_id: &self.pairing.public().id,
-            epoch: self.pairing.epoch(),
-        }
-    }
-
-    /// Round 1's message with `login`'s name and P_dev with its proof.
-    fn round1(&self, login: &str) -> Vec<u8> {
-        BackupRound1 {
-            login: login.to_owned(),
-            key_share: self
-                .share
-                .key_share_message(&self.context(), Role::Device)
-                .unwrap(),
-        }
-        .encode()
-        .unwrap()
-    }
-
-    /// Round 1 (and its repeat, which gets the same answer), and round 2 checked as the device
-    /// does: P_srv's proof for role server, P.
-    async fn run_round1(&self, login: &Login) -> Answered {
-        let message = self.round1(&login.name.to_string());
-        let answer: ExchangeResponse = self
-            .device
-            .exchange_and_repeat(&self.op, 1, &message)
-            .await
-            .ok();
-        let round2 = BackupRound2::decode(&reply(&answer, 2)).unwrap();
-        let server_key_share =
-            verify_key_share(&round2.key_share, &self.context(), Role::Server).unwrap();
-        let key = backup_key(&self.share.public(), &server_key_share).unwrap();
-        Answered {
-            server_key_share,
-            key,
-            server_half: round2.server_half,
-        }
-    }
-
-    /// Round 3: ct_x (the device's additive share encrypted to P) with the proof of its r.
-    fn device_half(&self, answered: &Answered) -> BackupRound3 {
-        encrypt_device_half(
-            &answered.key,
-            &self.pairing.additive_share(),
-            &self.context(),
-        )
-        .unwrap()
-    }
-
-    /// Round 3 (and its repeat) and the dry run on round 4: the server's partial verifies
-    /// against P_srv for ct_x's R, and ct_x opens to the device's own share.
-    async fn run_round3(&self, answered: &Answered, round3: &BackupRound3) {
-        let device_half = round3.device_half.as_slice();
-        let answer: ExchangeResponse = self
-            .device
-            .exchange_and_repeat(&self.op, 3, &round3.encode().unwrap())
-            .await
-            .ok();
-        let context = self.context();
-        let ephemeral = ciphertext_ephemeral(device_half).unwrap();
-        let partial = verify_partial(
-            &reply(&answer, 4),
-            &answered.server_key_share,
-            &ephemeral,
-            Half::Device,
-            &context,
-            Role::Server,
-            PartialUse::DryRun,
-        )
-        .unwrap();
-        let opened = decrypt_half(
-            device_half,
-            &self.share,
-            &partial,
-            &answered.key,
-            Half::Device,
-            &context,
-            &self.pairing.public().device_public_share,
-        )
-        .unwrap();
-        assert_eq!(*opened, *self.pairing.additive_share());
-    }
-
-    /// Rounds 1 and 3 with `login`, and the dry run: round 2 as the device checked it, and ct_x.
-    async fn through_round3(&self, login: &Login) -> (Answered, BackupRound3) {
-        let answered = self.run_round1(login).await;
-        let round3 = self.device_half(&answered);
-        self.run_round3(&answered, &round3).await;
-        (answered, round3)
-    }
-
-    /// Round 5 (and its repeat): done, and GetOperation shows the DeviceBackup with the hash.
-    async fn run_round5(&self, hash: &[u8; 32]) {
-        let done: ExchangeResponse = self
-            .device
-            .exchange_and_repeat(&self.op, 5, hash)
-            .await
-            .ok();
-        assert!(done.done && done.message.is_none(), "{done:?}");
-        let operation = self.device.get_operation(&self.op.operation_name()).await;
-        assert!(operation.done && operation.error.is_none(), "{operation:?}");
-        assert_eq!(
-            operation.response,
-            Some(OperationResponse::DeviceBackup(DeviceBackup {
-                device_group: self.op.device_group_name(),
-                device: self.device.name.clone(),
-                epoch: self.pairing.epoch(),
-                ciphertexts_hash: hex0x(hash),
-            }))
-        );
-    }
-}
-
-/// A whole backup with a fresh login: returns the backup's id and both ciphertexts.
-async fn full_backup(device: &TestDevice, wallet: &Wallet) -> (String, Vec<u8>, Vec<u8>) {
-    let backup = Backup::start(device, wallet).await;
-    let login = device.login(&wallet.device_group, PASSCODE).await;
-    let (answered, round3) = backup.through_round3(&login).await;
-    let device_half = round3.device_half;
-    backup
-        .run_round5(&ciphertexts_hash(&device_half, &answered.server_half))
-        .await;
-    (backup.backup, device_half, answered.server_half)
-}
-
-/// The group's backups rows: the backup's id, device, epoch, and (hex) P_dev, ct_x, ct_s.
+/// The group's backups rows, oldest first: the backup's id, device, epoch, and (hex) ct_x, ct_s.
 async fn backup_rows(server: &TestServer, group: &DeviceGroupName) -> Vec<String> {
     server
         .db_query(
             "SELECT backup || '|' || device || '|' || epoch || '|' || hex(device_ciphertext)
-                 || '|' || hex(server_ciphertext) FROM backups WHERE device_group = ?",
+                 || '|' || hex(server_ciphertext) FROM backups WHERE device_group = ?
+                 ORDER BY rowid",
             &[&group.to_string()],
         )
         .await
+}
+
+/// The group's backups, oldest first, each as `{id} current` or `{id} replaced by {id}`.
+async fn replacements(server: &TestServer, group: &DeviceGroupName) -> Vec<String> {
+    server
+        .db_query(
+            "SELECT backup || ' ' || ifnull('replaced by ' || replaced_by, 'current')
+                 FROM backups WHERE device_group = ? ORDER BY rowid",
+            &[&group.to_string()],
+        )
+        .await
+}
+
+fn current(backup: &str) -> String {
+    format!("{backup} current")
+}
+
+fn replaced(backup: &str, by: &str) -> String {
+    format!("{backup} replaced by {by}")
+}
+
+/// What the store method recovery will use returns for `backup` (live within `retention`):
+/// read through the server's own store, on its database, while it runs.
+async fn live_backup(
+    server: &TestServer,
+    backup: &str,
+    retention: Duration,
+) -> Option<BackupRecord> {
+    let backup: MpcOperationName = backup.parse().unwrap();
+    let store = SqliteStore::open(server.database().to_str().unwrap())
+        .await
+        .unwrap();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let retention = i64::try_from(retention.as_millis()).unwrap();
+    let live = store
+        .live_backup(&backup.device_group_name(), &backup, now - retention)
+        .await
+        .unwrap();
+    store.close().await;
+    live
+}
+
+/// The default `--backup-retention`.
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Restarts the server (its first sweep runs at start) and waits until that sweep has run: a
+/// stand-in row of `group` replaced at the start of 1970, past any retention, is gone.
+async fn sweep(server: &mut TestServer, group: &DeviceGroupName, device: &TestDevice) {
+    static SENTINELS: AtomicU32 = AtomicU32::new(0);
+    let sentinel = format!(
+        "{group}/mpcOperations/sentinel{}",
+        SENTINELS.fetch_add(1, Ordering::Relaxed)
+    );
+    let inserted = server
+        .db_execute(
+            "INSERT INTO backups (backup, device_group, device, epoch, pairing_id,
+                 decryption_share_sealed, device_key_share, server_key_share, device_ciphertext,
+                 server_ciphertext, create_time_ms, replaced_time_ms, replaced_by)
+             VALUES (?, ?, ?, 0, x'', x'', x'', x'', x'', x'', 1, 1, ?)",
+            &[
+                &sentinel,
+                &group.to_string(),
+                &device.name.to_string(),
+                &format!("{group}/mpcOperations/none"),
+            ],
+        )
+        .await;
+    assert_eq!(inserted, 1);
+    server.restart();
+    for _ in 0..300 {
+        let left = server
+            .db_query("SELECT backup FROM backups WHERE backup = ?", &[&sentinel])
+            .await;
+        if left.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the sweep did not run within 30 seconds of the start");
+}
+
+/// Moves every backup's times `by` into the past, as if that much time had gone by.
+async fn age_backups(server: &TestServer, by: Duration) {
+    let by = by.as_millis().to_string();
+    server
+        .db_execute(
+            "UPDATE backups SET create_time_ms = create_time_ms - ?,
+                 replaced_time_ms = replaced_time_ms - ?",
+            &[&by, &by],
+        )
+        .await;
 }
 
 fn row(backup: &str, device: &TestDevice, device_half: &[u8], server_half: &[u8]) -> String {
@@ -245,7 +141,7 @@ fn row(backup: &str, device: &TestDevice, device_half: &[u8], server_half: &[u8]
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_backup_passes_the_dry_run_and_the_next_one_replaces_it() {
+async fn a_backup_passes_the_dry_run_and_the_next_one_replaces_it_but_keeps_it() {
     let mut server = TestServer::start();
     let (device, wallet) = server.device_with_passcode().await;
     let group = &wallet.device_group;
@@ -277,18 +173,164 @@ async fn a_backup_passes_the_dry_run_and_the_next_one_replaces_it() {
         .await;
     assert_eq!(session, ["NULL"]);
 
-    // Survives a restart; a second backup replaces the first (its ciphertexts and d_srv).
+    assert_eq!(replacements(&server, group).await, [current(&first)]);
+
+    // Survives a restart; a second backup replaces the first, which is kept whole (its
+    // ciphertexts and sealed d_srv), marked replaced by the second, and still live.
     server.restart();
     let (second, ct_x2, ct_s2) = full_backup(&device, &wallet).await;
     assert_ne!(second, first);
     assert_eq!(
         backup_rows(&server, group).await,
-        [row(&second, &device, &ct_x2, &ct_s2)]
+        [
+            row(&first, &device, &ct_x, &ct_s),
+            row(&second, &device, &ct_x2, &ct_s2)
+        ]
     );
-    let all = server
-        .db_query("SELECT CAST(COUNT(*) AS TEXT) FROM backups", &[])
+    assert_eq!(
+        replacements(&server, group).await,
+        [replaced(&first, &second), current(&second)]
+    );
+    let older = live_backup(&server, &first, WEEK).await.unwrap();
+    assert_eq!(older.replaced_by.unwrap().to_string(), second);
+    assert!(older.replaced_time_ms.unwrap() >= older.create_time_ms);
+    assert_eq!(
+        (
+            older.material.device_ciphertext,
+            older.material.server_ciphertext,
+            older.material.decryption_share_sealed.len(),
+        ),
+        (ct_x, ct_s, 69)
+    );
+    let newer = live_backup(&server, &second, WEEK).await.unwrap();
+    assert_eq!(
+        (newer.replaced_by, newer.replaced_time_ms, newer.device),
+        (None, None, device.name.clone())
+    );
+    assert_eq!(
+        (
+            newer.material.device_ciphertext,
+            newer.material.server_ciphertext
+        ),
+        (ct_x2, ct_s2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_deletes_a_replaced_backup_after_the_retention_and_never_a_current_one() {
+    // Retention 0: a replaced backup goes at the first sweep after it was replaced.
+    let mut server = TestServer::start_with(&["--backup-retention", "0"]);
+    let (device, wallet) = server.device_with_passcode().await;
+    let group = &wallet.device_group;
+    let (first, ..) = full_backup(&device, &wallet).await;
+    // A sweep leaves the only backup, current.
+    sweep(&mut server, group, &device).await;
+    assert_eq!(replacements(&server, group).await, [current(&first)]);
+
+    let (second, ct_x, ct_s) = full_backup(&device, &wallet).await;
+    sweep(&mut server, group, &device).await;
+    assert_eq!(
+        backup_rows(&server, group).await,
+        [row(&second, &device, &ct_x, &ct_s)]
+    );
+    assert_eq!(replacements(&server, group).await, [current(&second)]);
+    assert!(live_backup(&server, &first, Duration::ZERO).await.is_none());
+    assert!(
+        live_backup(&server, &second, Duration::ZERO)
+            .await
+            .is_some()
+    );
+}
+
+/// The owner makes two backups (the second replaces the first); a thief with the passcode makes
+/// a third, replacing the owner's: on the owner's device, or on `another` device of the group.
+/// The owner then revokes the device the thief's backup was made on.
+async fn a_thiefs_backup_is_undone_by_revoking_its_device(another: bool) {
+    let mut server = TestServer::start();
+    let (owner, wallet) = server.device_with_passcode().await;
+    let group = &wallet.device_group;
+    let (older, ..) = full_backup(&owner, &wallet).await;
+    let (owners, ct_x, ct_s) = full_backup(&owner, &wallet).await;
+    let (thiefs, ..) = full_backup(&owner, &wallet).await;
+    let stranger = server.device().await;
+    let thief = if another {
+        // AddDevice is not built, so a second device of the group has no pairing to back up:
+        // the thief's backup is made through the owner's pairing and its row then names the
+        // second device as its maker (as `join_group` adds the device as AddDevice will).
+        server.join_group(group, &stranger).await;
+        let moved = server
+            .db_execute(
+                "UPDATE backups SET device = ? WHERE backup = ?",
+                &[&stranger.name.to_string(), &thiefs],
+            )
+            .await;
+        assert_eq!(moved, 1);
+        &stranger
+    } else {
+        &owner
+    };
+    assert_eq!(
+        replacements(&server, group).await,
+        [
+            replaced(&older, &owners),
+            replaced(&owners, &thiefs),
+            current(&thiefs)
+        ]
+    );
+    // Within the retention the sweep keeps the owner's backup.
+    sweep(&mut server, group, &owner).await;
+    assert!(live_backup(&server, &owners, WEEK).await.is_some());
+
+    let revoked: waas_api::resources::Device = server
+        .api_key()
+        .client
+        .post("/v1/device:revoke")
+        .json(&RevokeDeviceRequest {
+            name: thief.name.clone(),
+            login: None,
+        })
+        .ok()
         .await;
-    assert_eq!(all, ["1"]);
+    assert_eq!(revoked.state, waas_api::resources::DeviceState::Revoked);
+    // The owner's backup is current again; the thief's stays (it may be the owner's, and opens
+    // only with the group's current passcode). The older one was replaced by the owner's:
+    // brought back only if the revoked device made the owner's (the owner's own device).
+    let older_now = if another {
+        replaced(&older, &owners)
+    } else {
+        current(&older)
+    };
+    let after = [older_now, current(&owners), current(&thiefs)];
+    assert_eq!(replacements(&server, group).await, after);
+
+    // Long past the retention, the sweep deletes only what is still replaced.
+    age_backups(&server, WEEK + WEEK).await;
+    sweep(&mut server, group, &owner).await;
+    let left: Vec<String> = after
+        .into_iter()
+        .filter(|row| row.ends_with(" current"))
+        .collect();
+    assert_eq!(replacements(&server, group).await, left);
+    assert_eq!(left.len(), if another { 2 } else { 3 });
+    let kept = live_backup(&server, &owners, WEEK).await.unwrap();
+    assert_eq!(
+        (
+            kept.device,
+            kept.material.device_ciphertext,
+            kept.material.server_ciphertext
+        ),
+        (owner.name.clone(), ct_x, ct_s)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_the_device_a_thiefs_backup_was_made_on_brings_the_owners_back() {
+    a_thiefs_backup_is_undone_by_revoking_its_device(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_another_device_that_made_a_thiefs_backup_brings_the_owners_back() {
+    a_thiefs_backup_is_undone_by_revoking_its_device(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -484,7 +526,7 @@ async fn a_wrong_hash_stores_no_backup_and_an_unfinished_backup_replaces_nothing
     let (device, wallet) = server.device_with_passcode().await;
     let group = &wallet.device_group;
     let (first, ct_x, ct_s) = full_backup(&device, &wallet).await;
-    let current = [row(&first, &device, &ct_x, &ct_s)];
+    let stored = [row(&first, &device, &ct_x, &ct_s)];
 
     // A second backup through round 3, then hashes that are not H(ct_x ‖ ct_s): refused, and
     // the first backup stays the group's.
@@ -506,7 +548,7 @@ async fn a_wrong_hash_stores_no_backup_and_an_unfinished_backup_replaces_nothing
             )
             .await;
     }
-    assert_eq!(backup_rows(&server, group).await, current);
+    assert_eq!(backup_rows(&server, group).await, stored);
 
     // Stopped here, it replaces nothing, also once it expired. In a fresh group, no row at all.
     server
@@ -519,7 +561,8 @@ async fn a_wrong_hash_stores_no_backup_and_an_unfinished_backup_replaces_nothing
         .exchange(&backup.op, 5, &hash)
         .await
         .assert_error(ErrorCode::Aborted, None);
-    assert_eq!(backup_rows(&server, group).await, current);
+    assert_eq!(backup_rows(&server, group).await, stored);
+    assert_eq!(replacements(&server, group).await, [current(&first)]);
 
     let other = device.create_wallet(&default_pool()).await;
     device

@@ -4,8 +4,8 @@
 
 mod support;
 
+use waas_api::PoolName;
 use waas_api::resources::{DEFAULT_NETWORK, DeviceState, OperationMetadata, OperationResponse};
-use waas_api::{ErrorCode, PoolName};
 
 use support::eth::{address_at, assert_signed_by, eip55, hex0x, public_key_at};
 use support::{TestServer, default_pool, sha256};
@@ -205,20 +205,6 @@ async fn the_api_key_creates_a_pool_and_a_wallet_for_a_device() {
     let group_seen: waas_api::resources::DeviceGroup =
         read(format!("/v1/{}", wallet.device_group)).await.ok();
     assert_eq!(group_seen.devices, vec![device.name.clone()]);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn routes_not_implemented_yet_answer_unimplemented() {
-    let server = TestServer::start();
-    let device = server.device().await;
-    let wallet = device.create_wallet(&default_pool()).await;
-    device
-        .client
-        .post(format!("/v1/{}:addDevice", wallet.device_group))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .assert_error(ErrorCode::Unimplemented, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]

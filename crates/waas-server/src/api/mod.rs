@@ -14,7 +14,7 @@ use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
-use waas_api::export::{PrepareDeviceArchiveRequest, PrepareDeviceBackupRequest};
+use waas_api::export::{AddDeviceRequest, PrepareDeviceArchiveRequest, PrepareDeviceBackupRequest};
 use waas_api::passcode::{
     PasscodeLoginFinishRequest, PasscodeLoginFinishResponse, PasscodeLoginStartRequest,
     PasscodeLoginStartResponse, PasscodeRegisterFinishRequest, PasscodeRegisterFinishResponse,
@@ -23,8 +23,9 @@ use waas_api::passcode::{
 use waas_api::resources::{
     Address, CreateMpcKeyRequest, CreateMpcWalletRequest, CreatePoolRequest,
     CreateSignatureRequest, Device, DeviceGroup, ExchangeRequest, ExchangeResponse,
-    GenerateAddressRequest, ListAddressesResponse, ListMpcOperationsResponse, MpcKey, MpcWallet,
-    Operation, Pool, RegisterDeviceRequest, RevokeDeviceRequest,
+    GenerateAddressRequest, ListAddressesResponse, ListDeviceGroupEventsResponse,
+    ListMpcOperationsResponse, MpcKey, MpcWallet, Operation, Pool, RegisterDeviceRequest,
+    RevokeDeviceRequest,
 };
 use waas_api::{
     API_VERSION, DeviceGroupName, DeviceName, ErrorCode, MpcKeyName, MpcOperationName,
@@ -75,6 +76,10 @@ pub fn app<S: Store>(
         .route(
             "/pools/{pool}/deviceGroups/{group}/mpcOperations",
             get(list_mpc_operations),
+        )
+        .route(
+            "/pools/{pool}/deviceGroups/{group}/events",
+            get(list_device_group_events),
         )
         .route(
             "/pools/{pool}/deviceGroups/{group}/passcode:registerStart",
@@ -324,8 +329,7 @@ async fn get_device_group<S: Store>(
     Ok(Json(services.get_device_group(&call.caller, &name).await?))
 }
 
-/// `POST …/deviceGroups/{group}:prepareDeviceArchive` and `:prepareDeviceBackup`, and the other
-/// device-group verbs, which later issues implement.
+/// `POST …/deviceGroups/{group}:prepareDeviceArchive`, `:prepareDeviceBackup` and `:addDevice`.
 async fn device_group_verb<S: Store>(
     State(services): State<Services<S>>,
     UrlPath((pool, segment)): UrlPath<(String, String)>,
@@ -353,7 +357,14 @@ async fn device_group_verb<S: Store>(
                     .await?,
             ))
         }
-        "addDevice" => Err(unimplemented().await),
+        "addDevice" => {
+            let request: AddDeviceRequest = serde_json::from_value(call.body)
+                .map_err(|error| ApiError::invalid(format!("bad request body: {error}")))?;
+            let name = DeviceGroupName::new(id(&pool)?, group);
+            Ok(Json(
+                services.add_device(&call.caller, &name, request).await?,
+            ))
+        }
         _ => Err(ApiError::not_found("route")),
     }
 }
@@ -421,6 +432,19 @@ async fn list_mpc_operations<S: Store>(
     ))
 }
 
+async fn list_device_group_events<S: Store>(
+    State(services): State<Services<S>>,
+    UrlPath((pool, group)): UrlPath<(String, String)>,
+    call: Call<()>,
+) -> Result<Json<ListDeviceGroupEventsResponse>, ApiError> {
+    let name = DeviceGroupName::new(id(&pool)?, id(&group)?);
+    Ok(Json(
+        services
+            .list_device_group_events(&call.caller, &name)
+            .await?,
+    ))
+}
+
 /// `POST …/mpcOperations/{operation}:exchange`.
 async fn exchange<S: Store>(
     State(services): State<Services<S>>,
@@ -477,13 +501,6 @@ async fn get_operation<S: Store>(
 ) -> Result<Json<Operation>, ApiError> {
     let name = OperationName::new(id(&operation)?);
     Ok(Json(services.get_operation(&call.caller, &name).await?))
-}
-
-async fn unimplemented() -> ApiError {
-    ApiError::new(
-        ErrorCode::Unimplemented,
-        "this server does not implement this call yet",
-    )
 }
 
 async fn unknown_route() -> ApiError {

@@ -66,7 +66,9 @@ pub(super) fn device_operation(
             },
             MpcProtocol::PrepareDeviceBackup { pairing_id },
         ),
-        OperationKind::CreateDeviceGroup | OperationKind::CreateSignature => {
+        OperationKind::CreateDeviceGroup
+        | OperationKind::CreateSignature
+        | OperationKind::AddDevice => {
             return Err(ApiError::internal("not a device operation"));
         }
     };

@@ -8,7 +8,9 @@
 //! 3. the device sends ct_x, its share encrypted to P; the server answers (4) its proven partial
 //!    decryption of ct_x, for the device's dry run;
 //! 5. the device sends H(ct_x ‖ ct_s) once its dry run passed; the backup becomes the group's
-//!    current one, replacing the one before, in the commit that ends the operation.
+//!    current one in the commit that ends the operation, and the group's other current backups
+//!    are marked replaced by it: they still recover the wallet for the retention period
+//!    (`--backup-retention`), then the periodic sweep deletes them.
 //!
 //! Between rounds d_srv, P_dev and the ciphertexts stay in the operation's sealed session. The
 //! backup's id, in every context, is the device's name for the operation, its MPC operation
@@ -39,7 +41,7 @@ use crate::store::{
 use crate::time::now_ms;
 
 /// Sealing kind of a backup's d_srv, kept once the backup is verified (id: the backup's id).
-const BACKUP_SHARE: &str = "backup-share";
+pub(super) const BACKUP_SHARE: &str = "backup-share";
 
 /// What the server keeps between a backup's rounds, sealed as the operation's session: d_srv,
 /// P_dev, ct_s and, from round 3, ct_x. Zeroized on drop.
@@ -237,7 +239,8 @@ impl<S: Store> Services<S> {
 
     /// Round 5: H(ct_x ‖ ct_s) from the device, once its dry run passed, must be that of the
     /// ciphertexts the server holds; then the operation is done and, in the same commit, this
-    /// backup replaces the group's current one. Another hash is refused and changes nothing.
+    /// backup becomes current and marks the group's other current ones replaced (deleting
+    /// nothing). Another hash is refused and changes nothing.
     pub(super) async fn backup_round5(
         &self,
         record: &OperationRecord,
@@ -285,6 +288,29 @@ impl<S: Store> Services<S> {
         );
         Ok(update)
     }
+
+    /// Deletes the backups replaced for longer than the retention (the periodic sweep): rows and
+    /// sealed d_srv, never a current backup.
+    pub(crate) async fn forget_replaced_backups(&self) -> Result<u64, ApiError> {
+        let deleted = self
+            .store
+            .forget_replaced_backups(self.replaced_since_ms(now_ms()))
+            .await?;
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                "deleted backups replaced for longer than the retention"
+            );
+        }
+        Ok(deleted)
+    }
+
+    /// The oldest replacement time of a backup still live at `now_ms`: one replaced earlier is
+    /// past the retention (recovery must not use it, the sweep deletes it).
+    pub(super) fn replaced_since_ms(&self, now_ms: i64) -> i64 {
+        let retention = i64::try_from(self.backup_retention.as_millis()).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(retention)
+    }
 }
 
 /// Round 1's checks and work on P_dev (`key_share`, with its proof): d_srv made, s_d encrypted
@@ -328,7 +354,7 @@ fn kept_session(session: Option<&[u8]>) -> Result<BackupSession, ApiError> {
 }
 
 /// The answer of round `round`, JSON, carrying `message` (unpadded base64url).
-fn answer(round: u8, message: Vec<u8>) -> Result<String, ApiError> {
+pub(super) fn answer(round: u8, message: Vec<u8>) -> Result<String, ApiError> {
     serde_json::to_string(&ExchangeResponse {
         round: Some(round),
         message: Some(URL_SAFE_NO_PAD.encode(message)),

@@ -39,15 +39,15 @@ use super::{Services, hex0x, parse_hex0x};
 use crate::ApiError;
 use crate::auth::{Principal, revoked};
 use crate::store::{
-    Committed, OperationKind, OperationRecord, OperationState, PairingState, StepEffect,
-    StepUpdate, Store,
+    Committed, NewOperation, OperationKind, OperationRecord, OperationState, PairingState,
+    StepEffect, StepUpdate, Store,
 };
 use crate::time::now_ms;
 
 /// Sealing kind of a server MPC session between rounds.
 const SESSION: &str = "mpc-session";
 /// Sealing kind of the server's half of a pairing.
-const PAIRING: &str = "pairing";
+pub(super) const PAIRING: &str = "pairing";
 /// The device's last key-generation message: it has its half (see docs/protocol/operations.md).
 const KEYGEN_CONFIRM_ROUND: u8 = 5;
 /// How long a session may wait for the device's next round. Rounds follow each other within
@@ -68,7 +68,7 @@ fn keygen_context(mpc_operation: &MpcOperationName, device: &str) -> SessionId {
 }
 
 /// Why a phase produced nothing.
-enum PhaseError {
+pub(super) enum PhaseError {
     /// The engine refused.
     Mpc(MpcError),
     /// The engine panicked: treated as a failed check, since its kept state may be half used.
@@ -148,6 +148,10 @@ impl<S: Store> Services<S> {
             Committed::Yes => {}
             // Revoked while this round ran: nothing was written, nothing is sent.
             Committed::DeviceRevoked => return Err(revoked()),
+            // A recovery's condition (recovery.rs): nothing was written; why is told.
+            Committed::ConditionFailed if record.kind == OperationKind::AddDevice => {
+                return Err(self.recovery_condition_failed(&record, &step).await);
+            }
             // The login an archive named was used (or revoked) meanwhile: nothing was written,
             // and the device may send round 1 again with another login.
             Committed::ConditionFailed => {
@@ -199,7 +203,9 @@ impl<S: Store> Services<S> {
             (_, 0) => 1,
             (_, 1) => 3,
             (OperationKind::CreateDeviceGroup, 3) => KEYGEN_CONFIRM_ROUND,
-            (OperationKind::PrepareDeviceBackup, 3) => 5,
+            (OperationKind::PrepareDeviceBackup | OperationKind::AddDevice, 3) => 5,
+            (OperationKind::AddDevice, 5) => 7,
+            (OperationKind::AddDevice, 7) => 9,
             _ => {
                 return Err(ApiError::internal(
                     "an unfinished operation past its last round",
@@ -270,6 +276,26 @@ impl<S: Store> Services<S> {
                 _ => {
                     let update = step(OperationState::Done, Some(done()))?;
                     self.backup_round5(record, session, &message, update).await
+                }
+            };
+        }
+        if record.kind == OperationKind::AddDevice {
+            // The recovery's rounds (recovery.rs): the server's own steps, then a refresh.
+            let session = session.as_deref().map(Vec::as_slice);
+            let update = step(OperationState::Running, None)?;
+            return match round {
+                1 => self.recovery_round1(record, &message, update).await,
+                3 => {
+                    self.recovery_round3(record, session, &message, update)
+                        .await
+                }
+                5 | 7 => {
+                    self.recovery_refresh(record, session, &message, update)
+                        .await
+                }
+                _ => {
+                    let update = step(OperationState::Done, Some(done()))?;
+                    self.recovery_round9(record, &message, update).await
                 }
             };
         }
@@ -369,26 +395,9 @@ impl<S: Store> Services<S> {
         else {
             return Err(ApiError::internal("key generation without a wallet"));
         };
-        // With export on, the device's archive is queued in the same commit, so it is listed
-        // for the device as soon as the wallet is done (pools' export setting never changes).
-        let export = self
-            .store
-            .pool(&record.device_group.pool_name())
-            .await?
-            .ok_or_else(|| ApiError::internal("key generation in a missing pool"))?
-            .export_enabled;
-        let archive = export
-            .then(|| {
-                device_operation(
-                    OperationKind::PrepareDeviceArchive,
-                    &record.device_group,
-                    &record.device,
-                    record.epoch,
-                    &stored.pairing_id,
-                    record.device.to_string(),
-                )
-            })
-            .transpose()?;
+        let archive = self
+            .queued_archive(record, record.epoch, &stored.pairing_id)
+            .await?;
         let wallet = self
             .store
             .wallet(&mpc_wallet)
@@ -400,6 +409,35 @@ impl<S: Store> Services<S> {
         );
         update.effect = StepEffect::KeygenConfirmed { archive };
         Ok(update)
+    }
+
+    /// The device's PrepareDeviceArchive on its new pairing (`epoch`, `pairing_id`), if the pool
+    /// has export on: queued in the commit that confirms the pairing, so it is listed for the
+    /// device as soon as the pairing is (pools' export setting never changes).
+    pub(super) async fn queued_archive(
+        &self,
+        record: &OperationRecord,
+        epoch: u64,
+        pairing_id: &[u8],
+    ) -> Result<Option<NewOperation>, ApiError> {
+        let export = self
+            .store
+            .pool(&record.device_group.pool_name())
+            .await?
+            .ok_or_else(|| ApiError::internal("an operation in a missing pool"))?
+            .export_enabled;
+        export
+            .then(|| {
+                device_operation(
+                    OperationKind::PrepareDeviceArchive,
+                    &record.device_group,
+                    &record.device,
+                    epoch,
+                    pairing_id,
+                    record.device.to_string(),
+                )
+            })
+            .transpose()
     }
 
     /// The effect of key generation's last server phase: the server's half, sealed, pending the
@@ -445,9 +483,19 @@ impl<S: Store> Services<S> {
     }
 
     fn open_pairing(&self, record: &OperationRecord, sealed: &[u8]) -> Result<Pairing, ApiError> {
+        self.open_pairing_at(record, record.epoch, sealed)
+    }
+
+    /// The pairing of the operation's group and device at `epoch`, opened from its sealed form.
+    pub(super) fn open_pairing_at(
+        &self,
+        record: &OperationRecord,
+        epoch: u64,
+        sealed: &[u8],
+    ) -> Result<Pairing, ApiError> {
         let bytes = self
             .master_key
-            .open(PAIRING, &pairing_aad_id(record), sealed)
+            .open(PAIRING, &pairing_sealing_id(record, epoch), sealed)
             .map_err(ApiError::internal)?;
         Pairing::from_bytes(&bytes).map_err(ApiError::internal)
     }
@@ -476,7 +524,7 @@ impl<S: Store> Services<S> {
 
     /// An engine error: a message that could not be read leaves everything as it was; anything
     /// else ends the operation (and a cheating peer, or a panic, retires the pairing).
-    fn failed_round(
+    pub(super) fn failed_round(
         &self,
         record: &OperationRecord,
         error: PhaseError,
@@ -531,9 +579,14 @@ fn is_stale(record: &OperationRecord, now: i64) -> bool {
     }
 }
 
-/// The sealing id of a pairing: its group, device and epoch.
+/// The sealing id of the operation's pairing: its group, device and epoch.
 fn pairing_aad_id(record: &OperationRecord) -> String {
-    format!("{}/{}/{}", record.device_group, record.device, record.epoch)
+    pairing_sealing_id(record, record.epoch)
+}
+
+/// The sealing id of the pairing of the operation's group and device at `epoch`.
+pub(super) fn pairing_sealing_id(record: &OperationRecord, epoch: u64) -> String {
+    format!("{}/{}/{epoch}", record.device_group, record.device)
 }
 
 fn input_hash(round: u8, message: &[u8]) -> Vec<u8> {
@@ -587,7 +640,8 @@ fn stored_answer(
 
 fn stored_error(json: &str) -> ApiError {
     match serde_json::from_str::<ErrorBody>(json) {
-        Ok(body) => ApiError::new(body.code, body.message),
+        // With its reason: a recovery's wrong passcode is told as WRONG_PASSCODE again.
+        Ok(body) => ApiError::from_body(body),
         Err(error) => ApiError::internal(error),
     }
 }
@@ -623,9 +677,9 @@ fn signature_response(record: &OperationRecord, signature: &Signature) -> Result
 }
 
 /// Runs CPU-heavy engine work off the async threads.
-async fn run_blocking(
-    work: impl FnOnce() -> Result<PhaseOutput, MpcError> + Send + 'static,
-) -> Result<PhaseOutput, PhaseError> {
+pub(super) async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, MpcError> + Send + 'static,
+) -> Result<T, PhaseError> {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(PhaseError::Mpc),
         Err(_) => Err(PhaseError::Panicked),

@@ -7,6 +7,7 @@ mod devices;
 mod exchange;
 mod operations;
 mod passcode;
+mod recovery;
 mod wallets;
 
 use std::collections::HashMap;
@@ -29,13 +30,21 @@ pub struct Settings {
     pub audience: String,
     /// The base of the passcode backoff (`--passcode-backoff`).
     pub passcode_backoff: Duration,
+    /// How long a replaced backup still recovers the wallet before the sweep deletes it
+    /// (`--backup-retention`).
+    pub backup_retention: Duration,
 }
+
+/// `--backup-retention`'s default: a week for a user to notice a stolen device and revoke it
+/// (which brings back the backup a thief's replaced), and to save a new backup string.
+pub(crate) const DEFAULT_BACKUP_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             audience: "waas-server".into(),
             passcode_backoff: Duration::from_secs(1),
+            backup_retention: DEFAULT_BACKUP_RETENTION,
         }
     }
 }
@@ -48,6 +57,7 @@ pub struct Services<S> {
     audience: Arc<str>,
     passcode_keys: Arc<ServerKeys>,
     passcode_backoff: Duration,
+    backup_retention: Duration,
     operation_locks: OperationLocks,
 }
 
@@ -66,6 +76,7 @@ impl<S: Store> Services<S> {
             audience: settings.audience.into(),
             passcode_keys: Arc::new(passcode_keys),
             passcode_backoff: settings.passcode_backoff,
+            backup_retention: settings.backup_retention,
             operation_locks: OperationLocks::default(),
         })
     }

@@ -101,11 +101,18 @@ impl<S: Store> Services<S> {
             .operation(name)
             .await?
             .ok_or_else(|| ApiError::not_found(name))?;
-        self.ensure_can_read(caller, &record.device_group).await?;
+        // Its own device may always read it: a device being added (AddDevice) is no device of
+        // the group until the operation is done.
+        if !matches!(caller, Principal::Device(device) if *device == record.device) {
+            self.ensure_can_read(caller, &record.device_group).await?;
+        }
         self.operation_resource(&record)
     }
 
-    /// ListMPCOperations: what the calling device has to compute on the group, oldest first.
+    /// ListMPCOperations: what the calling device has to compute on the group, oldest first. A
+    /// device that is not (yet) a device of the group sees only its own open AddDevice
+    /// operations there, so a new device gets its recovery's mpcData; without any, it is refused
+    /// as before.
     pub async fn list_mpc_operations(
         &self,
         caller: &Principal,
@@ -114,8 +121,14 @@ impl<S: Store> Services<S> {
         let Principal::Device(device) = caller else {
             return Err(ApiError::denied("only a device computes MPC operations"));
         };
-        self.ensure_can_read(caller, group).await?;
-        let records = self.store.open_operations(group, device).await?;
+        let mut records = self.store.open_operations(group, device).await?;
+        if !self.store.is_member(group, device).await? {
+            records.retain(|record| record.kind == OperationKind::AddDevice);
+            if records.is_empty() {
+                // The refusal every other non-member gets.
+                self.ensure_can_read(caller, group).await?;
+            }
+        }
         let mpc_operations = records
             .iter()
             .map(|record| {
@@ -124,9 +137,8 @@ impl<S: Store> Services<S> {
                     OperationMetadata::CreateMpcWallet { mpc_operation, .. }
                     | OperationMetadata::CreateSignature { mpc_operation, .. }
                     | OperationMetadata::PrepareDeviceArchive { mpc_operation, .. }
-                    | OperationMetadata::PrepareDeviceBackup { mpc_operation, .. } => {
-                        mpc_operation.clone()
-                    }
+                    | OperationMetadata::PrepareDeviceBackup { mpc_operation, .. }
+                    | OperationMetadata::AddDevice { mpc_operation, .. } => mpc_operation.clone(),
                     _ => return Err(ApiError::internal("unknown operation metadata")),
                 };
                 Ok(MpcOperation {
@@ -173,7 +185,8 @@ pub(super) fn protocol(record: &OperationRecord) -> Result<MpcProtocol, ApiError
         OperationKind::CreateDeviceGroup => Ok(MpcProtocol::CreateDeviceGroup),
         OperationKind::CreateSignature
         | OperationKind::PrepareDeviceArchive
-        | OperationKind::PrepareDeviceBackup => {
+        | OperationKind::PrepareDeviceBackup
+        | OperationKind::AddDevice => {
             serde_json::from_str(&record.params).map_err(ApiError::internal)
         }
     }

@@ -37,7 +37,7 @@ const SERVER_KEYS: &str = "opaque";
 /// Sealing kind of the server's own secrets.
 const SERVER_SECRET: &str = "server-secret";
 /// Sealing kind of a group's OPAQUE record (id: `{group}/{version}`).
-const RECORD: &str = "passcode-record";
+pub(super) const RECORD: &str = "passcode-record";
 /// Sealing kind of the server's state between `loginStart` and `loginFinish` (id: the login).
 const LOGIN_STATE: &str = "passcode-login";
 /// Sealing kind of a finished login's session secret (id: the login).
@@ -74,7 +74,7 @@ pub(super) fn login_invalid() -> ApiError {
     .with_reason(reason::LOGIN_INVALID)
 }
 
-fn not_registered() -> ApiError {
+pub(super) fn not_registered() -> ApiError {
     ApiError::precondition("the device group has no passcode")
         .with_reason(reason::PASSCODE_NOT_REGISTERED)
 }
@@ -91,7 +91,7 @@ fn decode_field(text: &str, what: &str) -> Result<Vec<u8>, ApiError> {
 
 /// An OPAQUE step's error as the API tells it: a malformed message is the caller's, a wrong
 /// passcode has its reason, anything else is the server's.
-fn passcode_error(error: PasscodeError) -> ApiError {
+pub(super) fn passcode_error(error: PasscodeError) -> ApiError {
     match error {
         PasscodeError::Malformed(what) => ApiError::invalid(format!("malformed {what}")),
         PasscodeError::WrongPasscode => {
@@ -102,13 +102,29 @@ fn passcode_error(error: PasscodeError) -> ApiError {
     }
 }
 
-/// Whether another attempt may be made now: not when locked, nor before the backoff after the
-/// last one has passed.
+/// Whether another login attempt may be made now: not when locked, nor before the backoff after
+/// the last one has passed.
 fn check_attempts(attempts: &Attempts, now_ms: i64, base: Duration) -> Result<(), ApiError> {
+    check_counted(
+        attempts,
+        now_ms,
+        base,
+        "the passcode is locked on this device until an operator unlocks it",
+    )
+}
+
+/// Whether another counted attempt (a login's, or a recovery's, recovery.rs) may be made now:
+/// not when locked (`locked` says what is locked), nor before the backoff after the last one
+/// has passed. The same rule, reasons and `retryAfterSeconds` for both.
+pub(super) fn check_counted(
+    attempts: &Attempts,
+    now_ms: i64,
+    base: Duration,
+    locked: &str,
+) -> Result<(), ApiError> {
     if attempts.locked || attempts.failures >= MAX_FAILED_LOGINS {
         return Err(ApiError::precondition(format!(
-            "{MAX_FAILED_LOGINS} failed passcode attempts: the passcode is locked on this device \
-             until an operator unlocks it"
+            "{MAX_FAILED_LOGINS} failed passcode attempts: {locked}"
         ))
         .with_reason(reason::PASSCODE_LOCKED));
     }
@@ -135,7 +151,7 @@ fn check_attempts(attempts: &Attempts, now_ms: i64, base: Duration) -> Result<()
 }
 
 /// The sealing id of a group's record at a version.
-fn record_id(group: &DeviceGroupName, version: u64) -> String {
+pub(super) fn record_id(group: &DeviceGroupName, version: u64) -> String {
     format!("{group}/{version}")
 }
 
@@ -148,7 +164,7 @@ fn next_version(version: u64) -> Result<u64, ApiError> {
 
 /// The OPAQUE client identity: the group. (The server's identity is its OPAQUE public key, not
 /// `--audience`; the OPRF key is the record version's, passed to each step.)
-fn passcode_context(group: &str) -> PasscodeContext<'_> {
+pub(super) fn passcode_context(group: &str) -> PasscodeContext<'_> {
     PasscodeContext {
         device_group: group,
     }
@@ -517,13 +533,18 @@ impl<S: Store> Services<S> {
             .await
     }
 
-    fn seal_secret(&self, kind: &str, id: &str, plaintext: &[u8]) -> Result<Vec<u8>, ApiError> {
+    pub(super) fn seal_secret(
+        &self,
+        kind: &str,
+        id: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, ApiError> {
         self.master_key
             .seal(kind, id, plaintext)
             .map_err(ApiError::internal)
     }
 
-    fn open_sealed(
+    pub(super) fn open_sealed(
         &self,
         kind: &str,
         id: &str,

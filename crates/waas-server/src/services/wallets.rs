@@ -3,8 +3,9 @@
 
 use waas_api::export::{ExportKeyMetadata, ExportMetadata};
 use waas_api::resources::{
-    Address, CreateMpcKeyRequest, CreateMpcWalletRequest, DeviceGroup, GenerateAddressRequest,
-    ListAddressesResponse, MpcData, MpcKey, MpcProtocol, MpcWallet, Operation, OperationMetadata,
+    Address, CreateMpcKeyRequest, CreateMpcWalletRequest, DeviceGroup, DeviceGroupEvent,
+    GenerateAddressRequest, GroupDeviceState, ListAddressesResponse, ListDeviceGroupEventsResponse,
+    MpcData, MpcKey, MpcProtocol, MpcWallet, Operation, OperationMetadata,
 };
 use waas_api::{
     DeviceGroupName, MpcKeyName, MpcOperationName, MpcWalletName, OperationName, PoolName,
@@ -222,11 +223,46 @@ impl<S: Store> Services<S> {
             (GroupState::Active, Some(root)) => Some(self.export_metadata(name, root).await?),
             _ => None,
         };
+        let device_states = self
+            .store
+            .device_states(name)
+            .await?
+            .into_iter()
+            .map(|(device, state)| GroupDeviceState { device, state })
+            .collect();
         Ok(DeviceGroup {
             name: group.name,
             devices: group.devices,
+            device_states,
             mpc_key_export_metadata: metadata,
         })
+    }
+
+    /// ListDeviceGroupEvents: what happened to the group's devices, oldest first (devices added
+    /// by a recovery, devices revoked), for its devices and API keys.
+    pub async fn list_device_group_events(
+        &self,
+        caller: &Principal,
+        name: &DeviceGroupName,
+    ) -> Result<ListDeviceGroupEventsResponse, ApiError> {
+        self.ensure_can_read(caller, name).await?;
+        self.store
+            .device_group(name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(name))?;
+        let events = self
+            .store
+            .device_group_events(name)
+            .await?
+            .into_iter()
+            .map(|event| DeviceGroupEvent {
+                kind: event.kind,
+                device: event.device,
+                operation: event.operation,
+                time: rfc3339_ms(event.time_ms),
+            })
+            .collect();
+        Ok(ListDeviceGroupEventsResponse { events })
     }
 
     /// What a device needs to check and export every key of an active group: its root key and
@@ -317,6 +353,12 @@ impl<S: Store> Services<S> {
 
     /// The group's root xpub, from X and the sealed chain code.
     fn group_xpub(&self, group: &GroupRecord) -> Result<ExtendedPublicKey, ApiError> {
+        let (root, chain_code) = self.group_root(group)?;
+        Ok(ExtendedPublicKey::root(root, chain_code))
+    }
+
+    /// The group's root key X and its chain code (opened from its sealed form).
+    pub(super) fn group_root(&self, group: &GroupRecord) -> Result<([u8; 33], [u8; 32]), ApiError> {
         let (Some(root), Some(sealed)) = (&group.root_public_key, &group.chain_code_sealed) else {
             return Err(ApiError::internal("an active group without a root key"));
         };
@@ -332,7 +374,7 @@ impl<S: Store> Services<S> {
             .as_slice()
             .try_into()
             .map_err(|_| ApiError::internal("a stored chain code has the wrong length"))?;
-        Ok(ExtendedPublicKey::root(root, chain_code))
+        Ok((root, chain_code))
     }
 
     fn derive_key(

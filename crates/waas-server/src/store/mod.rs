@@ -9,7 +9,7 @@ mod sqlite;
 use std::future::Future;
 
 use thiserror::Error;
-use waas_api::resources::DeviceState;
+use waas_api::resources::{DeviceGroupEventType, DeviceState};
 use waas_api::{
     DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName, OperationName,
     PasscodeLoginName, PoolName,
@@ -155,6 +155,10 @@ pub enum OperationKind {
     /// PrepareDeviceBackup: both halves of one device's pairing encrypted to a 2-of-2 decryption
     /// key (docs/protocol/backup.md).
     PrepareDeviceBackup,
+    /// AddDevice: a new device joins a group with a backup and the passcode
+    /// (docs/protocol/recovery.md). Its epoch is the backed-up pairing's; the new device's
+    /// pairing is made at [`waas_mpc::RESTORED_EPOCH`] + 1.
+    AddDevice,
 }
 
 /// Where an operation is in its life.
@@ -288,11 +292,69 @@ pub enum StepEffect {
     /// which then happens only if the login is still finished, unused and fresh.
     UseLogin(LoginUse),
     /// A backup's round 5: the device's dry run passed, so this backup becomes its group's
-    /// current one, replacing (deleting) the one before in the same commit.
+    /// current one, and the group's other current backups are marked replaced by it in the same
+    /// commit (kept for the retention period, then swept: see [`Store::forget_replaced_backups`]).
     BackupVerified(NewBackup),
     /// The peer failed a check: the pairing is retired, and every other open operation on it
     /// fails in the same transaction (so no concurrent step on it can commit, or be sent, after).
     RetirePairing,
+    /// AddDevice's round 1, once the device's partial proved it holds the backup: one failed
+    /// recovery attempt is counted for the operation's group (locked when that makes
+    /// `max_failures`), on the condition that the group's attempts are still `seen` (what the
+    /// lock and backoff were checked on) and its passcode record still at `record_version`.
+    RecoveryAttempt {
+        /// The group's attempts as read when the step was checked.
+        seen: Attempts,
+        /// The passcode record version the login was started against.
+        record_version: u64,
+        /// When the attempt is made, Unix milliseconds.
+        now_ms: i64,
+        /// The failures that lock recovery.
+        max_failures: u32,
+    },
+    /// AddDevice's round 3 with the right passcode: the group's recovery failures go back to 0
+    /// if they are below `max_failures` and not locked (only the operator lifts a lock); on the
+    /// condition that the group's passcode record is still at `record_version`.
+    RecoveryLoggedIn {
+        /// The passcode record version the login was made with.
+        record_version: u64,
+        /// The failures that lock recovery.
+        max_failures: u32,
+    },
+    /// AddDevice's round 7: the new device's pairing, stored PENDING at `epoch` until the
+    /// device confirms it; on the condition that the device has no pairing at that epoch in the
+    /// group yet.
+    RecoveredPairing {
+        /// The new pairing's epoch.
+        epoch: u64,
+        /// The pairing id.
+        pairing_id: Vec<u8>,
+        /// The pairing, sealed.
+        pairing_sealed: Vec<u8>,
+    },
+    /// AddDevice's round 9: the pending pairing at `epoch` is confirmed, the device becomes a
+    /// device of the group, a `DEVICE_ADDED` event is recorded and, with export on, the
+    /// device's PrepareDeviceArchive is queued; on the condition that the pairing is still
+    /// pending.
+    DeviceAdded {
+        /// The new pairing's epoch.
+        epoch: u64,
+        /// The archive operation to create, if the pool has export on.
+        archive: Option<NewOperation>,
+    },
+}
+
+/// One change of a group's devices, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupEventRecord {
+    /// What happened.
+    pub kind: DeviceGroupEventType,
+    /// The device it happened to.
+    pub device: DeviceName,
+    /// The operation that did it, if any.
+    pub operation: Option<OperationName>,
+    /// When, Unix milliseconds.
+    pub time_ms: i64,
 }
 
 /// A verified backup, as stored (its group, device and epoch are its operation's).
@@ -323,6 +385,39 @@ impl std::fmt::Debug for NewBackup {
     }
 }
 
+/// A backup as stored: what round 5 made, whose it is, and whether a newer one replaced it.
+#[derive(Clone)]
+pub struct BackupRecord {
+    /// Its group.
+    pub device_group: DeviceGroupName,
+    /// The device that made it.
+    pub device: DeviceName,
+    /// The epoch of the pairing backed up.
+    pub epoch: u64,
+    /// Its id and what it holds (d_srv still sealed).
+    pub material: NewBackup,
+    /// When round 5 stored it, Unix milliseconds.
+    pub create_time_ms: i64,
+    /// When a newer backup of the group replaced it (`None`: it is current), Unix milliseconds.
+    pub replaced_time_ms: Option<i64>,
+    /// The backup that replaced it (`None`: it is current).
+    pub replaced_by: Option<MpcOperationName>,
+}
+
+impl std::fmt::Debug for BackupRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As for `NewBackup`: the names and times only.
+        f.debug_struct("BackupRecord")
+            .field("backup", &self.material.backup)
+            .field("device", &self.device)
+            .field("epoch", &self.epoch)
+            .field("create_time_ms", &self.create_time_ms)
+            .field("replaced_time_ms", &self.replaced_time_ms)
+            .field("replaced_by", &self.replaced_by)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What [`Store::commit_step`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Committed {
@@ -331,8 +426,8 @@ pub enum Committed {
     /// Another step got there first (the operation is no longer at the round read): nothing
     /// is written.
     RoundTaken,
-    /// The step's condition no longer holds (its login was used, revoked or expired meanwhile):
-    /// nothing is written.
+    /// The step's condition no longer holds (its login was used, revoked or expired meanwhile;
+    /// for AddDevice, see each [`StepEffect`]'s condition): nothing is written.
     ConditionFailed,
     /// The operation's device was revoked: nothing is written.
     DeviceRevoked,
@@ -505,9 +600,13 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Revokes a device, in one transaction committed durably (`synchronous = FULL`): marks it
     /// revoked, fails its open operations with `error` (deleting their sessions), deletes the
-    /// server's halves of all its pairings and revokes its open passcode logins. With `step_up`,
-    /// only if that login is still usable, and using it up in the same transaction. Revoking a
-    /// revoked device changes nothing more but the step-up's use.
+    /// server's halves of all its pairings, revokes its open passcode logins and makes current
+    /// again every backup that a backup made by the device replaced (the device's own backups
+    /// stay). With `step_up`, only if that login is still usable, and using it up in the same
+    /// transaction. Revoking a revoked device changes nothing more but the step-up's use.
+    ///
+    /// A revocation also records a `DEVICE_REVOKED` event in each group of the device, in the
+    /// same transaction, the first time only.
     fn revoke_device(
         &self,
         device: &DeviceName,
@@ -569,6 +668,17 @@ pub trait Store: Clone + Send + Sync + 'static {
         device: &DeviceName,
         epoch: u64,
     ) -> impl Future<Output = Result<Option<PairingRecord>, StoreError>> + Send;
+    /// A group's devices and their states, in the order of [`GroupRecord::devices`].
+    fn device_states(
+        &self,
+        group: &DeviceGroupName,
+    ) -> impl Future<Output = Result<Vec<(DeviceName, DeviceState)>, StoreError>> + Send;
+    /// What happened to a group's devices, oldest first.
+    fn device_group_events(
+        &self,
+        group: &DeviceGroupName,
+    ) -> impl Future<Output = Result<Vec<GroupEventRecord>, StoreError>> + Send;
+
     /// The newest confirmed epoch of a device's pairing.
     fn confirmed_epoch(
         &self,
@@ -642,6 +752,21 @@ pub trait Store: Clone + Send + Sync + 'static {
         from_round: u8,
         step: &StepUpdate,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    /// A live backup of `group`: current, or replaced at or after `replaced_since_ms` (within the
+    /// retention, whether or not the sweep has run since it ran out). `None` otherwise.
+    fn live_backup(
+        &self,
+        group: &DeviceGroupName,
+        backup: &MpcOperationName,
+        replaced_since_ms: i64,
+    ) -> impl Future<Output = Result<Option<BackupRecord>, StoreError>> + Send;
+    /// Deletes the backups replaced before `replaced_before_ms` (rows and sealed d_srv), never a
+    /// current one; returns how many.
+    fn forget_replaced_backups(
+        &self,
+        replaced_before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The secret stored under `name`, storing `sealed` first if there is none, so that two
     /// processes starting on one database agree on one.
@@ -735,6 +860,17 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         group: &DeviceGroupName,
         device: &DeviceName,
+    ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send;
+    /// A group's failed recovery attempts (all zero when none were made).
+    fn recovery_attempts(
+        &self,
+        group: &DeviceGroupName,
+    ) -> impl Future<Output = Result<Attempts, StoreError>> + Send;
+    /// Clears a group's recovery failures and lock (the operator's `unlock-recovery`); returns
+    /// what was recorded before, `None` if nothing was.
+    fn unlock_recovery(
+        &self,
+        group: &DeviceGroupName,
     ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send;
     /// Deletes the logins created before `before_ms`, with any secret they still hold; how many.
     fn forget_passcode_logins(

@@ -10,18 +10,18 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
-use waas_api::resources::DeviceState;
+use waas_api::resources::{DeviceGroupEventType, DeviceState};
 use waas_api::{
-    DeviceGroupName, DeviceName, MpcKeyName, MpcWalletName, OperationName, PasscodeLoginName,
-    PoolName,
+    DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName, OperationName,
+    PasscodeLoginName, PoolName,
 };
 
 use super::{
-    AddressRecord, Attempts, Committed, Created, DEFAULT_POOL, DeviceRecord, GroupRecord,
-    GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState, LoginUse, NewLogin, NewOperation,
-    NewWallet, OperationKind, OperationRecord, OperationState, PairingRecord, PairingState,
-    PasscodeRecord, PoolRecord, Revocation, StepEffect, StepUpdate, Store, StoreError,
-    WalletRecord,
+    AddressRecord, Attempts, BackupRecord, Committed, Created, DEFAULT_POOL, DeviceRecord,
+    GroupEventRecord, GroupRecord, GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState,
+    LoginUse, NewBackup, NewLogin, NewOperation, NewWallet, OperationKind, OperationRecord,
+    OperationState, PairingRecord, PairingState, PasscodeRecord, PoolRecord, Revocation,
+    StepEffect, StepUpdate, Store, StoreError, WalletRecord,
 };
 use crate::ServerError;
 use crate::time::now_ms;
@@ -61,7 +61,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            // Deleted rows are overwritten, not left in free pages: a replaced backup's sealed
+            // Deleted rows are overwritten, not left in free pages: a swept backup's sealed
             // decryption half or a revoked device's sealed pairing must not come back from a
             // copy of the file (with the key file, it would open).
             .pragma("secure_delete", "ON")
@@ -171,6 +171,22 @@ fn kind_text(kind: OperationKind) -> &'static str {
         OperationKind::CreateSignature => "CREATE_SIGNATURE",
         OperationKind::PrepareDeviceArchive => "PREPARE_DEVICE_ARCHIVE",
         OperationKind::PrepareDeviceBackup => "PREPARE_DEVICE_BACKUP",
+        OperationKind::AddDevice => "ADD_DEVICE",
+    }
+}
+
+fn event_text(kind: DeviceGroupEventType) -> &'static str {
+    match kind {
+        DeviceGroupEventType::DeviceAdded => "DEVICE_ADDED",
+        _ => "DEVICE_REVOKED",
+    }
+}
+
+fn event_kind(text: &str) -> Result<DeviceGroupEventType, StoreError> {
+    match text {
+        "DEVICE_ADDED" => Ok(DeviceGroupEventType::DeviceAdded),
+        "DEVICE_REVOKED" => Ok(DeviceGroupEventType::DeviceRevoked),
+        other => Err(StoreError::Corrupt(format!("event type {other:?}"))),
     }
 }
 
@@ -217,6 +233,7 @@ fn operation_row(row: &SqliteRow) -> Result<OperationRecord, StoreError> {
         "CREATE_SIGNATURE" => OperationKind::CreateSignature,
         "PREPARE_DEVICE_ARCHIVE" => OperationKind::PrepareDeviceArchive,
         "PREPARE_DEVICE_BACKUP" => OperationKind::PrepareDeviceBackup,
+        "ADD_DEVICE" => OperationKind::AddDevice,
         other => return Err(StoreError::Corrupt(format!("operation kind {other:?}"))),
     };
     let state = match row.try_get("state")? {
@@ -246,6 +263,28 @@ fn operation_row(row: &SqliteRow) -> Result<OperationRecord, StoreError> {
         request_hash: row.try_get("request_hash")?,
         create_time_ms: row.try_get("create_time_ms")?,
         update_time_ms: row.try_get("update_time_ms")?,
+    })
+}
+
+fn backup_row(row: &SqliteRow) -> Result<BackupRecord, StoreError> {
+    let epoch: i64 = row.try_get("epoch")?;
+    let replaced_by: Option<&str> = row.try_get("replaced_by")?;
+    Ok(BackupRecord {
+        device_group: parse(row.try_get("device_group")?)?,
+        device: parse(row.try_get("device")?)?,
+        epoch: stored_u64(epoch, "epoch")?,
+        material: NewBackup {
+            backup: parse(row.try_get("backup")?)?,
+            pairing_id: row.try_get("pairing_id")?,
+            decryption_share_sealed: row.try_get("decryption_share_sealed")?,
+            device_key_share: row.try_get("device_key_share")?,
+            server_key_share: row.try_get("server_key_share")?,
+            device_ciphertext: row.try_get("device_ciphertext")?,
+            server_ciphertext: row.try_get("server_ciphertext")?,
+        },
+        create_time_ms: row.try_get("create_time_ms")?,
+        replaced_time_ms: row.try_get("replaced_time_ms")?,
+        replaced_by: replaced_by.map(parse).transpose()?,
     })
 }
 
@@ -570,6 +609,45 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn device_states(
+        &self,
+        group: &DeviceGroupName,
+    ) -> Result<Vec<(DeviceName, DeviceState)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT m.device, d.state FROM device_group_devices m
+             JOIN devices d ON d.name = m.device WHERE m.device_group = ? ORDER BY m.device",
+        )
+        .bind(group.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|(device, state)| Ok((parse(device)?, device_state(state)?)))
+            .collect()
+    }
+
+    async fn device_group_events(
+        &self,
+        group: &DeviceGroupName,
+    ) -> Result<Vec<GroupEventRecord>, StoreError> {
+        let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT type, device, operation, time_ms FROM device_group_events
+             WHERE device_group = ? ORDER BY rowid",
+        )
+        .bind(group.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|(kind, device, operation, time_ms)| {
+                Ok(GroupEventRecord {
+                    kind: event_kind(kind)?,
+                    device: parse(device)?,
+                    operation: operation.as_deref().map(parse).transpose()?,
+                    time_ms: *time_ms,
+                })
+            })
+            .collect()
+    }
+
     async fn confirmed_epoch(
         &self,
         group: &DeviceGroupName,
@@ -748,6 +826,16 @@ impl Store for SqliteStore {
                 .bind(epoch)
                 .execute(&mut *tx)
                 .await?;
+            } else if kind == kind_text(OperationKind::AddDevice) {
+                // Its epoch is the backup's, not the new pairing's: the device is no device of
+                // the group yet, so its only pending pairing there is the one this recovery made.
+                sqlx::query(
+                    "DELETE FROM pairings WHERE device_group = ? AND device = ? AND state = 'PENDING'",
+                )
+                .bind(group)
+                .bind(device)
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;
@@ -762,6 +850,37 @@ impl Store for SqliteStore {
     ) -> Result<Committed, StoreError> {
         self.write_durably(async |writer| commit_step(writer, name, from_round, step).await)
             .await
+    }
+
+    async fn live_backup(
+        &self,
+        group: &DeviceGroupName,
+        backup: &MpcOperationName,
+        replaced_since_ms: i64,
+    ) -> Result<Option<BackupRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM backups WHERE device_group = ? AND backup = ?
+                 AND (replaced_time_ms IS NULL OR replaced_time_ms >= ?)",
+        )
+        .bind(group.to_string())
+        .bind(backup.to_string())
+        .bind(replaced_since_ms)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(backup_row)
+        .transpose()
+    }
+
+    async fn forget_replaced_backups(&self, replaced_before_ms: i64) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM backups
+             WHERE replaced_time_ms IS NOT NULL AND replaced_time_ms < ?",
+        )
+        .bind(replaced_before_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(deleted.rows_affected())
     }
 
     async fn server_secret(&self, name: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -1076,6 +1195,26 @@ impl Store for SqliteStore {
         Ok(before)
     }
 
+    async fn recovery_attempts(&self, group: &DeviceGroupName) -> Result<Attempts, StoreError> {
+        Ok(recovery_attempts(&mut *self.pool.acquire().await?, group)
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn unlock_recovery(
+        &self,
+        group: &DeviceGroupName,
+    ) -> Result<Option<Attempts>, StoreError> {
+        let mut tx = self.write().await?;
+        let before = recovery_attempts(&mut tx, group).await?;
+        sqlx::query("UPDATE recovery_attempts SET failures = 0, locked = 0 WHERE device_group = ?")
+            .bind(group.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
     async fn forget_passcode_logins(&self, before_ms: i64) -> Result<u64, StoreError> {
         let deleted = sqlx::query("DELETE FROM passcode_logins WHERE create_time_ms < ?")
             .bind(before_ms)
@@ -1099,15 +1238,48 @@ async fn attempts(
     .bind(device.to_string())
     .fetch_optional(connection)
     .await?;
-    row.map(|(failures, last_attempt_ms, locked)| {
-        Ok(Attempts {
-            failures: u32::try_from(failures)
-                .map_err(|_| StoreError::Corrupt("failure count".into()))?,
-            last_attempt_ms,
-            locked,
-        })
+    row.map(attempts_row).transpose()
+}
+
+/// Attempts as stored: failures, last attempt, locked.
+fn attempts_row(
+    (failures, last_attempt_ms, locked): (i64, i64, bool),
+) -> Result<Attempts, StoreError> {
+    Ok(Attempts {
+        failures: u32::try_from(failures)
+            .map_err(|_| StoreError::Corrupt("failure count".into()))?,
+        last_attempt_ms,
+        locked,
     })
-    .transpose()
+}
+
+/// A group's failed recovery attempts, if any were recorded.
+async fn recovery_attempts(
+    connection: &mut sqlx::SqliteConnection,
+    group: &DeviceGroupName,
+) -> Result<Option<Attempts>, StoreError> {
+    let row: Option<(i64, i64, bool)> = sqlx::query_as(
+        "SELECT failures, last_attempt_ms, locked FROM recovery_attempts WHERE device_group = ?",
+    )
+    .bind(group.to_string())
+    .fetch_optional(connection)
+    .await?;
+    row.map(attempts_row).transpose()
+}
+
+/// Whether the group's passcode record is at `version`.
+async fn record_at(
+    connection: &mut sqlx::SqliteConnection,
+    group: &str,
+    version: u64,
+) -> Result<bool, StoreError> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM passcode_records WHERE device_group = ? AND version = ?")
+            .bind(group)
+            .bind(stored_i64(version)?)
+            .fetch_optional(connection)
+            .await?;
+    Ok(row.is_some())
 }
 
 fn stored_u64(value: i64, what: &str) -> Result<u64, StoreError> {
@@ -1221,13 +1393,22 @@ async fn commit_step(
             }
         }
         StepEffect::BackupVerified(backup) => {
-            // One current backup per group: the one before goes, with its ciphertexts and its
-            // sealed d_srv, in the commit that makes this one current (never before: a backup
-            // that does not get here replaces nothing).
-            sqlx::query("DELETE FROM backups WHERE device_group = ?")
-                .bind(&group)
-                .execute(&mut *tx)
-                .await?;
+            // The group's current backups are marked replaced by this one, not deleted: the
+            // user may not have saved the new string yet, and a thief's backup must not take
+            // the owner's with it (RevokeDevice brings the owner's back). The sweep deletes
+            // them once the retention ran out. Only here, in round 5's commit: a backup that
+            // does not get here replaces nothing.
+            let id = backup.backup.to_string();
+            let now = now_ms();
+            sqlx::query(
+                "UPDATE backups SET replaced_time_ms = ?, replaced_by = ?
+                     WHERE device_group = ? AND replaced_time_ms IS NULL",
+            )
+            .bind(now)
+            .bind(&id)
+            .bind(&group)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
                          decryption_share_sealed, device_key_share, server_key_share,
@@ -1235,7 +1416,7 @@ async fn commit_step(
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&group)
-            .bind(backup.backup.to_string())
+            .bind(&id)
             .bind(&device)
             .bind(epoch)
             .bind(&backup.pairing_id)
@@ -1244,7 +1425,7 @@ async fn commit_step(
             .bind(&backup.server_key_share)
             .bind(&backup.device_ciphertext)
             .bind(&backup.server_ciphertext)
-            .bind(now_ms())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         }
@@ -1272,9 +1453,133 @@ async fn commit_step(
             .execute(&mut *tx)
             .await?;
         }
+        StepEffect::RecoveryAttempt {
+            seen,
+            record_version,
+            now_ms: at_ms,
+            max_failures,
+        } => {
+            // The lock and backoff were checked on `seen`: another attempt counted since, or a
+            // reset of the passcode, voids that check, and nothing of the step is written.
+            let group_name: DeviceGroupName = parse(&group)?;
+            let before = recovery_attempts(&mut tx, &group_name)
+                .await?
+                .unwrap_or_default();
+            if before != *seen || !record_at(&mut tx, &group, *record_version).await? {
+                return Ok(Committed::ConditionFailed);
+            }
+            let failures = before.failures.saturating_add(1);
+            sqlx::query(
+                "INSERT INTO recovery_attempts (device_group, failures, last_attempt_ms, locked)
+                     VALUES (?, ?, ?, ?)
+                 ON CONFLICT (device_group) DO UPDATE SET failures = excluded.failures,
+                     last_attempt_ms = excluded.last_attempt_ms, locked = excluded.locked",
+            )
+            .bind(&group)
+            .bind(i64::from(failures))
+            .bind(*at_ms)
+            .bind(before.locked || failures >= *max_failures)
+            .execute(&mut *tx)
+            .await?;
+        }
+        StepEffect::RecoveryLoggedIn {
+            record_version,
+            max_failures,
+        } => {
+            if !record_at(&mut tx, &group, *record_version).await? {
+                return Ok(Committed::ConditionFailed);
+            }
+            // Below the lock only: once locked, only the operator's unlock clears the count.
+            sqlx::query(
+                "UPDATE recovery_attempts SET failures = 0
+                 WHERE device_group = ? AND failures < ? AND NOT locked",
+            )
+            .bind(&group)
+            .bind(i64::from(*max_failures))
+            .execute(&mut *tx)
+            .await?;
+        }
+        StepEffect::RecoveredPairing {
+            epoch,
+            pairing_id,
+            pairing_sealed,
+        } => {
+            let inserted = sqlx::query(
+                "INSERT INTO pairings (device_group, device, epoch, state, pairing_id,
+                         pairing_sealed, create_time_ms) VALUES (?, ?, ?, 'PENDING', ?, ?, ?)
+                     ON CONFLICT DO NOTHING",
+            )
+            .bind(&group)
+            .bind(&device)
+            .bind(epoch_value(*epoch)?)
+            .bind(pairing_id)
+            .bind(pairing_sealed)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            // Another recovery of this device in this group got there first.
+            if inserted.rows_affected() != 1 {
+                return Ok(Committed::ConditionFailed);
+            }
+        }
+        StepEffect::DeviceAdded { epoch, archive } => {
+            let confirmed = sqlx::query(
+                "UPDATE pairings SET state = 'CONFIRMED'
+                     WHERE device_group = ? AND device = ? AND epoch = ? AND state = 'PENDING'",
+            )
+            .bind(&group)
+            .bind(&device)
+            .bind(epoch_value(*epoch)?)
+            .execute(&mut *tx)
+            .await?;
+            if confirmed.rows_affected() != 1 {
+                return Ok(Committed::ConditionFailed);
+            }
+            sqlx::query(
+                "INSERT INTO device_group_devices (device_group, device) VALUES (?, ?)
+                     ON CONFLICT DO NOTHING",
+            )
+            .bind(&group)
+            .bind(&device)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(archive) = archive {
+                insert_operation(&mut tx, archive).await?;
+            }
+            insert_event(
+                &mut tx,
+                &group,
+                DeviceGroupEventType::DeviceAdded,
+                &device,
+                Some(name),
+            )
+            .await?;
+        }
     }
     tx.commit().await?;
     Ok(Committed::Yes)
+}
+
+/// Records one change of a group's devices, now.
+async fn insert_event(
+    connection: &mut SqliteConnection,
+    group: &str,
+    kind: DeviceGroupEventType,
+    device: &str,
+    operation: Option<&OperationName>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO device_group_events (device_group, type, device, operation, time_ms)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(group)
+    .bind(event_text(kind))
+    .bind(device)
+    .bind(operation.map(ToString::to_string))
+    .bind(now_ms())
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 /// [`Store::revoke_device`] on the writer connection, in one transaction. It takes SQLite's write
@@ -1288,6 +1593,10 @@ async fn revoke_device(
 ) -> Result<Revocation, StoreError> {
     let mut tx = begin_immediate(connection).await?;
     let name = device.to_string();
+    let was: Option<(String,)> = sqlx::query_as("SELECT state FROM devices WHERE name = ?")
+        .bind(&name)
+        .fetch_optional(&mut *tx)
+        .await?;
     let Some(row) = sqlx::query("UPDATE devices SET state = 'REVOKED' WHERE name = ? RETURNING *")
         .bind(&name)
         .fetch_optional(&mut *tx)
@@ -1321,6 +1630,36 @@ async fn revoke_device(
     sqlx::query(
         "UPDATE passcode_logins SET state = 'REVOKED', state_sealed = NULL, session_sealed = NULL
          WHERE device = ? AND state IN ('STARTED', 'FINISHED')",
+    )
+    .bind(&name)
+    .execute(&mut *tx)
+    .await?;
+    // The group's other devices are told, once: a second revocation changes nothing.
+    if was.is_some_and(|(state,)| state == "ACTIVE") {
+        let groups: Vec<(String,)> =
+            sqlx::query_as("SELECT device_group FROM device_group_devices WHERE device = ?")
+                .bind(&name)
+                .fetch_all(&mut *tx)
+                .await?;
+        for (group,) in &groups {
+            insert_event(
+                &mut tx,
+                group,
+                DeviceGroupEventType::DeviceRevoked,
+                &name,
+                None,
+            )
+            .await?;
+        }
+    }
+    // A backup made by this device (a thief's, perhaps) no longer pushes out the backups it
+    // replaced: they are current again, so the sweep never deletes them. The device's own
+    // backups stay: one of them may be the owner's only backup, and recovery opens them only
+    // with the group's current passcode. Nothing replaced is ever swept before what replaced
+    // it (it was replaced first), so every row `replaced_by` names is still here to be found.
+    sqlx::query(
+        "UPDATE backups SET replaced_time_ms = NULL, replaced_by = NULL
+         WHERE replaced_by IN (SELECT backup FROM backups WHERE device = ?)",
     )
     .bind(&name)
     .execute(&mut *tx)
@@ -1404,36 +1743,52 @@ fn sqlite_path(database: &str) -> Result<&str, ServerError> {
 mod tests {
     use super::*;
 
-    /// Registers `devices/d1` and creates its wallet: the group `g1` and its pending key
-    /// generation, `operations/o1`.
-    async fn add_wallet(store: &SqliteStore) -> (DeviceName, DeviceGroupName) {
-        let device: DeviceName = "devices/d1".parse().unwrap();
-        let group: DeviceGroupName = "pools/default/deviceGroups/g1".parse().unwrap();
+    /// Registers an active device `name` whose auth key is `[key]`.
+    async fn add_device(store: &SqliteStore, name: &str, key: u8) -> DeviceName {
+        let device: DeviceName = name.parse().unwrap();
         store
             .put_device(&DeviceRecord {
                 name: device.clone(),
-                auth_public_key: vec![1],
+                auth_public_key: vec![key],
                 archive_public_key: vec![2],
                 state: DeviceState::Active,
                 create_time_ms: 0,
             })
             .await
             .unwrap();
+        device
+    }
+
+    /// An operation `operations/{id}` of `kind` on epoch 0, created by `device` itself.
+    fn new_operation(
+        id: &str,
+        kind: OperationKind,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+    ) -> NewOperation {
+        NewOperation {
+            name: format!("operations/{id}").parse().unwrap(),
+            kind,
+            device_group: group.clone(),
+            device: device.clone(),
+            epoch: 0,
+            metadata: "{}".into(),
+            params: "{}".into(),
+            creator: device.to_string(),
+            request_id: None,
+            request_hash: Vec::new(),
+        }
+    }
+
+    /// Registers `devices/d1` and creates its wallet: the group `g1` and its pending key
+    /// generation, `operations/o1`.
+    async fn add_wallet(store: &SqliteStore) -> (DeviceName, DeviceGroupName) {
+        let device = add_device(store, "devices/d1", 1).await;
+        let group: DeviceGroupName = "pools/default/deviceGroups/g1".parse().unwrap();
         store
             .create_wallet(&NewWallet {
                 wallet: "pools/default/mpcWallets/w1".parse().unwrap(),
-                operation: NewOperation {
-                    name: "operations/o1".parse().unwrap(),
-                    kind: OperationKind::CreateDeviceGroup,
-                    device_group: group.clone(),
-                    device: device.clone(),
-                    epoch: 0,
-                    metadata: "{}".into(),
-                    params: "{}".into(),
-                    creator: device.to_string(),
-                    request_id: None,
-                    request_hash: Vec::new(),
-                },
+                operation: new_operation("o1", OperationKind::CreateDeviceGroup, &group, &device),
             })
             .await
             .unwrap();
@@ -1691,6 +2046,209 @@ mod tests {
         assert_eq!(
             store.revoke_device(&unknown, None, "{}").await.unwrap(),
             Revocation::NotFound
+        );
+        store.close().await;
+    }
+
+    /// Stores the backup `{group}/mpcOperations/{id}` made by `device`, through round 5's commit
+    /// of a backup operation `operations/{id}`; its sealed d_srv is `id`'s bytes.
+    async fn add_backup(
+        store: &SqliteStore,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+        id: &str,
+    ) -> MpcOperationName {
+        let operation = new_operation(id, OperationKind::PrepareDeviceBackup, group, device);
+        store.create_operation(&operation).await.unwrap();
+        let backup: MpcOperationName = format!("{group}/mpcOperations/{id}").parse().unwrap();
+        let step = StepUpdate {
+            round: 5,
+            input_hash: vec![5],
+            reply: None,
+            session_sealed: None,
+            state: OperationState::Done,
+            response: Some("{}".into()),
+            error: None,
+            effect: StepEffect::BackupVerified(NewBackup {
+                backup: backup.clone(),
+                pairing_id: vec![1],
+                decryption_share_sealed: id.as_bytes().to_vec(),
+                device_key_share: vec![2],
+                server_key_share: vec![3],
+                device_ciphertext: vec![4],
+                server_ciphertext: vec![5],
+            }),
+        };
+        assert_eq!(
+            store.commit_step(&operation.name, 0, &step).await.unwrap(),
+            Committed::Yes
+        );
+        backup
+    }
+
+    #[tokio::test]
+    async fn backups_are_replaced_kept_for_the_retention_then_swept_and_a_revocation_restores_them()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("w.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let (owner, group) = add_wallet(&store).await;
+        let thief = add_device(&store, "devices/d2", 3).await;
+        let live = async |backup: &MpcOperationName, since: i64| {
+            store.live_backup(&group, backup, since).await.unwrap()
+        };
+
+        // The owner's backup, current: every column comes back.
+        let owners = add_backup(&store, &group, &owner, "b1").await;
+        let stored = live(&owners, i64::MAX).await.unwrap();
+        assert_eq!(
+            (
+                &stored.device_group,
+                &stored.device,
+                stored.epoch,
+                &stored.material.backup,
+                &stored.material.pairing_id,
+                &stored.material.decryption_share_sealed,
+                &stored.material.device_key_share,
+                &stored.material.server_key_share,
+                &stored.material.device_ciphertext,
+                &stored.material.server_ciphertext,
+                stored.replaced_time_ms,
+                &stored.replaced_by,
+            ),
+            (
+                &group,
+                &owner,
+                0,
+                &owners,
+                &vec![1],
+                &b"b1".to_vec(),
+                &vec![2],
+                &vec![3],
+                &vec![4],
+                &vec![5],
+                None,
+                &None
+            )
+        );
+        assert!(stored.create_time_ms > 0);
+        // Only in its own group.
+        let other: DeviceGroupName = "pools/default/deviceGroups/g2".parse().unwrap();
+        assert!(
+            store
+                .live_backup(&other, &owners, i64::MAX)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // Another device's backup replaces it: kept, marked, live until the retention runs out
+        // (whether the sweep ran or not), and not swept before.
+        let thiefs = add_backup(&store, &group, &thief, "b2").await;
+        let replaced = live(&owners, 0).await.unwrap();
+        assert_eq!(replaced.replaced_by.as_ref(), Some(&thiefs));
+        let at = replaced.replaced_time_ms.unwrap();
+        assert!(at >= stored.create_time_ms);
+        assert!(live(&owners, at).await.is_some());
+        assert!(live(&owners, at + 1).await.is_none());
+        assert!(live(&thiefs, i64::MAX).await.unwrap().replaced_by.is_none());
+        assert_eq!(store.forget_replaced_backups(at).await.unwrap(), 0);
+        assert!(live(&owners, 0).await.is_some());
+
+        // Revoking the thief's device makes the owner's current again; the thief's stays.
+        assert!(matches!(
+            store.revoke_device(&thief, None, "{}").await.unwrap(),
+            Revocation::Revoked(_)
+        ));
+        let restored = live(&owners, i64::MAX).await.unwrap();
+        assert_eq!(
+            (restored.replaced_time_ms, restored.replaced_by),
+            (None, None)
+        );
+        assert!(live(&thiefs, i64::MAX).await.is_some());
+        assert_eq!(store.forget_replaced_backups(i64::MAX).await.unwrap(), 0);
+
+        // A newer one replaces both current ones; the sweep deletes those two, never it.
+        let newest = add_backup(&store, &group, &owner, "b3").await;
+        for old in [&owners, &thiefs] {
+            assert_eq!(
+                live(old, 0).await.unwrap().replaced_by.as_ref(),
+                Some(&newest)
+            );
+        }
+        assert_eq!(store.forget_replaced_backups(i64::MAX).await.unwrap(), 2);
+        assert!(live(&owners, 0).await.is_none());
+        assert!(live(&thiefs, 0).await.is_none());
+        assert!(live(&newest, i64::MAX).await.is_some());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn migrating_to_several_backups_a_group_keeps_every_backup_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let database = path.to_str().unwrap();
+        // A database as 0006 left it: one backup per group.
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::from_str(&format!("sqlite://{database}"))
+                    .unwrap()
+                    .create_if_missing(true)
+                    .foreign_keys(true),
+            )
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations")
+            .run_to(6, &old)
+            .await
+            .unwrap();
+        for statement in [
+            "INSERT INTO pools (name, create_time_ms) VALUES ('pools/p', 1)",
+            "INSERT INTO devices (name, auth_public_key, archive_public_key, state, create_time_ms)
+             VALUES ('devices/d', x'01', x'02', 'ACTIVE', 1)",
+            "INSERT INTO device_groups (name, pool, state, create_time_ms)
+             VALUES ('pools/p/deviceGroups/g', 'pools/p', 'ACTIVE', 1)",
+            "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
+                 decryption_share_sealed, device_key_share, server_key_share, device_ciphertext,
+                 server_ciphertext, create_time_ms)
+             VALUES ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b', 'devices/d',
+                 2, x'03', x'04', x'05', x'06', x'07', x'08', 9)",
+        ] {
+            sqlx::query(statement).execute(&old).await.unwrap();
+        }
+        old.close().await;
+
+        let store = SqliteStore::open(database).await.unwrap();
+        let group: DeviceGroupName = "pools/p/deviceGroups/g".parse().unwrap();
+        let backup: MpcOperationName = "pools/p/deviceGroups/g/mpcOperations/b".parse().unwrap();
+        let kept = store
+            .live_backup(&group, &backup, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                kept.device.to_string(),
+                kept.epoch,
+                kept.material.pairing_id,
+                kept.material.decryption_share_sealed,
+                kept.material.server_ciphertext,
+                kept.create_time_ms,
+                kept.replaced_time_ms,
+                kept.replaced_by,
+            ),
+            (
+                "devices/d".into(),
+                2,
+                vec![3],
+                vec![4],
+                vec![8],
+                9,
+                None,
+                None
+            )
         );
         store.close().await;
     }

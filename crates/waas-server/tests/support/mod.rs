@@ -4,11 +4,12 @@
 //! ([`eth`]), a text dump of the database ([`db_dump`]), and direct reads and writes of it
 //! ([`db_query`], [`db_execute`]) for states the API cannot reach yet; key generations and
 //! signings taken round by round ([`StartedKeygen`], [`StartedSigning`]); the passcode and the
-//! device archive ([`passcode`]).
+//! device archive ([`passcode`]); the device backup and its string ([`backup`]).
 //!
 //! Shared by every test target and by `benches/loopback.rs`; each uses part of it.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
+pub mod backup;
 mod client;
 mod db;
 mod device;

@@ -203,14 +203,25 @@ impl TestServer {
     /// `waas-server unlock-passcode` on this server's database (while it runs, as an operator
     /// would): the exit status and stdout, or stderr when it failed.
     pub fn unlock_passcode(&self, group: &str, device: &str) -> (bool, String) {
+        self.operator(&[
+            "unlock-passcode",
+            "--device-group",
+            group,
+            "--device",
+            device,
+        ])
+    }
+
+    /// `waas-server unlock-recovery` on this server's database (while it runs): the exit status
+    /// and stdout, or stderr when it failed.
+    pub fn unlock_recovery(&self, group: &str) -> (bool, String) {
+        self.operator(&["unlock-recovery", "--device-group", group])
+    }
+
+    /// An operator command (`args`) on this server's data, as an operator would run it.
+    fn operator(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_waas-server"))
-            .args([
-                "unlock-passcode",
-                "--device-group",
-                group,
-                "--device",
-                device,
-            ])
+            .args(args)
             // The server's own data flags, as an operator would pass them.
             .arg("--database")
             .arg(self.database())

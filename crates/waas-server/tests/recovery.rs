@@ -1,0 +1,803 @@
+//! AddDevice at the server (docs/protocol/recovery.md, "The server's side"), against a real
+//! server process, with waas-mpc's `DeviceRecovery` playing the new device: a whole recovery
+//! after a backup, the recovered device signing for the wallet and the revoked old one not; the
+//! group's events and device states; a stranger's partial counting nothing; the group's recovery
+//! count, lock and operator unlock; restarts between every two rounds; and each refusal
+//! changing nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use waas_api::auth::reason::DEVICE_REVOKED;
+use waas_api::export::AddDeviceRequest;
+use waas_api::passcode::reason;
+use waas_api::resources::{
+    DeviceAdded, DeviceGroupEventType, DeviceState, GroupDeviceState,
+    ListDeviceGroupEventsResponse, MpcData, MpcProtocol, Operation, OperationMetadata,
+    OperationResponse, RevokeDeviceRequest,
+};
+use waas_api::{DeviceGroupName, ErrorCode, MpcOperationName, OperationName};
+use waas_mpc::passcode::ClientLogin;
+use waas_mpc::{
+    DecryptionShare, DeviceRecovery, Half, Pairing, PartialUse, RecoveryContext, RecoveryRound1,
+    RecoveryRound3, Role, ciphertext_ephemeral,
+};
+
+use support::backup::{MadeBackup, made_backup};
+use support::eth::assert_signed_by;
+use support::{
+    Call, Client, PASSCODE, TestDevice, TestServer, Wallet, default_pool, flip, reply, sha256,
+};
+
+/// A passcode that is not the group's.
+const WRONG: &[u8] = b"000000";
+
+/// AddDevice of `device` to `group` with `backup`, by whoever `client` signs as; built, not sent.
+fn add_device_call<'a>(
+    client: &'a Client,
+    group: &DeviceGroupName,
+    device: &TestDevice,
+    backup: &str,
+) -> Call<'a> {
+    client
+        .post(format!("/v1/{group}:addDevice"))
+        .json(&AddDeviceRequest {
+            device: device.name.clone(),
+            backup: backup.parse().unwrap(),
+        })
+}
+
+/// A wallet with the passcode, an address, and a finished backup of it.
+struct Owned {
+    owner: TestDevice,
+    wallet: Wallet,
+    made: MadeBackup,
+}
+
+impl Owned {
+    async fn new(server: &TestServer) -> Self {
+        let (owner, wallet) = server.device_with_passcode().await;
+        let made = made_backup(&owner, &wallet).await;
+        Self {
+            owner,
+            wallet,
+            made,
+        }
+    }
+
+    fn group(&self) -> &DeviceGroupName {
+        &self.wallet.device_group
+    }
+}
+
+/// The new device's side of one AddDevice: its names from mpcData (never from the server's
+/// answers) and, once started, `DeviceRecovery`.
+struct Recovery<'a> {
+    device: &'a TestDevice,
+    op: MpcOperationName,
+    operation: OperationName,
+    /// The op's name and the device's, as `RecoveryContext` borrows them.
+    names: (String, String),
+    device_half: Vec<u8>,
+    server_half: Vec<u8>,
+}
+
+impl<'a> Recovery<'a> {
+    /// AddDevice by the device itself; ListMPCOperations (the device is no member yet) must
+    /// show it with mpcData naming this device, the backup's epoch and both ciphertexts.
+    async fn start(device: &'a TestDevice, owned: &Owned) -> Self {
+        let operation: Operation =
+            add_device_call(&device.client, owned.group(), device, &owned.made.backup)
+                .ok()
+                .await;
+        assert!(!operation.done, "{operation:?}");
+        let OperationMetadata::AddDevice {
+            device_group,
+            device: named,
+            mpc_operation,
+        } = &operation.metadata
+        else {
+            panic!("not an AddDevice: {operation:?}")
+        };
+        assert_eq!((device_group, named), (owned.group(), &device.name));
+        let listed = device.list_mpc_operations(owned.group()).await;
+        assert!(
+            listed
+                .iter()
+                .all(|op| matches!(op.metadata, OperationMetadata::AddDevice { .. })),
+            "a device being added sees its AddDevice operations only: {listed:?}"
+        );
+        let op = listed
+            .into_iter()
+            .find(|op| &op.name == mpc_operation)
+            .unwrap();
+        let data = MpcData::decode(&op.mpc_data).unwrap();
+        let MpcProtocol::AddDevice {
+            backup,
+            device_ciphertext,
+            server_ciphertext,
+        } = &data.protocol
+        else {
+            panic!("not an AddDevice: {data:?}")
+        };
+        assert_eq!(backup.to_string(), owned.made.backup);
+        assert_eq!(
+            (data.device.clone(), data.epoch),
+            (device.name.clone(), owned.wallet.pairing.epoch())
+        );
+        let device_half = URL_SAFE_NO_PAD.decode(device_ciphertext).unwrap();
+        let server_half = URL_SAFE_NO_PAD.decode(server_ciphertext).unwrap();
+        assert_eq!(
+            (&device_half, &server_half),
+            (&owned.made.device_half, &owned.made.server_half)
+        );
+        Self {
+            device,
+            names: (op.name.to_string(), device.name.to_string()),
+            op: op.name,
+            operation: operation.name,
+            device_half,
+            server_half,
+        }
+    }
+
+    fn context(&self) -> RecoveryContext<'_> {
+        RecoveryContext {
+            operation: &self.names.0,
+            device: &self.names.1,
+        }
+    }
+
+    /// The device's round 1 with `passcode`.
+    fn begin(&self, owned: &Owned, passcode: &[u8]) -> (DeviceRecovery, Vec<u8>) {
+        DeviceRecovery::start(
+            owned.made.read(),
+            &self.context(),
+            &self.device_half,
+            &self.server_half,
+            passcode,
+        )
+        .unwrap()
+    }
+
+    /// Round 1 sent: the server's round 2 (the OPAQUE response).
+    async fn round1(&self, round1: &[u8]) -> Vec<u8> {
+        reply(&self.device.exchange_ok(&self.op, 1, round1).await, 2)
+    }
+
+    /// Rounds 3 to 8 with the right passcode: the new device's pairing, not confirmed yet.
+    async fn through_round8(&self, mut device: DeviceRecovery, round2: &[u8]) -> Pairing {
+        let (round3, _) = device.login(round2, PASSCODE).unwrap();
+        let round4 = reply(&self.device.exchange_ok(&self.op, 3, &round3).await, 4);
+        let round5 = device.open(&round4).unwrap();
+        let round6 = reply(&self.device.exchange_ok(&self.op, 5, &round5).await, 6);
+        let round7 = device.refresh(&round6).unwrap().reply.unwrap();
+        let round8 = reply(&self.device.exchange_ok(&self.op, 7, &round7).await, 8);
+        device.refresh(&round8).unwrap().output.unwrap()
+    }
+
+    /// Rounds 3 to 9 with the right passcode: the new device's pairing, confirmed.
+    async fn finish(&self, device: DeviceRecovery, round2: &[u8]) -> Pairing {
+        let pairing = self.through_round8(device, round2).await;
+        let done = self
+            .device
+            .exchange_and_repeat(&self.op, 9, &pairing.public().confirmation())
+            .await;
+        assert!(done.json::<waas_api::resources::ExchangeResponse>().done);
+        pairing
+    }
+
+    /// GetOperation must be done with this device added at epoch 1.
+    async fn assert_added(&self, group: &DeviceGroupName) {
+        let done = self.device.get_operation(&self.operation).await;
+        assert!(done.done && done.error.is_none(), "{done:?}");
+        assert_eq!(
+            done.response,
+            Some(OperationResponse::DeviceAdded(DeviceAdded {
+                device_group: group.clone(),
+                device: self.device.name.clone(),
+                epoch: 1,
+            }))
+        );
+    }
+}
+
+/// A whole recovery of `device` with the right passcode: its confirmed pairing.
+async fn recover(device: &TestDevice, owned: &Owned) -> Pairing {
+    let recovery = Recovery::start(device, owned).await;
+    let (started, round1) = recovery.begin(owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    let pairing = recovery.finish(started, &round2).await;
+    recovery.assert_added(owned.group()).await;
+    pairing
+}
+
+/// The group's recovery attempts: `failures|locked`, or nothing if none were counted.
+async fn recovery_count(server: &TestServer, group: &DeviceGroupName) -> Vec<String> {
+    server
+        .db_query(
+            "SELECT failures || '|' || locked FROM recovery_attempts WHERE device_group = ?",
+            &[&group.to_string()],
+        )
+        .await
+}
+
+/// ListDeviceGroupEvents as `client`: each event as `TYPE device operation?`.
+async fn events(client: &Client, group: &DeviceGroupName) -> Vec<(DeviceGroupEventType, String)> {
+    let list: ListDeviceGroupEventsResponse = client.get(format!("/v1/{group}/events")).ok().await;
+    list.events
+        .into_iter()
+        .map(|event| {
+            assert!(humantime::parse_rfc3339(&event.time).is_ok(), "{event:?}");
+            let operation = event
+                .operation
+                .map(|operation| format!(" {operation}"))
+                .unwrap_or_default();
+            (event.kind, format!("{}{operation}", event.device))
+        })
+        .collect()
+}
+
+/// A recovery attempt with the wrong passcode, abandoned after round 2 as an honest device
+/// does (its OPAQUE finish fails on the device): counted at round 1.
+async fn wrong_attempt(device: &TestDevice, owned: &Owned) {
+    let recovery = Recovery::start(device, owned).await;
+    let (mut started, round1) = recovery.begin(owned, WRONG);
+    let round2 = recovery.round1(&round1).await;
+    assert!(started.login(&round2, WRONG).is_err());
+}
+
+/// A recovery attempt with a forged finalization (the right login's, one bit off): the server
+/// finds the passcode wrong at round 3 and ends the operation with WRONG_PASSCODE.
+async fn forged_attempt(device: &TestDevice, owned: &Owned) {
+    let recovery = Recovery::start(device, owned).await;
+    let (mut started, round1) = recovery.begin(owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    let (round3, _) = started.login(&round2, PASSCODE).unwrap();
+    let mut forged = RecoveryRound3::decode(&round3).unwrap();
+    forged.credential_finalization = flip(&forged.credential_finalization, 5);
+    let forged = forged.encode().unwrap();
+    let refused = device.exchange(&recovery.op, 3, &forged).await;
+    refused.assert_error(ErrorCode::PermissionDenied, Some(reason::WRONG_PASSCODE));
+    // Told again to a repeat, and the operation is over.
+    device
+        .exchange(&recovery.op, 3, &forged)
+        .await
+        .assert_error(ErrorCode::PermissionDenied, Some(reason::WRONG_PASSCODE));
+    let error = device
+        .assert_failed(&recovery.operation, ErrorCode::PermissionDenied)
+        .await;
+    assert_eq!(error.reason.as_deref(), Some(reason::WRONG_PASSCODE));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recovered_device_signs_for_the_wallet_and_the_revoked_old_one_cannot() {
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let group = owned.group();
+    let address = owned
+        .owner
+        .generate_address(&owned.wallet.wallet.name, None)
+        .await;
+    let new = server.device().await;
+    // Not a device of the group yet: its events and the group are not its to read.
+    new.client
+        .get(format!("/v1/{group}/events"))
+        .send()
+        .await
+        .assert_error(ErrorCode::PermissionDenied, None);
+
+    let pairing = recover(&new, &owned).await;
+    assert_eq!(pairing.epoch(), 1);
+    assert_eq!(
+        pairing.public().root_public_key,
+        owned.wallet.pairing.public().root_public_key
+    );
+    assert_ne!(pairing.public().id, owned.wallet.pairing.public().id);
+    assert_eq!(recovery_count(&server, group).await, ["0|0"]);
+    let stored = server
+        .db_query(
+            "SELECT state || '|' || epoch || '|' || hex(pairing_id) FROM pairings WHERE device = ?",
+            &[&new.name.to_string()],
+        )
+        .await;
+    assert_eq!(
+        stored,
+        [format!(
+            "CONFIRMED|1|{}",
+            hex::encode_upper(pairing.public().id)
+        )]
+    );
+    // A member now: the group lists it, and its archive is queued (the default pool exports).
+    let seen = new.get_device_group(group).await;
+    assert!(seen.devices.contains(&new.name), "{seen:?}");
+    new.queued_archive(group, &pairing).await;
+
+    // It signs for the wallet's address through the ordinary signing operation.
+    let key = &address.mpc_keys[0];
+    let digest = sha256(b"signed by the recovered device");
+    let signed = new.sign(&pairing, key, &digest).await;
+    assert_signed_by(&digest, &signed.signature.signed_payload, &address.address);
+
+    // The lost device is revoked (by the new one, with a fresh login as the step-up): it signs
+    // nothing any more.
+    let login = new.login(group, PASSCODE).await;
+    let _: waas_api::resources::Device = new
+        .client
+        .post("/v1/device:revoke")
+        .json(&RevokeDeviceRequest {
+            name: owned.owner.name.clone(),
+            login: Some(login.name),
+        })
+        .ok()
+        .await;
+    owned
+        .owner
+        .create_signature_call(key, &digest, None)
+        .send()
+        .await
+        .assert_error(ErrorCode::PermissionDenied, Some(DEVICE_REVOKED));
+    let again = new.sign(&pairing, key, &sha256(b"and again")).await;
+    assert!(again.operation.done);
+
+    // What the wallet shows: who was added (by which operation), who was revoked, and each
+    // device's state; the same for an API key.
+    let expected = vec![
+        (
+            DeviceGroupEventType::DeviceAdded,
+            format!(
+                "{} {}",
+                new.name,
+                Recovery::operation_of(&server, &new).await
+            ),
+        ),
+        (
+            DeviceGroupEventType::DeviceRevoked,
+            owned.owner.name.to_string(),
+        ),
+    ];
+    assert_eq!(events(&new.client, group).await, expected);
+    assert_eq!(events(&server.api_key().client, group).await, expected);
+    let mut states = vec![
+        GroupDeviceState {
+            device: new.name.clone(),
+            state: DeviceState::Active,
+        },
+        GroupDeviceState {
+            device: owned.owner.name.clone(),
+            state: DeviceState::Revoked,
+        },
+    ];
+    states.sort_by_key(|a| a.device.to_string());
+    assert_eq!(new.get_device_group(group).await.device_states, states);
+    // A second revocation records nothing more.
+    let _: waas_api::resources::Device = server
+        .api_key()
+        .client
+        .post("/v1/device:revoke")
+        .json(&RevokeDeviceRequest {
+            name: owned.owner.name.clone(),
+            login: None,
+        })
+        .ok()
+        .await;
+    assert_eq!(events(&new.client, group).await, expected);
+}
+
+impl Recovery<'_> {
+    /// The AddDevice operation that added `device` (the only one it has).
+    async fn operation_of(server: &TestServer, device: &TestDevice) -> String {
+        let ids = server
+            .db_query(
+                "SELECT id FROM operations WHERE device = ? AND kind = 'ADD_DEVICE'",
+                &[&device.name.to_string()],
+            )
+            .await;
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        format!("operations/{}", ids[0])
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_strangers_partial_is_refused_and_counts_nothing() {
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let thief = server.device().await;
+    let recovery = Recovery::start(&thief, &owned).await;
+    let string = owned.made.read();
+    let context = string.context();
+    let r_s = ciphertext_ephemeral(&recovery.server_half).unwrap();
+    let (_, credential_request) = ClientLogin::start(PASSCODE).unwrap();
+    let with = |partial: Vec<u8>| {
+        RecoveryRound1 {
+            server_half_partial: partial,
+            credential_request: credential_request.clone(),
+        }
+        .encode()
+        .unwrap()
+    };
+    // A decryption half that is not the backup's (a string made up, or another wallet's).
+    let stranger = DecryptionShare::generate()
+        .unwrap()
+        .partial(
+            &r_s,
+            Half::Server,
+            &context,
+            Role::Device,
+            PartialUse::Recovery(&recovery.context()),
+        )
+        .unwrap();
+    // The backup's own half, but for another recovery (a replay of someone else's round 1).
+    let elsewhere = RecoveryContext {
+        operation: &format!("{}/mpcOperations/another", owned.group()),
+        device: &recovery.names.1,
+    };
+    let replayed = string
+        .decryption_share()
+        .unwrap()
+        .partial(
+            &r_s,
+            Half::Server,
+            &context,
+            Role::Device,
+            PartialUse::Recovery(&elsewhere),
+        )
+        .unwrap();
+    // The backup's half on ct_x's R, or its dry-run partial.
+    let r_x = ciphertext_ephemeral(&recovery.device_half).unwrap();
+    let on_ct_x = string
+        .decryption_share()
+        .unwrap()
+        .partial(
+            &r_x,
+            Half::Server,
+            &context,
+            Role::Device,
+            PartialUse::Recovery(&recovery.context()),
+        )
+        .unwrap();
+    let dry_run = string
+        .decryption_share()
+        .unwrap()
+        .partial(
+            &r_s,
+            Half::Server,
+            &context,
+            Role::Device,
+            PartialUse::DryRun,
+        )
+        .unwrap();
+    for message in [
+        with(stranger),
+        with(replayed),
+        with(on_ct_x),
+        with(dry_run),
+        with(vec![0; 40]),
+        b"not a round 1".to_vec(),
+    ] {
+        server
+            .assert_refused_unchanged(
+                thief.exchange_call(&recovery.op, 1, &message),
+                ErrorCode::InvalidArgument,
+            )
+            .await;
+    }
+    assert!(recovery_count(&server, owned.group()).await.is_empty());
+    // The honest round 1 is counted (once), and the operation goes on from there.
+    let (started, round1) = recovery.begin(&owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    assert_eq!(recovery_count(&server, owned.group()).await, ["1|0"]);
+    recovery.finish(started, &round2).await;
+    assert_eq!(recovery_count(&server, owned.group()).await, ["0|0"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_failed_recoveries_lock_it_until_the_operator_unlocks_it() {
+    let server = TestServer::start_with(&["--passcode-backoff", "0"]);
+    let owned = Owned::new(&server).await;
+    let group = owned.group();
+    let thief = server.device().await;
+    for attempt in 1..=10 {
+        if attempt % 3 == 0 {
+            forged_attempt(&thief, &owned).await;
+        } else {
+            wrong_attempt(&thief, &owned).await;
+        }
+        let locked = u8::from(attempt == 10);
+        assert_eq!(
+            recovery_count(&server, group).await,
+            [format!("{attempt}|{locked}")]
+        );
+    }
+    // The 11th is refused before any OPAQUE work, even with the right passcode, and changes
+    // nothing; making the operation is free, and still allowed.
+    let recovery = Recovery::start(&thief, &owned).await;
+    let (_, round1) = recovery.begin(&owned, PASSCODE);
+    server
+        .assert_refused_unchanged_for(
+            thief.exchange_call(&recovery.op, 1, &round1),
+            ErrorCode::FailedPrecondition,
+            Some(reason::PASSCODE_LOCKED),
+        )
+        .await;
+    // The group's devices are not locked out of their own logins by it.
+    owned.owner.login(group, PASSCODE).await;
+
+    let (unlocked, said) = server.unlock_recovery(&group.to_string());
+    assert!(unlocked, "{said}");
+    assert!(
+        said.contains("10 failed attempt(s) cleared, lock lifted"),
+        "{said}"
+    );
+    let (_, said) = server.unlock_recovery(&group.to_string());
+    assert!(said.contains("0 failed attempt(s) cleared"), "{said}");
+    // The same round 1 is now answered, and the recovery completes.
+    let (started, round1) = recovery.begin(&owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    recovery.finish(started, &round2).await;
+    recovery.assert_added(group).await;
+    assert_eq!(recovery_count(&server, group).await, ["0|0"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backoff_after_three_failures_and_a_right_passcode_resets_the_count() {
+    // The default backoff: 1 s after the third failure.
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let group = owned.group();
+    let new = server.device().await;
+    for _ in 0..3 {
+        wrong_attempt(&new, &owned).await;
+    }
+    assert_eq!(recovery_count(&server, group).await, ["3|0"]);
+    let recovery = Recovery::start(&new, &owned).await;
+    let (_, round1) = recovery.begin(&owned, PASSCODE);
+    let refused = server
+        .assert_refused_unchanged_for(
+            new.exchange_call(&recovery.op, 1, &round1),
+            ErrorCode::ResourceExhausted,
+            Some(reason::PASSCODE_BACKOFF),
+        )
+        .await;
+    assert_eq!(refused.error().retry_after_seconds, Some(1));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    // A right passcode whose login MAC is not for this recovery ends the operation and
+    // clears nothing.
+    let (mut started, round1) = recovery.begin(&owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    assert_eq!(recovery_count(&server, group).await, ["4|0"]);
+    let (round3, _) = started.login(&round2, PASSCODE).unwrap();
+    let mut forged = RecoveryRound3::decode(&round3).unwrap();
+    forged.authorization = flip(&forged.authorization, 0);
+    new.exchange(&recovery.op, 3, &forged.encode().unwrap())
+        .await
+        .assert_error(ErrorCode::Aborted, None);
+    new.assert_failed(&recovery.operation, ErrorCode::Aborted)
+        .await;
+    assert_eq!(recovery_count(&server, group).await, ["4|0"]);
+
+    // A right passcode clears the count at round 3 (before the recovery is even done).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let recovery = Recovery::start(&new, &owned).await;
+    let (mut started, round1) = recovery.begin(&owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    assert_eq!(recovery_count(&server, group).await, ["5|0"]);
+    let (round3, _) = started.login(&round2, PASSCODE).unwrap();
+    new.exchange_ok(&recovery.op, 3, &round3).await;
+    assert_eq!(recovery_count(&server, group).await, ["0|0"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recovery_survives_a_restart_between_every_two_rounds() {
+    let mut server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let new = server.device().await;
+    let recovery = Recovery::start(&new, &owned).await;
+    server.restart();
+    let (mut device, round1) = recovery.begin(&owned, PASSCODE);
+
+    // Each round: sent, the server killed, the same round sent again (the stored answer), then
+    // the next. No answer is computed twice, nothing is lost.
+    let mut send = async |round: u8, message: &[u8]| {
+        let first = new.exchange(&recovery.op, round, message).await;
+        assert_eq!(first.status, 200, "{first:?}");
+        server.restart();
+        new.assert_repeat(&recovery.op, round, message, &first, "after a restart")
+            .await;
+        first.json::<waas_api::resources::ExchangeResponse>()
+    };
+    let round2 = reply(&send(1, &round1).await, 2);
+    let (round3, _) = device.login(&round2, PASSCODE).unwrap();
+    let round4 = reply(&send(3, &round3).await, 4);
+    let round5 = device.open(&round4).unwrap();
+    let round6 = reply(&send(5, &round5).await, 6);
+    let round7 = device.refresh(&round6).unwrap().reply.unwrap();
+    let round8 = reply(&send(7, &round7).await, 8);
+    let pairing = device.refresh(&round8).unwrap().output.unwrap();
+    assert!(send(9, &pairing.public().confirmation()).await.done);
+    recovery.assert_added(owned.group()).await;
+
+    // The pairing the server kept through all that signs with the device's.
+    let address = new.generate_address(&owned.wallet.wallet.name, None).await;
+    let digest = sha256(b"after the restarts");
+    let signed = new.sign(&pairing, &address.mpc_keys[0], &digest).await;
+    assert_signed_by(&digest, &signed.signature.signed_payload, &address.address);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_device_is_refused_for_members_other_groups_backups_and_other_callers() {
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let group = owned.group();
+    let backup = owned.made.backup.as_str();
+    let new = server.device().await;
+    let api = server.api_key();
+
+    // A device of the group already.
+    let refused = server
+        .assert_refused_unchanged(
+            add_device_call(&owned.owner.client, group, &owned.owner, backup),
+            ErrorCode::FailedPrecondition,
+        )
+        .await;
+    assert!(
+        refused
+            .error()
+            .message
+            .contains("already a device of the group"),
+        "{refused:?}"
+    );
+    // Another group's backup, and no backup at all: the same NOT_FOUND.
+    let other = owned.owner.create_wallet(&default_pool()).await;
+    for backup in [
+        backup.to_owned(),
+        format!("{group}/mpcOperations/none"),
+        format!("{}/mpcOperations/none", other.device_group),
+    ] {
+        server
+            .assert_refused_unchanged(
+                add_device_call(&new.client, &other.device_group, &new, &backup),
+                ErrorCode::NotFound,
+            )
+            .await;
+    }
+    server
+        .assert_refused_unchanged(
+            add_device_call(
+                &new.client,
+                group,
+                &new,
+                &format!("{group}/mpcOperations/none"),
+            ),
+            ErrorCode::NotFound,
+        )
+        .await;
+    // Another device may not ask for it; a body that is not a request is refused.
+    let stranger = server.device().await;
+    server
+        .assert_refused_unchanged(
+            add_device_call(&stranger.client, group, &new, backup),
+            ErrorCode::PermissionDenied,
+        )
+        .await;
+    server
+        .assert_refused_unchanged(
+            new.client
+                .post(format!("/v1/{group}:addDevice"))
+                .json(&serde_json::json!({"device": new.name})),
+            ErrorCode::InvalidArgument,
+        )
+        .await;
+    // A revoked device, asked for by an API key.
+    let revoked = server.device().await;
+    let _: waas_api::resources::Device = api
+        .client
+        .post("/v1/device:revoke")
+        .json(&RevokeDeviceRequest {
+            name: revoked.name.clone(),
+            login: None,
+        })
+        .ok()
+        .await;
+    server
+        .assert_refused_unchanged(
+            add_device_call(&api.client, group, &revoked, backup),
+            ErrorCode::FailedPrecondition,
+        )
+        .await;
+
+    // An API key may ask for any device; the device's pending one is returned again.
+    let by_key: Operation = add_device_call(&api.client, group, &new, backup).ok().await;
+    let again: Operation = add_device_call(&new.client, group, &new, backup).ok().await;
+    assert_eq!(by_key.name, again.name);
+    // Its own device reads it, though it is no device of the group.
+    assert_eq!(new.get_operation(&by_key.name).await.name, by_key.name);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_confirmation_is_refused_and_changes_nothing() {
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let new = server.device().await;
+    let recovery = Recovery::start(&new, &owned).await;
+    let (device, round1) = recovery.begin(&owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    let pairing = recovery.through_round8(device, &round2).await;
+    let confirmation = pairing.public().confirmation();
+    // The pairing is kept pending; the device is no member until round 9.
+    let pending = server
+        .db_query(
+            "SELECT state FROM pairings WHERE device = ?",
+            &[&new.name.to_string()],
+        )
+        .await;
+    assert_eq!(pending, ["PENDING"]);
+    for message in [
+        flip(&confirmation, 0),
+        owned.wallet.pairing.public().confirmation().to_vec(),
+        confirmation[..31].to_vec(),
+        Vec::new(),
+    ] {
+        server
+            .assert_refused_unchanged(
+                new.exchange_call(&recovery.op, 9, &message),
+                ErrorCode::InvalidArgument,
+            )
+            .await;
+    }
+    assert!(
+        !owned
+            .owner
+            .get_device_group(owned.group())
+            .await
+            .devices
+            .contains(&new.name)
+    );
+    assert!(new.exchange_ok(&recovery.op, 9, &confirmation).await.done);
+    recovery.assert_added(owned.group()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_recovery_expires_and_leaves_no_pairing() {
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let new = server.device().await;
+    let recovery = Recovery::start(&new, &owned).await;
+    let (device, round1) = recovery.begin(&owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    let pairing = recovery.through_round8(device, &round2).await;
+    let pairings = async || {
+        server
+            .db_query(
+                "SELECT state FROM pairings WHERE device = ?",
+                &[&new.name.to_string()],
+            )
+            .await
+    };
+    assert_eq!(pairings().await, ["PENDING"]);
+    // Idle past the session limit: the operation fails, and the pending pairing goes with it
+    // (its epoch is 1, not the operation's, which is the backup's).
+    server
+        .db_execute(
+            "UPDATE operations SET update_time_ms = update_time_ms - 700000 WHERE id = ?",
+            &[recovery.operation.operation().as_str()],
+        )
+        .await;
+    new.exchange(&recovery.op, 9, &pairing.public().confirmation())
+        .await
+        .assert_error(ErrorCode::Aborted, None);
+    assert!(pairings().await.is_empty());
+    assert!(
+        !owned
+            .owner
+            .get_device_group(owned.group())
+            .await
+            .devices
+            .contains(&new.name)
+    );
+    // A new recovery of the same device starts over and completes.
+    recover(&new, &owned).await;
+}
