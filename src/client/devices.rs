@@ -1,17 +1,25 @@
 //! RevokeDevice, the device's side (docs/protocol/revoke.md): this device revokes itself, or
 //! another device of one of its groups after a passcode login of that group (the step-up).
 
-use waas_api::DeviceName;
-use waas_api::resources::{Device, RevokeDeviceRequest};
+use waas_api::resources::{Device, ListDeviceGroupEventsResponse, RevokeDeviceRequest};
+use waas_api::{DeviceGroupName, DeviceName};
 use wasm_bindgen::prelude::wasm_bindgen;
 
-use super::{WaasClient, string_option};
+use super::{WaasClient, string_option, to_js};
 use crate::SdkError;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
 /** What revoking another device takes: a passcode login of a device group both devices are in. */
 export interface StepUp { deviceGroup: string; passcode: string; }
+/** A change of a device group's devices: `DEVICE_ADDED` (a recovery with a backup, which may be
+ * a thief's) or `DEVICE_REVOKED`; `operation` is the AddDevice that did it; `time` is RFC 3339. */
+export interface DeviceGroupEvent {
+  type: 'DEVICE_ADDED' | 'DEVICE_REVOKED';
+  device: string;
+  operation?: string;
+  time: string;
+}
 "#;
 
 #[wasm_bindgen]
@@ -19,6 +27,9 @@ extern "C" {
     /// `StepUp`.
     #[wasm_bindgen(typescript_type = "StepUp")]
     pub type StepUp;
+    /// `DeviceGroupEvent[]`.
+    #[wasm_bindgen(typescript_type = "DeviceGroupEvent[]")]
+    pub type JsDeviceGroupEvents;
 }
 
 #[wasm_bindgen]
@@ -67,6 +78,21 @@ impl WaasClient {
             Err(SdkError::DeviceRevoked) if itself => Ok(()),
             Err(error) => Err(error),
         }
+    }
+
+    /// ListDeviceGroupEvents: what happened to the devices of `deviceGroup` (one of this
+    /// device's groups), oldest first, so a wallet can tell the user that a device was added
+    /// (a recovery, which may be a thief's) or revoked.
+    #[wasm_bindgen(js_name = listDeviceGroupEvents)]
+    pub async fn list_device_group_events(
+        &self,
+        #[wasm_bindgen(js_name = deviceGroup)] device_group: String,
+    ) -> Result<JsDeviceGroupEvents, SdkError> {
+        let name: DeviceGroupName = device_group.parse()?;
+        let list: ListDeviceGroupEventsResponse = self
+            .send::<(), _>("GET", &format!("/v1/{name}/events"), None, true)
+            .await?;
+        Ok(to_js(&list.events)?.into())
     }
 }
 

@@ -71,9 +71,15 @@ export interface Signature {
   signedPayload: { r: string; s: string; v: number; signature: string };
 }
 export interface Address { address: string; network: string; mpcWallet: string; mpcKeys: string[]; derivationPath: string; }
-/** A device group; `mpcKeyExportMetadata` (once key generation is done) is what
- * `exportPrivateKeys` takes. */
-export interface DeviceGroup { name: string; devices: string[]; mpcKeyExportMetadata?: string; }
+/** A device group; `deviceStates` holds each device's state, in the order of `devices` (empty
+ * from a server that does not send them); `mpcKeyExportMetadata` (once key generation is done)
+ * is what `exportPrivateKeys` takes. */
+export interface DeviceGroup {
+  name: string;
+  devices: string[];
+  deviceStates: { device: string; state: Device['state'] }[];
+  mpcKeyExportMetadata?: string;
+}
 /** A finished PrepareDeviceArchive. */
 export interface DeviceArchive { '@type'?: 'DeviceArchive'; deviceGroup: string; device: string; epoch: number; }
 /** A finished PrepareDeviceBackup: the group's backup, verified by this device's dry run. */
