@@ -9,6 +9,7 @@ import {
   version,
   type CreatedWallet,
   type Device,
+  type DeviceGroupEvent,
   type ExportedKeys,
   type Signature,
 } from 'waas-sdk';
@@ -82,6 +83,9 @@ const ui = {
   devicesRefresh: byId('devices-refresh', HTMLButtonElement),
   devicesList: byId('devices-list', HTMLUListElement),
   devicesError: byId('devices-error', HTMLElement),
+  deviceEventsBox: byId('device-events-box', HTMLElement),
+  deviceEventsEmpty: byId('device-events-empty', HTMLElement),
+  deviceEvents: byId('device-events', HTMLOListElement),
   revokeOtherForm: byId('revoke-other-form', HTMLFormElement),
   revokeOtherLegend: byId('revoke-other-legend', HTMLElement),
   revokeOtherPasscode: byId('revoke-other-passcode', HTMLInputElement),
@@ -133,8 +137,15 @@ interface App {
   backupString: string | undefined;
   /** The device group's devices, as GetDeviceGroup last listed them. */
   groupDevices: string[];
-  /** Other devices this page revoked: the server tells a device only its own state. */
+  /** Each device's state, as GetDeviceGroup last reported it (`deviceStates`). */
+  groupStates: Map<string, Device['state']>;
+  /**
+   * Other devices this page revoked: what it shows for them if the server sends no states (an
+   * older server told a device only its own).
+   */
   revokedHere: Set<string>;
+  /** The group's events (devices added and revoked), if the server lists them. */
+  events: DeviceGroupEvent[] | undefined;
   /** The other device the step-up form is about to revoke. */
   revokeTarget: string | undefined;
 }
@@ -493,7 +504,7 @@ function showBackup(app: App, backup: string, made: { code: string } | undefined
     ui.backupOrigin.append(
       'This device held no backup to show again (',
       code,
-      '), so this one is new, made just now. It replaces any backup made before: an older string no longer works.',
+      '), so this one is new, made just now. It replaces any backup made before: an older string stops working once the server’s retention for replaced backups (7 days by default) has passed.',
     );
     ui.backupOrigin.dataset['code'] = made.code;
   } else {
@@ -601,10 +612,13 @@ function wireBackup(app: App): void {
 
 // --- devices --------------------------------------------------------------------------------------
 
-/** The state the page can show for `name`: the server tells a device only its own. */
+/**
+ * The state the page shows for `name`: this device's from RegisterDevice (the freshest, and the
+ * only one a revoked device can still learn), the others' from GetDeviceGroup.
+ */
 function stateOf(app: App, name: string): string {
   if (name === app.deviceName) return app.deviceState ?? 'unknown';
-  return app.revokedHere.has(name) ? 'REVOKED' : 'unknown';
+  return app.groupStates.get(name) ?? (app.revokedHere.has(name) ? 'REVOKED' : 'unknown');
 }
 
 /** The list: this device first (marked), then the group's others, each with what can be done. */
@@ -631,7 +645,7 @@ function renderDevices(app: App): void {
       mark.textContent = 'this device';
       item.append(' (', mark, ')');
     } else if (ownActive && state !== 'REVOKED') {
-      // Its state is unknown here, so every other device not revoked from this page can be.
+      // An active device, or one of unknown state (an older server): revoking it may help.
       const button = document.createElement('button');
       button.type = 'button';
       button.textContent = 'Revoke';
@@ -644,6 +658,38 @@ function renderDevices(app: App): void {
     return item;
   });
   ui.devicesList.replaceChildren(...items);
+  renderEvents(app);
+}
+
+/** What each event says, for people. */
+const EVENT_TEXT: Record<DeviceGroupEvent['type'], string> = {
+  DEVICE_ADDED: 'Device added (recovered with a backup)',
+  DEVICE_REVOKED: 'Device revoked',
+};
+
+/** The group's events, oldest first, each with its time; hidden if the server lists none. */
+function renderEvents(app: App): void {
+  const events = app.events;
+  ui.deviceEventsBox.hidden = events === undefined;
+  if (events === undefined) return;
+  ui.deviceEventsEmpty.hidden = events.length > 0;
+  const items = events.map((event) => {
+    const item = document.createElement('li');
+    item.dataset['testid'] = 'device-event';
+    item.dataset['type'] = event.type;
+    item.dataset['device'] = event.device;
+    const time = document.createElement('time');
+    time.dateTime = event.time;
+    const when = new Date(event.time);
+    time.textContent = Number.isNaN(when.getTime()) ? event.time : when.toLocaleString();
+    const device = document.createElement('span');
+    device.className = 'long';
+    device.textContent = event.device;
+    item.append(time, `: ${EVENT_TEXT[event.type] ?? event.type} `, device);
+    if (event.device === app.deviceName) item.append(' (this device)');
+    return item;
+  });
+  ui.deviceEvents.replaceChildren(...items);
 }
 
 /**
@@ -657,8 +703,23 @@ async function refreshDevices(app: App): Promise<void> {
   if (app.deviceState === 'ACTIVE') {
     const group = await app.client.getDeviceGroup(wallet.deviceGroup);
     app.groupDevices = group.devices;
+    app.groupStates = new Map(group.deviceStates.map(({ device, state }) => [device, state]));
+    app.events = await listEvents(app, wallet.deviceGroup);
   }
   renderDevices(app);
+}
+
+/**
+ * The group's events; undefined from a server without them (its NOT_FOUND for the route), so
+ * the list simply does not show. Other failures reject, like the rest of the refresh.
+ */
+async function listEvents(app: App, deviceGroup: string): Promise<DeviceGroupEvent[] | undefined> {
+  try {
+    return await app.client.listDeviceGroupEvents(deviceGroup);
+  } catch (error) {
+    if (error instanceof WaasError && error.code === 'SERVER' && error.message.includes('NOT_FOUND')) return undefined;
+    throw error;
+  }
 }
 
 /** The list at page load, without taking over the status line; a failure shows in the section. */
@@ -708,7 +769,15 @@ function wireDevices(app: App): void {
       await app.client.revokeDevice(target, { deviceGroup: wallet.deviceGroup, passcode });
       app.revokedHere.add(target);
       closeRevokeOther(app);
-      renderDevices(app);
+      // The server's word on every device, and the revocation in the events. The revocation is
+      // done either way: a failed refresh shows in the list's own error, not as the revocation's.
+      try {
+        await refreshDevices(app);
+        clearError(ui.devicesError);
+      } catch (error) {
+        renderDevices(app);
+        showError(ui.devicesError, error);
+      }
       setStatus(`${target} is revoked: it can no longer sign for this wallet.`, 'ready');
     }).then((ok) => {
       if (!ok) ui.revokeOtherPasscode.focus();
@@ -771,7 +840,9 @@ async function start(): Promise<App | undefined> {
       deviceState: undefined,
       backupString: undefined,
       groupDevices: [],
+      groupStates: new Map(),
       revokedHere: new Set(),
+      events: undefined,
       revokeTarget: undefined,
     };
   } catch (error) {

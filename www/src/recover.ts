@@ -281,6 +281,8 @@ function wire(page: Page): void {
       return;
     }
     page.busy = true;
+    // At once, before the first await: whoever watches the status sees this try, not the last.
+    setStatus('Checking this browser’s device…', 'busy');
     ui.fieldset.disabled = true;
     ui.form.setAttribute('aria-busy', 'true');
     recover(page, backup, passcode, confirm, old)
