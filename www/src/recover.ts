@@ -306,7 +306,10 @@ async function start(): Promise<Page | undefined> {
   try {
     await initAsync();
     // One after the other: both open the same IndexedDB store, the first may create it.
-    const device = await WaasDevice.open(null, PASSCODE_POLICY);
+    // `recovery`: a new profile keeps no passcode wrap (the server checks the passcode during
+    // the recovery), so a copy of this profile, next to the backup file, tests no passcode
+    // offline.
+    const device = await WaasDevice.open(null, { ...PASSCODE_POLICY, recovery: true });
     const client = await WaasClient.connect('');
     return { device, client, busy: false, retryAt: 0, waitTimer: undefined };
   } catch (error) {
@@ -327,8 +330,8 @@ async function main(): Promise<void> {
     setStatus('This browser’s device could not be read.', 'error');
     return;
   }
-  // A new profile is set up with the wallet's passcode: typed twice, since a typo would set the
-  // device up with a passcode the wallet does not have.
+  // A new profile is set up for the recovery; the passcode is typed twice, since the server
+  // counts a wrong one.
   ui.confirmField.hidden = bootstrapped;
   const shown = bootstrapped ? loadWallet() : undefined;
   if (shown) {
