@@ -21,6 +21,10 @@ export interface DeviceOptions {
   /** At bootstrap, also create a passkey and let it unlock the keys where the browser supports
    * the WebAuthn PRF extension (`hasPasskey()` tells whether it did). Default false. */
   passkey?: boolean;
+  /** At bootstrap: this profile is set up to recover a wallet with its backup (`recover`). The
+   * passcode is checked against the policy and not kept: the server checks it during the
+   * recovery, so a copy of this profile cannot test passcodes offline. Default false. */
+  recovery?: boolean;
 }
 "#;
 
@@ -31,17 +35,25 @@ extern "C" {
     pub type DeviceOptions;
 }
 
-/// The passcode policy and whether to enrol a passkey, from `DeviceOptions`.
-pub(crate) fn parse_options(
-    options: Option<DeviceOptions>,
-) -> Result<(PasscodePolicy, bool), SdkError> {
+/// What `DeviceOptions` asks for.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Settings {
+    pub(crate) policy: PasscodePolicy,
+    /// Enrol a passkey at bootstrap.
+    pub(crate) passkey: bool,
+    /// Bootstrap to recover a wallet: keep no passcode wrap.
+    pub(crate) recovery: bool,
+}
+
+/// The passcode policy and the bootstrap's choices, from `DeviceOptions`.
+pub(crate) fn parse_options(options: Option<DeviceOptions>) -> Result<Settings, SdkError> {
     let mut policy = PasscodePolicy::default();
     let Some(options) = options else {
-        return Ok((policy, false));
+        return Ok(Settings::default());
     };
     let options = JsValue::from(options);
     if options.is_undefined() || options.is_null() {
-        return Ok((policy, false));
+        return Ok(Settings::default());
     }
     let get = |key: &str| Reflect::get(&options, &key.into()).unwrap_or(JsValue::UNDEFINED);
     let min = get("minPasscodeLength");
@@ -62,15 +74,21 @@ pub(crate) fn parse_options(
             .as_bool()
             .ok_or_else(|| SdkError::InvalidArgument("digitsOnly must be a boolean".into()))?;
     }
-    let passkey = get("passkey");
-    let passkey = if passkey.is_undefined() {
-        false
-    } else {
-        passkey
-            .as_bool()
-            .ok_or_else(|| SdkError::InvalidArgument("passkey must be a boolean".into()))?
+    let flag = |key: &str| {
+        let value = get(key);
+        if value.is_undefined() {
+            Ok(false)
+        } else {
+            value
+                .as_bool()
+                .ok_or_else(|| SdkError::InvalidArgument(format!("{key} must be a boolean")))
+        }
     };
-    Ok((policy, passkey))
+    Ok(Settings {
+        policy,
+        passkey: flag("passkey")?,
+        recovery: flag("recovery")?,
+    })
 }
 
 /// Asks the browser to keep this origin's storage (best effort: browsers may still decide).
@@ -87,8 +105,7 @@ async fn request_persistence() {
 #[wasm_bindgen]
 pub struct WaasDevice {
     store: KeyStore,
-    policy: PasscodePolicy,
-    passkey: bool,
+    settings: Settings,
 }
 
 #[wasm_bindgen]
@@ -98,13 +115,9 @@ impl WaasDevice {
         #[wasm_bindgen(js_name = storeName)] store_name: Option<String>,
         options: Option<DeviceOptions>,
     ) -> Result<WaasDevice, SdkError> {
-        let (policy, passkey) = parse_options(options)?;
+        let settings = parse_options(options)?;
         let store = KeyStore::open(store_name.as_deref().unwrap_or(DEFAULT_STORE)).await?;
-        Ok(Self {
-            store,
-            policy,
-            passkey,
-        })
+        Ok(Self { store, settings })
     }
 
     /// Whether this profile has a device.
@@ -118,7 +131,12 @@ impl WaasDevice {
     pub async fn bootstrap(&self, passcode: String) -> Result<bool, SdkError> {
         match self
             .store
-            .bootstrap(&passcode, self.policy, self.passkey)
+            .bootstrap(
+                &passcode,
+                self.settings.policy,
+                self.settings.passkey,
+                self.settings.recovery,
+            )
             .await
         {
             Ok(_) => {
@@ -139,7 +157,7 @@ impl WaasDevice {
         #[wasm_bindgen(js_name = newPasscode)] new_passcode: String,
     ) -> Result<(), SdkError> {
         self.store
-            .reset_passcode(&old_passcode, &new_passcode, self.policy)
+            .reset_passcode(&old_passcode, &new_passcode, self.settings.policy)
             .await
     }
 
@@ -148,6 +166,11 @@ impl WaasDevice {
     /// `WaasClient.checkPasscode` (this refuses with `INVALID_ARGUMENT`).
     #[wasm_bindgen(js_name = checkPasscode)]
     pub async fn check_passcode(&self, passcode: String) -> Result<(), SdkError> {
+        if self.store.awaiting_recovery().await? {
+            return Err(SdkError::InvalidArgument(
+                "this device was set up to recover a wallet: the server checks the passcode during the recovery".into(),
+            ));
+        }
         self.store
             .unlock(&Unlock::Passcode(passcode))
             .await

@@ -14,6 +14,14 @@ export default defineConfig({
     outDir: 'dist',
     emptyOutDir: true,
     target: 'es2022',
+    // Two pages: the wallet, and recovery. recover/index.html is served as /recover/ (waas-server's
+    // static files redirect /recover there), so the page needs no route of its own.
+    rollupOptions: {
+      input: {
+        main: fileURLToPath(new URL('index.html', import.meta.url)),
+        recover: fileURLToPath(new URL('recover/index.html', import.meta.url)),
+      },
+    },
   },
   server: {
     // `npm run dev` style development: the API comes from a waas-server on the default port.

@@ -168,7 +168,7 @@ impl WaasClient {
         #[wasm_bindgen(js_name = newPasscode)] new_passcode: String,
         options: Option<DeviceOptions>,
     ) -> Result<(), SdkError> {
-        let (policy, _) = parse_options(options)?;
+        let policy = parse_options(options)?.policy;
         policy.check(&new_passcode)?;
         let _lock = crate::browser::WebLock::acquire(DEVICE_LOCK).await?;
         // The old passcode must open this device before anything changes. A change that stopped

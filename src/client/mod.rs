@@ -42,6 +42,9 @@ use crate::SdkError;
 use crate::browser::{fetch, subtle};
 use crate::keystore::{DEFAULT_STORE, KeyStore, Unlocked};
 
+/// How long to wait before each resend of an exchange round that got no answer.
+const EXCHANGE_RETRY_DELAYS_MS: [f64; 3] = [250.0, 1000.0, 2500.0];
+
 /// The largest clock correction the client accepts from the server.
 const MAX_CLOCK_OFFSET_MS: f64 = 24.0 * 3600.0 * 1000.0;
 
@@ -831,14 +834,20 @@ impl WaasClient {
             round,
             message: URL_SAFE_NO_PAD.encode(message),
         };
-        self.send(
-            "POST",
-            &format!("/v1/{operation}:exchange"),
-            Some(&body),
-            true,
-        )
-        .await
-        .map_err(|error| match error {
+        let path = format!("/v1/{operation}:exchange");
+        // A round is idempotent at the server (a repeat gets the stored answer), so a request
+        // that never got an answer is sent again a few times before the operation is given up:
+        // a server restarting, or a lost answer, costs a moment instead of a new operation (in
+        // a recovery, a counted passcode attempt).
+        let mut sent = self.send("POST", &path, Some(&body), true).await;
+        for delay_ms in EXCHANGE_RETRY_DELAYS_MS {
+            if !matches!(sent, Err(SdkError::Network(_))) {
+                break;
+            }
+            crate::browser::sleep(delay_ms).await;
+            sent = self.send("POST", &path, Some(&body), true).await;
+        }
+        sent.map_err(|error| match error {
             SdkError::Server { code, message, .. } if code == "ABORTED" => {
                 SdkError::ProtocolAbort(message)
             }

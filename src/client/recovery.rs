@@ -6,7 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use waas_api::export::AddDeviceRequest;
 use waas_api::resources::{
-    ListAddressesResponse, MpcData, MpcProtocol, Operation, OperationMetadata, OperationResponse,
+    DeviceGroup, DeviceState, ListAddressesResponse, MpcData, MpcProtocol, Operation,
+    OperationMetadata, OperationResponse,
 };
 use waas_api::{DeviceGroupName, MpcOperationName, MpcWalletName};
 use waas_mpc::passcode::PasscodeError;
@@ -92,12 +93,26 @@ impl WaasClient {
         let group: DeviceGroupName = backup.device_group.parse()?;
         let wallet: MpcWalletName = backup.wallet.parse()?;
         // A recovery that stored its pairing is finished, not started again: its operation may
-        // still wait for round 9 (its answer was lost), or be done. One cut off before that
-        // left this device nothing to resume with: a new operation starts over.
-        let stored = self.store.group(&group.to_string()).await?.is_some();
-        let data = if stored {
-            self.unfinished_recovery(&group).await?
-        } else {
+        // still wait for round 9 (its answer was lost), or be done. One whose operation ended
+        // without adding this device is forgotten, and one cut off before the pairing was
+        // stored left nothing to resume with: a new operation starts over.
+        let group_text = group.to_string();
+        let mut data = None;
+        let mut finished = false;
+        if self.store.group(&group_text).await?.is_some() {
+            let stored = self
+                .store
+                .pairing(&unlocked, &group_text, RESTORED_EPOCH + 1)
+                .await?;
+            data = self.unfinished_recovery(&group, &backup, &stored).await?;
+            finished = data.is_none() && self.is_member(&group).await?;
+            if data.is_none() && !finished {
+                self.store
+                    .forget_pairing(&group_text, RESTORED_EPOCH + 1)
+                    .await?;
+            }
+        }
+        if data.is_none() && !finished {
             let operation = self.add_device_operation(&backup).await?;
             let OperationMetadata::AddDevice {
                 device_group,
@@ -114,8 +129,8 @@ impl WaasClient {
                     "AddDevice answered for another group".into(),
                 ));
             }
-            Some(self.pending(&group, mpc_operation).await?)
-        };
+            data = Some(self.pending(&group, mpc_operation).await?);
+        }
         if let Some(data) = data {
             let name = data.mpc_operation.operation_name().to_string();
             self.run_recovery(&data, backup, &passcode, &unlocked)
@@ -156,11 +171,13 @@ impl WaasClient {
 }
 
 impl WaasClient {
-    /// This device's AddDevice operation of `group` that is not done yet, if any. A device that
-    /// is in no group's list of operations (not added, none started) has none.
+    /// This device's AddDevice operation of `group` that is not done yet and made `stored` (the
+    /// pairing a recovery stored before its round 9), if any.
     async fn unfinished_recovery(
         &self,
         group: &DeviceGroupName,
+        backup: &BackupString,
+        stored: &waas_mpc::Pairing,
     ) -> Result<Option<MpcData>, SdkError> {
         let device = self.identity().await?.0.clone();
         let list = match self.list_operations(group).await {
@@ -168,17 +185,40 @@ impl WaasClient {
             Err(SdkError::Server { code, .. }) if code == "PERMISSION_DENIED" => return Ok(None),
             Err(error) => return Err(error),
         };
+        let device_text = device.to_string();
         for entry in list.mpc_operations {
             let data = MpcData::decode(&entry.mpc_data)
                 .map_err(|error| SdkError::Untrusted(error.to_string()))?;
+            let operation = entry.name.to_string();
+            let context = RecoveryContext {
+                operation: &operation,
+                device: &device_text,
+            };
             if data.mpc_operation == entry.name
                 && data.device == device
                 && matches!(data.protocol, MpcProtocol::AddDevice { .. })
+                && context.pairing_id(&backup.context()) == stored.public().id
             {
                 return Ok(Some(data));
             }
         }
         Ok(None)
+    }
+
+    /// Whether this device is an active device of `group` (a non-member may not read it).
+    async fn is_member(&self, group: &DeviceGroupName) -> Result<bool, SdkError> {
+        let device = self.identity().await?.0.clone();
+        match self
+            .send::<(), DeviceGroup>("GET", &format!("/v1/{group}"), None, true)
+            .await
+        {
+            Ok(read) => Ok(read
+                .device_states
+                .iter()
+                .any(|entry| entry.device == device && entry.state == DeviceState::Active)),
+            Err(SdkError::Server { code, .. }) if code == "PERMISSION_DENIED" => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     async fn add_device_operation(&self, backup: &BackupString) -> Result<Operation, SdkError> {
@@ -276,12 +316,14 @@ impl WaasClient {
             .insert_pairing(unlocked, &group_text, &pairing)
             .await?;
         self.store.remember_wallet(&wallet, &group_text).await?;
-        // As after key generation: the data key goes under the group's record, and a local
-        // passcode wrap (a device with no wallet before) goes in the same write.
+        self.exchange_last(operation, 9, &pairing.public().confirmation())
+            .await?;
+        // A device of the group now: as after key generation, the data key goes under the
+        // group's record, and the local wrap goes in the same write. Not before round 9: a
+        // recovery that never commits must leave the device able to unlock and start over. (If
+        // this write is lost, the next unlock, a login as a member now, makes it.)
         self.store
             .wrap_for_login(unlocked, &group_text, &export_key, LoginWrap::First)
-            .await?;
-        self.exchange_last(operation, 9, &pairing.public().confirmation())
             .await
     }
 }

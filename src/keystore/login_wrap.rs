@@ -14,7 +14,7 @@ use waas_mpc::passcode::ExportKey;
 use wasm_bindgen::{JsCast, JsValue};
 use zeroize::Zeroizing;
 
-use super::{KeyStore, Layers, PASSCODE, PASSCODE_NEXT, Unlocked, set, updated};
+use super::{AWAITING_RECOVERY, KeyStore, Layers, PASSCODE, PASSCODE_NEXT, Unlocked, set, updated};
 use crate::SdkError;
 
 /// The wraps' way (each layer's AAD names its way, so a wrap of another kind cannot pass for one).
@@ -80,7 +80,7 @@ impl KeyStore {
     }
 
     /// Wraps the DEK under `group`'s record (export key `new`) and deletes the local passcode
-    /// wraps in the same write: from now on only a login opens the DEK with the passcode. `when`
+    /// wraps (or the wrap of a profile set up for recovery) in the same write: from now on only a login opens the DEK with the passcode. `when`
     /// says what the write replaces, checked in its transaction (another tab may have written
     /// meanwhile).
     pub(crate) async fn wrap_for_login(
@@ -121,7 +121,11 @@ impl KeyStore {
                 return Ok(device.clone());
             }
             let all = updated(&login_wraps(device), &[(group, &entry)], &[])?;
-            updated(device, &[(LOGIN_WRAPS, &all)], &[PASSCODE, PASSCODE_NEXT])
+            updated(
+                device,
+                &[(LOGIN_WRAPS, &all)],
+                &[PASSCODE, PASSCODE_NEXT, AWAITING_RECOVERY],
+            )
         })
         .await
     }

@@ -46,6 +46,12 @@ const PASSKEY: &str = "passkey";
 const RECORD_AAD: &[u8] = b"waas-sdk record v1\0";
 /// The DEK's wrap under the new passcode while a passcode change is under way.
 const PASSCODE_NEXT: &str = "passcodeNext";
+/// The DEK's wrap on a profile bootstrapped to recover a wallet: no passcode in it (see
+/// [`KeyStore::bootstrap`]).
+const AWAITING_RECOVERY: &str = "awaitingRecovery";
+/// The inner key of the [`AWAITING_RECOVERY`] wrap. Not a secret, on purpose: that wrap's only
+/// protection is the profile's key, and its inner layer exists to keep one wrap format.
+const NO_SECRET: [u8; 32] = [0; 32];
 /// Present while a passcode change is under way (it may have moved some records already).
 const PASSCODE_CHANGING: &str = "passcodeChanging";
 /// The Web Lock held while the device's passcode changes.
@@ -532,11 +538,19 @@ impl KeyStore {
     /// by another tab a moment ago).
     /// With `passkey`, also creates a passkey and wraps the DEK under its PRF output where the
     /// browser supports PRF; returns whether it did.
+    ///
+    /// With `recovery` (a profile set up to recover a wallet with its backup), the passcode is
+    /// checked against the policy only and never kept: the DEK waits under the profile's key
+    /// alone until the recovery puts it under the wallet's record, in the write that deletes this
+    /// wrap. A passcode wrap here would be an offline test of a live wallet's passcode for
+    /// anyone with a copy of the profile (and, often, the backup file next to it); the server
+    /// checks the passcode during the recovery instead, counted.
     pub(crate) async fn bootstrap(
         &self,
         passcode: &str,
         policy: PasscodePolicy,
         passkey: bool,
+        recovery: bool,
     ) -> Result<bool, SdkError> {
         policy.check(passcode)?;
         if self.is_bootstrapped().await? {
@@ -565,7 +579,18 @@ impl KeyStore {
         .encode();
 
         let dek = Zeroizing::new(random::<32>()?);
-        let wrap = PasscodeWrap::new(passcode, &dek, &profile).await?;
+        let wrap = if recovery {
+            let object = Object::new();
+            Layers::wrap(AWAITING_RECOVERY, &[], &NO_SECRET, &dek, &profile)
+                .await?
+                .write(&object)?;
+            (AWAITING_RECOVERY, JsValue::from(object))
+        } else {
+            (
+                PASSCODE,
+                PasscodeWrap::new(passcode, &dek, &profile).await?.to_js()?,
+            )
+        };
         let passkey_wrap = if passkey {
             PasskeyWrap::new(&dek, &profile).await?
         } else {
@@ -583,7 +608,7 @@ impl KeyStore {
             &bytes_value(&archive_public_key),
         )?;
         set(&device, "registrationData", &registration_data.into())?;
-        set(&device, PASSCODE, &wrap.to_js()?)?;
+        set(&device, wrap.0, &wrap.1)?;
         if let Some(passkey_wrap) = &passkey_wrap {
             set(&device, "passkey", &passkey_wrap.to_js()?)?;
         }
@@ -603,6 +628,13 @@ impl KeyStore {
             Err(_) if self.is_bootstrapped().await? => Err(SdkError::AlreadyBootstrapped),
             Err(error) => Err(error),
         }
+    }
+
+    /// Whether the device was set up to recover a wallet (`bootstrap` with `recovery`) and
+    /// holds none yet: its passcode was never kept, so only the server can check it.
+    pub(crate) async fn awaiting_recovery(&self) -> Result<bool, SdkError> {
+        let (device, _) = self.device().await?;
+        Ok(awaiting_recovery(&device))
     }
 
     /// Whether the device can unlock with a passkey.
@@ -665,6 +697,15 @@ impl KeyStore {
                         .into(),
                 ));
             }
+            // Set up to recover a wallet: nothing here tests the passcode (the recovery does, at
+            // the server) and the device holds nothing yet.
+            Unlock::Passcode(_) if awaiting_recovery(&device) => {
+                let layers = Layers::read(&field(&device, AWAITING_RECOVERY)?)?;
+                let inner = layers.peel(AWAITING_RECOVERY, &[], &profile).await?;
+                layers
+                    .open_inner(AWAITING_RECOVERY, &NO_SECRET, &inner)
+                    .ok_or_else(|| SdkError::Corrupt("the device's key does not open".into()))?
+            }
             Unlock::Passcode(passcode) => {
                 let current = PasscodeWrap::from_js(&field(&device, PASSCODE)?)?
                     .unwrap(passcode, &profile)
@@ -699,6 +740,11 @@ impl KeyStore {
         policy: PasscodePolicy,
     ) -> Result<(), SdkError> {
         let _lock = crate::browser::WebLock::acquire(DEVICE_LOCK).await?;
+        if self.awaiting_recovery().await? {
+            return Err(SdkError::InvalidArgument(
+                "this device was set up to recover a wallet and keeps no passcode to change".into(),
+            ));
+        }
         if !self.groups().await?.is_empty() {
             return Err(SdkError::InvalidArgument(
                 "this device holds wallets, whose passcode is also at the server: use WaasClient.resetPasscode".into(),
@@ -890,6 +936,16 @@ impl KeyStore {
             .await
     }
 
+    /// Forgets `group`'s pairing at `epoch` and its public facts: a recovery that stored them but
+    /// whose operation ended without adding this device (round 9 never committed), so that a
+    /// new recovery can start over.
+    pub(crate) async fn forget_pairing(&self, group: &str, epoch: u64) -> Result<(), SdkError> {
+        self.db
+            .delete("records", &pairing_record_id(group, epoch))
+            .await?;
+        self.db.delete("meta", &format!("group/{group}")).await
+    }
+
     /// Marks `group`'s pairing at `epoch` as never to be used again (the server failed a check
     /// only a cheating peer fails). The record stays, for a backup to restore from.
     pub(crate) async fn retire_pairing(&self, group: &str, epoch: u64) -> Result<(), SdkError> {
@@ -970,6 +1026,12 @@ fn group_aad(
         &epoch.to_be_bytes(),
     ]
     .concat()
+}
+
+/// Whether the device was set up to recover a wallet and has not yet (its DEK has no passcode
+/// wrap at all).
+fn awaiting_recovery(device: &JsValue) -> bool {
+    Reflect::get(device, &AWAITING_RECOVERY.into()).is_ok_and(|value| value.is_object())
 }
 
 /// Whether the DEK still has its local passcode wrap (no wallet's record wraps it yet).

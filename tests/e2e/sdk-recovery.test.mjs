@@ -4,30 +4,30 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { collectPageErrors, harnessFixture } from './support.mjs';
+import { collectPageErrors, harnessFixture, readKeyStore } from './support.mjs';
 
 const PASSCODE = '123456';
 
 const harness = harnessFixture({ extraArgs: ['--passcode-backoff', '10ms'] });
 
 /**
- * A fresh profile with the SDK loaded and a registered device, bootstrapped with `passcode`; the
- * client is `window.client`.
- * @param {string} passcode
+ * A fresh profile with the SDK loaded and a registered device, bootstrapped with `passcode`
+ * (and `options`); the client is `window.client`.
+ * @param {string} passcode @param {object} [options]
  */
-async function devicePage(passcode) {
+async function devicePage(passcode, options = {}) {
   const context = await harness.browser.newContext();
   const page = await context.newPage();
   const errors = collectPageErrors(page);
   await page.goto(harness.server.url);
   await page.waitForFunction(() => document.title === 'ready');
-  const name = await page.evaluate(async (passcode) => {
+  const name = await page.evaluate(async ({ passcode, options }) => {
     const { sdk } = /** @type {any} */ (window);
-    await sdk.bootstrapDevice(passcode);
+    await sdk.bootstrapDevice(passcode, options);
     const client = await sdk.WaasClient.connect('');
     /** @type {any} */ (window).client = client;
     return (await client.registerDevice()).name;
-  }, passcode);
+  }, { passcode, options });
   return { page, context, errors, name };
 }
 
@@ -190,6 +190,40 @@ test("round 9's answer lost: recovering again finishes the same operation", asyn
   const recovered = await call(b.page, 'recover', backup, PASSCODE);
   assert.equal(/** @type {any} */ (recovered.value)?.address.address, address.address, recovered.message);
   const signed = await call(b.page, 'signMessage', address.mpcKeys[0], 'after', { passcode: PASSCODE });
+  assert.equal(signed.code, undefined, signed.message);
+  await a.context.close();
+  await b.context.close();
+});
+
+test('a profile set up for recovery keeps no passcode wrap: the server checks the passcode, and a cut-off recovery starts over', async () => {
+  const { a, address, backup } = await backedUpWallet();
+  const b = await devicePage('000000', { recovery: true });
+  /** @param {any} store */
+  const deviceRecord = (store) => store.meta.device;
+  const before = deviceRecord(await readKeyStore(b.page));
+  assert.equal(before.passcode, undefined, 'no Argon2 wrap: nothing here tests a passcode offline');
+  assert.equal(typeof before.awaitingRecovery, 'object');
+  // The passcode given at setup is not kept: only the server's answer says it is wrong.
+  assert.equal((await call(b.page, 'recover', backup, '000000')).code, 'WRONG_PASSCODE');
+
+  // Round 9 never reaches the server (every resend dropped): the device keeps its setup wrap, so
+  // it can still unlock; recovering again matches the stored pairing to its open operation.
+  await b.page.route('**/mpcOperations/*:exchange', async (route) => {
+    const body = JSON.parse(route.request().postData() ?? '{}');
+    if (body.round === 9) await route.abort('connectionreset');
+    else await route.continue();
+  });
+  assert.equal((await call(b.page, 'recover', backup, PASSCODE)).code, 'NETWORK');
+  const cut = deviceRecord(await readKeyStore(b.page));
+  assert.equal(typeof cut.awaitingRecovery, 'object', 'the device can still unlock and start over');
+  assert.equal(cut.loginWraps, undefined);
+  await b.page.unroute('**/mpcOperations/*:exchange');
+  const recovered = await call(b.page, 'recover', backup, PASSCODE);
+  assert.equal(/** @type {any} */ (recovered.value)?.address.address, address.address, recovered.message);
+  const after = deviceRecord(await readKeyStore(b.page));
+  assert.equal(after.awaitingRecovery, undefined, 'the setup wrap went with the first login wrap');
+  assert.equal(typeof after.loginWraps, 'object');
+  const signed = await call(b.page, 'signMessage', address.mpcKeys[0], 'recovered', { passcode: PASSCODE });
   assert.equal(signed.code, undefined, signed.message);
   await a.context.close();
   await b.context.close();

@@ -81,24 +81,10 @@ export function operatorApi(server) {
 }
 
 /**
- * Starts waas-server on a free loopback port with a fresh SQLite database and master key.
- * @param {{ staticDir?: string, allowedOrigins?: string[], extraArgs?: string[] }} [options]
+ * Spawns waas-server with `args` and waits for its first line, `waas-server listening on URL`.
+ * @param {string[]} args
  */
-export async function startServer({ staticDir, allowedOrigins = [], extraArgs = [] } = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'waas-e2e-'));
-  const args = [
-    '--listen',
-    '127.0.0.1:0',
-    '--database',
-    join(dataDir, 'waas.db'),
-    '--master-key-file',
-    join(dataDir, 'master.key'),
-    '--dev-api-key-file',
-    join(dataDir, 'dev-api-key.json'),
-  ];
-  if (staticDir) args.push('--static-dir', staticDir);
-  for (const origin of allowedOrigins) args.push('--allowed-origin', origin);
-  args.push(...extraArgs);
+async function spawnServer(args) {
   const child = spawn(serverBinary, args, {
     env: { ...process.env, WAAS_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -110,17 +96,56 @@ export async function startServer({ staticDir, allowedOrigins = [], extraArgs = 
   });
   const match = /^waas-server listening on (http:\/\/\S+)$/.exec(firstLine);
   if (!match) throw new Error(`unexpected first line from waas-server: ${firstLine}`);
+  child.removeAllListeners('exit');
+  return { child, listening: match[1] };
+}
+
+/**
+ * Starts waas-server on a free loopback port with a fresh SQLite database and master key.
+ * @param {{ staticDir?: string, allowedOrigins?: string[], extraArgs?: string[] }} [options]
+ */
+export async function startServer({ staticDir, allowedOrigins = [], extraArgs = [] } = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'waas-e2e-'));
+  const args = [
+    '--database',
+    join(dataDir, 'waas.db'),
+    '--master-key-file',
+    join(dataDir, 'master.key'),
+    '--dev-api-key-file',
+    join(dataDir, 'dev-api-key.json'),
+  ];
+  if (staticDir) args.push('--static-dir', staticDir);
+  for (const origin of allowedOrigins) args.push('--allowed-origin', origin);
+  args.push(...extraArgs);
+  let { child, listening } = await spawnServer(['--listen', '127.0.0.1:0', ...args]);
+  // The port it picked: a restart listens there again, so pages and clients keep their URL.
+  const address = new URL(listening).host;
   // http://127.0.0.1:PORT -> http://localhost:PORT: both are secure contexts, and WebAuthn wants a name.
-  const url = match[1].replace('127.0.0.1', 'localhost');
+  const url = listening.replace('127.0.0.1', 'localhost');
+  /** Ends the running process with `signal` and waits until it has exited. */
+  const end = (/** @type {NodeJS.Signals} */ signal) => {
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    return exited;
+  };
   return {
     url,
     /** Its database, master key and dev API key (`dev-api-key.json`); removed by `stop`. */
     dataDir,
+    /**
+     * Kills the process at once (SIGKILL: no graceful shutdown, in-flight requests are cut, as
+     * in a crash), keeping its data; `restart` brings it back.
+     */
+    async crash() {
+      await end('SIGKILL');
+    },
+    /** Starts it again on the same port, database and master key (after `crash`). */
+    async restart() {
+      ({ child } = await spawnServer(['--listen', address, ...args]));
+    },
     async stop() {
-      child.removeAllListeners('exit');
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
+      await end('SIGTERM');
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -9,23 +9,16 @@ import {
   version,
   type CreatedWallet,
   type Device,
+  type DeviceGroupEvent,
   type ExportedKeys,
   type Signature,
 } from 'waas-sdk';
 
-import { ApiError, fetchServerVersion } from './api';
+import { fetchServerVersion } from './api';
 import { type StoredWallet, forgetWallet, loadWallet, saveWallet } from './storage';
-
-/** The passcode policy the page states (and the SDK's default): at least 6 digits. */
-const PASSCODE_POLICY = { minPasscodeLength: 6, digitsOnly: true };
+import { PASSCODE_POLICY, byId, clearError, describe, showError, showProblem } from './ui';
 
 // --- DOM helpers ---------------------------------------------------------------------------------
-
-function byId<T extends HTMLElement>(id: string, type: { new (): T; prototype: T }): T {
-  const element = document.getElementById(id);
-  if (!(element instanceof type)) throw new Error(`missing #${id}`);
-  return element;
-}
 
 const ui = {
   status: byId('status', HTMLElement),
@@ -85,10 +78,14 @@ const ui = {
   backupDownload: byId('backup-download', HTMLButtonElement),
   backupSaved: byId('backup-saved', HTMLButtonElement),
   backupDone: byId('backup-done', HTMLElement),
+  backupNeeded: byId('backup-needed', HTMLElement),
   devices: byId('devices', HTMLElement),
   devicesRefresh: byId('devices-refresh', HTMLButtonElement),
   devicesList: byId('devices-list', HTMLUListElement),
   devicesError: byId('devices-error', HTMLElement),
+  deviceEventsBox: byId('device-events-box', HTMLElement),
+  deviceEventsEmpty: byId('device-events-empty', HTMLElement),
+  deviceEvents: byId('device-events', HTMLOListElement),
   revokeOtherForm: byId('revoke-other-form', HTMLFormElement),
   revokeOtherLegend: byId('revoke-other-legend', HTMLElement),
   revokeOtherPasscode: byId('revoke-other-passcode', HTMLInputElement),
@@ -119,41 +116,6 @@ function reveal(section: HTMLElement, focus: boolean): void {
   if (focus) section.querySelector<HTMLElement>('h2')?.focus();
 }
 
-// --- errors ---------------------------------------------------------------------------------------
-
-/** An error as the page shows it: a stable code and a message for people. */
-function describeError(error: unknown): { code: string; message: string } {
-  if (error instanceof WaasError || error instanceof ApiError) {
-    return { code: error.code, message: error.message };
-  }
-  return { code: 'UNEXPECTED', message: error instanceof Error ? error.message : String(error) };
-}
-
-function describe(error: unknown): string {
-  const { code, message } = describeError(error);
-  return `${code}: ${message}`;
-}
-
-/** Shows `error` in `element` (a role="alert" region) as "CODE: message". */
-function showError(element: HTMLElement, error: unknown): void {
-  const { code, message } = describeError(error);
-  const codeElement = document.createElement('code');
-  codeElement.textContent = code;
-  element.replaceChildren(codeElement, `: ${message}`);
-  element.dataset['code'] = code;
-}
-
-/** Shows a problem the page found itself (no SDK call was made), without a code. */
-function showProblem(element: HTMLElement, message: string): void {
-  element.textContent = message;
-  delete element.dataset['code'];
-}
-
-function clearError(element: HTMLElement): void {
-  element.replaceChildren();
-  delete element.dataset['code'];
-}
-
 // --- state ----------------------------------------------------------------------------------------
 
 interface App {
@@ -175,8 +137,15 @@ interface App {
   backupString: string | undefined;
   /** The device group's devices, as GetDeviceGroup last listed them. */
   groupDevices: string[];
-  /** Other devices this page revoked: the server tells a device only its own state. */
+  /** Each device's state, as GetDeviceGroup last reported it (`deviceStates`). */
+  groupStates: Map<string, Device['state']>;
+  /**
+   * Other devices this page revoked: what it shows for them if the server sends no states (an
+   * older server told a device only its own).
+   */
   revokedHere: Set<string>;
+  /** The group's events (devices added and revoked), if the server lists them. */
+  events: DeviceGroupEvent[] | undefined;
   /** The other device the step-up form is about to revoke. */
   revokeTarget: string | undefined;
 }
@@ -258,6 +227,7 @@ function showDeviceState(app: App): void {
   if (revoked) ui.revokeOtherForm.hidden = true;
   // A backup string already on show stays: the user may still need to save it.
   if (app.wallet) ui.backup.hidden = revoked && app.backupString === undefined;
+  ui.backupNeeded.hidden = revoked || app.wallet?.needsBackup !== true;
   renderDevices(app);
 }
 
@@ -534,7 +504,7 @@ function showBackup(app: App, backup: string, made: { code: string } | undefined
     ui.backupOrigin.append(
       'This device held no backup to show again (',
       code,
-      '), so this one is new, made just now. It replaces any backup made before: an older string no longer works.',
+      '), so this one is new, made just now. It replaces any backup made before: an older string stops working once the server’s retention for replaced backups (7 days by default) has passed.',
     );
     ui.backupOrigin.dataset['code'] = made.code;
   } else {
@@ -622,6 +592,16 @@ function wireBackup(app: App): void {
       if (!wallet) throw new Error('create a wallet first');
       await app.client.confirmBackupSaved(wallet.deviceGroup);
       hideBackup(app);
+      if (wallet.needsBackup === true) {
+        // The recovered wallet has a backup of its own now: the reminder goes.
+        const { needsBackup: _, ...saved } = wallet;
+        app.wallet = saved;
+        try {
+          saveWallet(saved);
+        } catch {
+          // Only the reminder would come back after a reload; the backup itself is saved.
+        }
+      }
       ui.backupDone.textContent =
         'This device has forgotten its copy of the backup. The one you saved is now the only copy.';
       showDeviceState(app);
@@ -632,10 +612,13 @@ function wireBackup(app: App): void {
 
 // --- devices --------------------------------------------------------------------------------------
 
-/** The state the page can show for `name`: the server tells a device only its own. */
+/**
+ * The state the page shows for `name`: this device's from RegisterDevice (the freshest, and the
+ * only one a revoked device can still learn), the others' from GetDeviceGroup.
+ */
 function stateOf(app: App, name: string): string {
   if (name === app.deviceName) return app.deviceState ?? 'unknown';
-  return app.revokedHere.has(name) ? 'REVOKED' : 'unknown';
+  return app.groupStates.get(name) ?? (app.revokedHere.has(name) ? 'REVOKED' : 'unknown');
 }
 
 /** The list: this device first (marked), then the group's others, each with what can be done. */
@@ -662,7 +645,7 @@ function renderDevices(app: App): void {
       mark.textContent = 'this device';
       item.append(' (', mark, ')');
     } else if (ownActive && state !== 'REVOKED') {
-      // Its state is unknown here, so every other device not revoked from this page can be.
+      // An active device, or one of unknown state (an older server): revoking it may help.
       const button = document.createElement('button');
       button.type = 'button';
       button.textContent = 'Revoke';
@@ -675,6 +658,38 @@ function renderDevices(app: App): void {
     return item;
   });
   ui.devicesList.replaceChildren(...items);
+  renderEvents(app);
+}
+
+/** What each event says, for people. */
+const EVENT_TEXT: Record<DeviceGroupEvent['type'], string> = {
+  DEVICE_ADDED: 'Device added (recovered with a backup)',
+  DEVICE_REVOKED: 'Device revoked',
+};
+
+/** The group's events, oldest first, each with its time; hidden if the server lists none. */
+function renderEvents(app: App): void {
+  const events = app.events;
+  ui.deviceEventsBox.hidden = events === undefined;
+  if (events === undefined) return;
+  ui.deviceEventsEmpty.hidden = events.length > 0;
+  const items = events.map((event) => {
+    const item = document.createElement('li');
+    item.dataset['testid'] = 'device-event';
+    item.dataset['type'] = event.type;
+    item.dataset['device'] = event.device;
+    const time = document.createElement('time');
+    time.dateTime = event.time;
+    const when = new Date(event.time);
+    time.textContent = Number.isNaN(when.getTime()) ? event.time : when.toLocaleString();
+    const device = document.createElement('span');
+    device.className = 'long';
+    device.textContent = event.device;
+    item.append(time, `: ${EVENT_TEXT[event.type] ?? event.type} `, device);
+    if (event.device === app.deviceName) item.append(' (this device)');
+    return item;
+  });
+  ui.deviceEvents.replaceChildren(...items);
 }
 
 /**
@@ -688,8 +703,23 @@ async function refreshDevices(app: App): Promise<void> {
   if (app.deviceState === 'ACTIVE') {
     const group = await app.client.getDeviceGroup(wallet.deviceGroup);
     app.groupDevices = group.devices;
+    app.groupStates = new Map(group.deviceStates.map(({ device, state }) => [device, state]));
+    app.events = await listEvents(app, wallet.deviceGroup);
   }
   renderDevices(app);
+}
+
+/**
+ * The group's events; undefined from a server without them (its NOT_FOUND for the route), so
+ * the list simply does not show. Other failures reject, like the rest of the refresh.
+ */
+async function listEvents(app: App, deviceGroup: string): Promise<DeviceGroupEvent[] | undefined> {
+  try {
+    return await app.client.listDeviceGroupEvents(deviceGroup);
+  } catch (error) {
+    if (error instanceof WaasError && error.code === 'SERVER' && error.message.includes('NOT_FOUND')) return undefined;
+    throw error;
+  }
 }
 
 /** The list at page load, without taking over the status line; a failure shows in the section. */
@@ -739,7 +769,15 @@ function wireDevices(app: App): void {
       await app.client.revokeDevice(target, { deviceGroup: wallet.deviceGroup, passcode });
       app.revokedHere.add(target);
       closeRevokeOther(app);
-      renderDevices(app);
+      // The server's word on every device, and the revocation in the events. The revocation is
+      // done either way: a failed refresh shows in the list's own error, not as the revocation's.
+      try {
+        await refreshDevices(app);
+        clearError(ui.devicesError);
+      } catch (error) {
+        renderDevices(app);
+        showError(ui.devicesError, error);
+      }
       setStatus(`${target} is revoked: it can no longer sign for this wallet.`, 'ready');
     }).then((ok) => {
       if (!ok) ui.revokeOtherPasscode.focus();
@@ -802,7 +840,9 @@ async function start(): Promise<App | undefined> {
       deviceState: undefined,
       backupString: undefined,
       groupDevices: [],
+      groupStates: new Map(),
       revokedHere: new Set(),
+      events: undefined,
       revokeTarget: undefined,
     };
   } catch (error) {

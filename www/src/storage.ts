@@ -20,6 +20,11 @@ export interface StoredWallet {
   derivationPath: string;
   /** Its network, e.g. `networks/ethereum-mainnet`. */
   network: string;
+  /**
+   * Set when /recover restored the wallet here: the backup used was made elsewhere and may no
+   * longer be safe, so the wallet page asks for a new one until the user confirms saving it.
+   */
+  needsBackup?: boolean;
 }
 
 function isName(value: unknown, kind: ResourceKind): value is string {
@@ -48,7 +53,8 @@ function isStoredWallet(value: unknown): value is StoredWallet {
     typeof record['address'] === 'string' &&
     /^0x[0-9a-fA-F]{40}$/.test(record['address']) &&
     typeof record['derivationPath'] === 'string' &&
-    typeof record['network'] === 'string'
+    typeof record['network'] === 'string' &&
+    (record['needsBackup'] === undefined || typeof record['needsBackup'] === 'boolean')
   );
 }
 
@@ -79,6 +85,7 @@ export function saveWallet(wallet: StoredWallet): void {
     address: wallet.address,
     derivationPath: wallet.derivationPath,
     network: wallet.network,
+    ...(wallet.needsBackup === true ? { needsBackup: true } : {}),
   };
   localStorage.setItem(STORAGE_KEY, JSON.stringify(record));
 }

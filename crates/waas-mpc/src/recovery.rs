@@ -61,9 +61,10 @@ impl RecoveryContext<'_> {
         self.hash("recovery authorization v1", backup)
     }
 
-    /// The restored pairing's id: new for each recovery, so the new device's pairing is never
-    /// confused with the one backed up (which may still be another device's).
-    fn pairing_id(&self, backup: &BackupContext<'_>) -> [u8; 32] {
+    /// The restored (and refreshed) pairing's id: new for each recovery, so the new device's
+    /// pairing is never confused with the one backed up (which may still be another device's),
+    /// and a device tells which of its recoveries a stored pairing came from.
+    pub fn pairing_id(&self, backup: &BackupContext<'_>) -> [u8; 32] {
         self.hash("recovered pairing v1", backup)
     }
 
