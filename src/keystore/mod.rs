@@ -938,7 +938,8 @@ impl KeyStore {
 
     /// Forgets `group`'s pairing at `epoch` and its public facts: a recovery that stored them but
     /// whose operation ended without adding this device (round 9 never committed), so that a
-    /// new recovery can start over.
+    /// new recovery can start over. Recovery is a rare flow: only in the full module.
+    #[cfg(feature = "rare-flows")]
     pub(crate) async fn forget_pairing(&self, group: &str, epoch: u64) -> Result<(), SdkError> {
         self.db
             .delete("records", &pairing_record_id(group, epoch))
