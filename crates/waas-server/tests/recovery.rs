@@ -54,6 +54,8 @@ struct Owned {
     owner: TestDevice,
     wallet: Wallet,
     made: MadeBackup,
+    /// The group's passcode now ([`PASSCODE`] until a test resets it).
+    passcode: &'static [u8],
 }
 
 impl Owned {
@@ -64,6 +66,7 @@ impl Owned {
             owner,
             wallet,
             made,
+            passcode: PASSCODE,
         }
     }
 
@@ -98,6 +101,8 @@ struct Recovery<'a> {
     names: (String, String),
     device_half: Vec<u8>,
     server_half: Vec<u8>,
+    /// The group's passcode when the recovery started.
+    passcode: &'static [u8],
 }
 
 impl<'a> Recovery<'a> {
@@ -156,6 +161,7 @@ impl<'a> Recovery<'a> {
             operation: operation.name,
             device_half,
             server_half,
+            passcode: owned.passcode,
         }
     }
 
@@ -185,7 +191,7 @@ impl<'a> Recovery<'a> {
 
     /// Rounds 3 to 8 with the right passcode: the new device's pairing, not confirmed yet.
     async fn through_round8(&self, mut device: DeviceRecovery, round2: &[u8]) -> Pairing {
-        let (round3, _) = device.login(round2, PASSCODE).unwrap();
+        let (round3, _) = device.login(round2, self.passcode).unwrap();
         let round4 = reply(&self.device.exchange_ok(&self.op, 3, &round3).await, 4);
         let round5 = device.open(&round4).unwrap();
         let round6 = reply(&self.device.exchange_ok(&self.op, 5, &round5).await, 6);
@@ -202,7 +208,7 @@ impl<'a> Recovery<'a> {
         owned: &Owned,
     ) -> (Self, Pairing) {
         let recovery = Self::start(device, owned).await;
-        let (started, round1) = recovery.begin(owned, PASSCODE);
+        let (started, round1) = recovery.begin(owned, owned.passcode);
         let round2 = recovery.round1(&round1).await;
         let pairing = recovery.through_round8(started, &round2).await;
         assert_eq!(pairing_states(server, device).await, ["PENDING"]);
@@ -239,14 +245,15 @@ impl<'a> Recovery<'a> {
 /// A whole recovery of `device` with the right passcode: its confirmed pairing.
 async fn recover(device: &TestDevice, owned: &Owned) -> Pairing {
     let recovery = Recovery::start(device, owned).await;
-    let (started, round1) = recovery.begin(owned, PASSCODE);
+    let (started, round1) = recovery.begin(owned, owned.passcode);
     let round2 = recovery.round1(&round1).await;
     let pairing = recovery.finish(started, &round2).await;
     recovery.assert_added(owned.group()).await;
     pairing
 }
 
-/// The group's recovery attempts: `failures|locked`, or nothing if none were counted.
+/// The recovery attempts of the group's backups: `failures|locked` each, or nothing if none
+/// were counted.
 async fn recovery_count(server: &TestServer, group: &DeviceGroupName) -> Vec<String> {
     server
         .db_query(
@@ -254,6 +261,40 @@ async fn recovery_count(server: &TestServer, group: &DeviceGroupName) -> Vec<Str
             &[&group.to_string()],
         )
         .await
+}
+
+/// One backup's recovery attempts: `failures|locked`, or nothing if none were counted.
+async fn backup_count(server: &TestServer, backup: &str) -> Vec<String> {
+    server
+        .db_query(
+            "SELECT failures || '|' || locked FROM recovery_attempts WHERE backup = ?",
+            &[backup],
+        )
+        .await
+}
+
+/// What replaced a backup: `current`, a backup's id or a reset's login.
+async fn replaced_by(server: &TestServer, backup: &str) -> Vec<String> {
+    server
+        .db_query(
+            "SELECT ifnull(replaced_by, 'current') FROM backups WHERE backup = ?",
+            &[backup],
+        )
+        .await
+}
+
+/// `device` revokes `revoked` with a fresh login of `group` as its step-up.
+async fn revoke_with_step_up(device: &TestDevice, group: &DeviceGroupName, revoked: &TestDevice) {
+    let login = device.login(group, PASSCODE).await;
+    let _: waas_api::resources::Device = device
+        .client
+        .post("/v1/device:revoke")
+        .json(&RevokeDeviceRequest {
+            name: revoked.name.clone(),
+            login: Some(login.name),
+        })
+        .ok()
+        .await;
 }
 
 /// ListDeviceGroupEvents as `client`: each event as `TYPE device operation?`.
@@ -373,16 +414,7 @@ async fn a_recovered_device_signs_for_the_wallet_and_the_revoked_old_one_cannot(
 
     // The lost device is revoked (by the new one, with a fresh login as the step-up): it signs
     // nothing any more.
-    let login = new.login(group, PASSCODE).await;
-    let _: waas_api::resources::Device = new
-        .client
-        .post("/v1/device:revoke")
-        .json(&RevokeDeviceRequest {
-            name: owned.owner.name.clone(),
-            login: Some(login.name),
-        })
-        .ok()
-        .await;
+    revoke_with_step_up(&new, group, &owned.owner).await;
     owned
         .owner
         .create_signature_call(key, &digest, None)
@@ -797,4 +829,91 @@ async fn an_abandoned_recovery_expires_and_leaves_no_pairing() {
     assert!(!owned.has_device(&new).await);
     // A new recovery of the same device starts over and completes.
     recover(&new, &owned).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_thiefs_string_locks_only_itself_and_a_reset_retires_it() {
+    let server = TestServer::start_with(&["--passcode-backoff", "0"]);
+    let mut owned = Owned::new(&server).await;
+    let group = owned.group().clone();
+    let owners = owned.made.backup.clone();
+    // The owner's second device, recovered with the owner's backup.
+    let second = server.device().await;
+    recover(&second, &owned).await;
+    // A thief steals the first device, knows the passcode, and makes a backup of his own.
+    let thiefs = made_backup(&owned.owner, &owned.wallet).await;
+    assert_eq!(
+        replaced_by(&server, &owners).await,
+        [thiefs.backup.as_str()]
+    );
+    // The owner revokes the stolen device (which brings the owner's backup back), then resets
+    // the passcode from the second device: the reset retires every current backup the revoked
+    // device made, replaced by the reset's login. The thief's string, and the owner's too (it
+    // was made on the stolen device: the server cannot tell them apart), are kept for the
+    // retention only; the owner makes a new backup on a device of the group.
+    revoke_with_step_up(&second, &group, &owned.owner).await;
+    assert_eq!(replaced_by(&server, &owners).await, ["current"]);
+    assert_eq!(replaced_by(&server, &thiefs.backup).await, ["current"]);
+    const NEW: &[u8] = b"654321";
+    let login = second.login(&group, PASSCODE).await;
+    assert_eq!(second.reset_passcode(&group, &login, NEW).await, 2);
+    owned.passcode = NEW;
+    for backup in [&thiefs.backup, &owners] {
+        assert_eq!(replaced_by(&server, backup).await, [login.name.to_string()]);
+    }
+
+    // Within the retention the thief's string still opens an AddDevice: ten guesses of the new
+    // passcode, counted on his backup only, then it is locked.
+    let owners_made = std::mem::replace(&mut owned.made, thiefs);
+    let thief = server.device().await;
+    for attempt in 1..=10 {
+        wrong_attempt(&thief, &owned).await;
+        let locked = u8::from(attempt == 10);
+        assert_eq!(
+            backup_count(&server, &owned.made.backup).await,
+            [format!("{attempt}|{locked}")]
+        );
+    }
+    let recovery = Recovery::start(&thief, &owned).await;
+    let (_, round1) = recovery.begin(&owned, NEW);
+    server
+        .assert_refused_unchanged_for(
+            thief.exchange_call(&recovery.op, 1, &round1),
+            ErrorCode::FailedPrecondition,
+            Some(reason::PASSCODE_LOCKED),
+        )
+        .await;
+    // The owner's backup is not locked by it: within the retention it recovers a third device
+    // with the new passcode.
+    let thiefs = std::mem::replace(&mut owned.made, owners_made);
+    // (Its count is the one the second device's recovery left: cleared by the right passcode.)
+    assert_eq!(backup_count(&server, &owners).await, ["0|0"]);
+    let third = server.device().await;
+    recover(&third, &owned).await;
+    assert_eq!(backup_count(&server, &owners).await, ["0|0"]);
+    assert_eq!(backup_count(&server, &thiefs.backup).await, ["10|1"]);
+
+    // The operator unlocks one backup only.
+    let (unlocked, said) = server.unlock_recovery_backup(&group.to_string(), &thiefs.backup);
+    assert!(unlocked, "{said}");
+    let cleared = format!(
+        "{}: 10 failed attempt(s) cleared, lock lifted",
+        thiefs.backup
+    );
+    assert!(said.contains(&cleared), "{said}");
+    assert_eq!(backup_count(&server, &thiefs.backup).await, ["0|0"]);
+    // Past the retention the thief's string opens nothing.
+    server
+        .db_execute(
+            "UPDATE backups SET replaced_time_ms = replaced_time_ms - 8 * 86400000 WHERE backup = ?",
+            &[thiefs.backup.as_str()],
+        )
+        .await;
+    let late = server.device().await;
+    server
+        .assert_refused_unchanged(
+            add_device_call(&late.client, &group, &late, &thiefs.backup),
+            ErrorCode::NotFound,
+        )
+        .await;
 }

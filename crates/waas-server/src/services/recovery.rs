@@ -2,7 +2,7 @@
 //! with the backup string and the passcode, over the durable exchange of `exchange.rs`:
 //!
 //! 1. the device's proven partial on ct_s (it holds the backup's decryption half) and an OPAQUE
-//!    login request; the server opens s_d, then counts one recovery attempt for the group and
+//!    login request; the server opens s_d, then counts one recovery attempt for the backup and
 //!    answers (2) the login's response;
 //! 3. the login's finalization and its MAC of this recovery; a right passcode clears the count
 //!    and gets (4) the server's partial on ct_x;
@@ -13,7 +13,7 @@
 //! The cryptography is `waas_mpc::recovery`; this file checks, counts and stores. Between rounds
 //! s_d (and the OPAQUE state, then the refresh) stay in the operation's sealed session. Every
 //! refusal before round 9's commit writes nothing, and nothing is counted before the partial
-//! proved the backup: a device without it cannot burn the group's attempts.
+//! proved the backup: a device without it cannot burn the backup's attempts.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -319,9 +319,9 @@ impl<S: Store> Services<S> {
     }
 
     /// Round 1: the partial must prove the backup (checked against the stored P_dev, for this
-    /// recovery) before anything is counted; then the group's recovery attempts must allow one
-    /// (lock, backoff) and its passcode record exists; the OPAQUE login starts. The commit
-    /// counts one failure for the group, on the condition that its attempts and record are
+    /// recovery) before anything is counted; then the backup's recovery attempts must allow one
+    /// (lock, backoff) and the group's passcode record exists; the OPAQUE login starts. The commit
+    /// counts one failure for the backup, on the condition that its attempts and the record are
     /// still what was checked; s_d, the record version and the login state go into the sealed
     /// session.
     pub(super) async fn recovery_round1(
@@ -354,7 +354,7 @@ impl<S: Store> Services<S> {
 
         let now = now_ms();
         // First, and again in the commit: a refusal costs no OPAQUE work.
-        let attempts = self.store.recovery_attempts(group).await?;
+        let attempts = self.store.recovery_attempts(&backup_id).await?;
         check_counted(&attempts, now, self.passcode_backoff, RECOVERY_LOCKED)?;
         let (version, state, response) =
             self.start_login(group, &round1.credential_request).await?;
@@ -369,6 +369,7 @@ impl<S: Store> Services<S> {
         update.session_sealed = Some(self.seal_session(record, 1, &session.to_bytes())?);
         update.reply = Some(answer(2, response)?);
         update.effect = StepEffect::RecoveryAttempt {
+            backup: backup_id,
             seen: attempts,
             record_version: version,
             now_ms: now,
@@ -408,6 +409,7 @@ impl<S: Store> Services<S> {
             Err(error) => return Err(passcode_error(error)),
         };
         let logged_in = StepEffect::RecoveryLoggedIn {
+            backup: backup_id(record)?,
             record_version: version,
             max_failures: MAX_FAILED_LOGINS,
         };
@@ -578,9 +580,13 @@ impl<S: Store> Services<S> {
     ) -> ApiError {
         let aborted = |message: &str| ApiError::new(ErrorCode::Aborted, message);
         match &step.effect {
-            StepEffect::RecoveryAttempt { record_version, .. } => {
+            StepEffect::RecoveryAttempt {
+                backup,
+                record_version,
+                ..
+            } => {
                 let group = &record.device_group;
-                let attempts = match self.store.recovery_attempts(group).await {
+                let attempts = match self.store.recovery_attempts(backup).await {
                     Ok(attempts) => attempts,
                     Err(error) => return error.into(),
                 };

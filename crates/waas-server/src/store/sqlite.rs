@@ -20,8 +20,8 @@ use super::{
     AddressRecord, Attempts, BackupRecord, Committed, Created, DEFAULT_POOL, DeviceRecord,
     GroupEventRecord, GroupRecord, GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState,
     LoginUse, NewBackup, NewLogin, NewOperation, NewWallet, OperationKind, OperationRecord,
-    OperationState, PairingRecord, PairingState, PasscodeRecord, PoolRecord, Revocation,
-    StepEffect, StepUpdate, Store, StoreError, WalletRecord,
+    OperationState, PairingRecord, PairingState, PasscodeRecord, PoolRecord, Replacement,
+    Revocation, StepEffect, StepUpdate, Store, StoreError, WalletRecord,
 };
 use crate::ServerError;
 use crate::time::now_ms;
@@ -284,8 +284,17 @@ fn backup_row(row: &SqliteRow) -> Result<BackupRecord, StoreError> {
         },
         create_time_ms: row.try_get("create_time_ms")?,
         replaced_time_ms: row.try_get("replaced_time_ms")?,
-        replaced_by: replaced_by.map(parse).transpose()?,
+        replaced_by: replaced_by.map(replacement).transpose()?,
     })
+}
+
+/// `backups.replaced_by`: a backup's id (`…/mpcOperations/{id}`), or the login of the passcode
+/// reset that retired it (`…/passcodeLogins/{id}`).
+fn replacement(text: &str) -> Result<Replacement, StoreError> {
+    match text.parse() {
+        Ok(backup) => Ok(Replacement::Backup(backup)),
+        Err(_) => parse(text).map(Replacement::PasscodeReset),
+    }
 }
 
 fn epoch_value(epoch: u64) -> Result<i64, StoreError> {
@@ -986,6 +995,20 @@ impl Store for SqliteStore {
             .bind(group.to_string())
             .execute(&mut *tx)
             .await?;
+            // The current backups made by a revoked device of the group (a thief's strings,
+            // which the revocation kept current) are retired by the reset: replaced by it (its
+            // login's name), kept for the retention like any replaced backup, then swept. A
+            // revocation never brings them back: no backup has that id.
+            sqlx::query(
+                "UPDATE backups SET replaced_time_ms = ?, replaced_by = ?
+                 WHERE device_group = ? AND replaced_time_ms IS NULL
+                     AND device IN (SELECT name FROM devices WHERE state = 'REVOKED')",
+            )
+            .bind(now_ms())
+            .bind(login.name.to_string())
+            .bind(group.to_string())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(Some(version))
         })
@@ -1195,8 +1218,8 @@ impl Store for SqliteStore {
         Ok(before)
     }
 
-    async fn recovery_attempts(&self, group: &DeviceGroupName) -> Result<Attempts, StoreError> {
-        Ok(recovery_attempts(&mut *self.pool.acquire().await?, group)
+    async fn recovery_attempts(&self, backup: &MpcOperationName) -> Result<Attempts, StoreError> {
+        Ok(recovery_attempts(&mut *self.pool.acquire().await?, backup)
             .await?
             .unwrap_or_default())
     }
@@ -1204,15 +1227,38 @@ impl Store for SqliteStore {
     async fn unlock_recovery(
         &self,
         group: &DeviceGroupName,
-    ) -> Result<Option<Attempts>, StoreError> {
+        backup: Option<&MpcOperationName>,
+    ) -> Result<Vec<(MpcOperationName, Attempts)>, StoreError> {
         let mut tx = self.write().await?;
-        let before = recovery_attempts(&mut tx, group).await?;
-        sqlx::query("UPDATE recovery_attempts SET failures = 0, locked = 0 WHERE device_group = ?")
-            .bind(group.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let backup = backup.map(ToString::to_string);
+        let before: Vec<(String, i64, i64, bool)> = sqlx::query_as(
+            "SELECT backup, failures, last_attempt_ms, locked FROM recovery_attempts
+             WHERE device_group = ? AND (? IS NULL OR backup = ?) ORDER BY last_attempt_ms, backup",
+        )
+        .bind(group.to_string())
+        .bind(&backup)
+        .bind(&backup)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE recovery_attempts SET failures = 0, locked = 0
+             WHERE device_group = ? AND (? IS NULL OR backup = ?)",
+        )
+        .bind(group.to_string())
+        .bind(&backup)
+        .bind(&backup)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(before)
+        before
+            .into_iter()
+            .map(|(backup, failures, last_attempt_ms, locked)| {
+                Ok((
+                    parse(&backup)?,
+                    attempts_row((failures, last_attempt_ms, locked))?,
+                ))
+            })
+            .collect()
     }
 
     async fn forget_passcode_logins(&self, before_ms: i64) -> Result<u64, StoreError> {
@@ -1253,15 +1299,15 @@ fn attempts_row(
     })
 }
 
-/// A group's failed recovery attempts, if any were recorded.
+/// A backup's failed recovery attempts, if any were recorded.
 async fn recovery_attempts(
     connection: &mut sqlx::SqliteConnection,
-    group: &DeviceGroupName,
+    backup: &MpcOperationName,
 ) -> Result<Option<Attempts>, StoreError> {
     let row: Option<(i64, i64, bool)> = sqlx::query_as(
-        "SELECT failures, last_attempt_ms, locked FROM recovery_attempts WHERE device_group = ?",
+        "SELECT failures, last_attempt_ms, locked FROM recovery_attempts WHERE backup = ?",
     )
-    .bind(group.to_string())
+    .bind(backup.to_string())
     .fetch_optional(connection)
     .await?;
     row.map(attempts_row).transpose()
@@ -1454,6 +1500,7 @@ async fn commit_step(
             .await?;
         }
         StepEffect::RecoveryAttempt {
+            backup,
             seen,
             record_version,
             now_ms: at_ms,
@@ -1461,28 +1508,36 @@ async fn commit_step(
         } => {
             // The lock and backoff were checked on `seen`: another attempt counted since, or a
             // reset of the passcode, voids that check, and nothing of the step is written.
-            let group_name: DeviceGroupName = parse(&group)?;
-            let before = recovery_attempts(&mut tx, &group_name)
+            let before = recovery_attempts(&mut tx, backup)
                 .await?
                 .unwrap_or_default();
             if before != *seen || !record_at(&mut tx, &group, *record_version).await? {
                 return Ok(Committed::ConditionFailed);
             }
             let failures = before.failures.saturating_add(1);
-            sqlx::query(
-                "INSERT INTO recovery_attempts (device_group, failures, last_attempt_ms, locked)
-                     VALUES (?, ?, ?, ?)
-                 ON CONFLICT (device_group) DO UPDATE SET failures = excluded.failures,
+            // Counted against the backup's row, of the operation's group; a backup swept since
+            // it was read counts nothing (and the round is refused).
+            let counted = sqlx::query(
+                "INSERT INTO recovery_attempts (backup, device_group, failures, last_attempt_ms,
+                         locked)
+                     SELECT backup, device_group, ?, ?, ? FROM backups
+                     WHERE backup = ? AND device_group = ?
+                 ON CONFLICT (backup) DO UPDATE SET failures = excluded.failures,
                      last_attempt_ms = excluded.last_attempt_ms, locked = excluded.locked",
             )
-            .bind(&group)
             .bind(i64::from(failures))
             .bind(*at_ms)
             .bind(before.locked || failures >= *max_failures)
+            .bind(backup.to_string())
+            .bind(&group)
             .execute(&mut *tx)
             .await?;
+            if counted.rows_affected() != 1 {
+                return Ok(Committed::ConditionFailed);
+            }
         }
         StepEffect::RecoveryLoggedIn {
+            backup,
             record_version,
             max_failures,
         } => {
@@ -1492,9 +1547,9 @@ async fn commit_step(
             // Below the lock only: once locked, only the operator's unlock clears the count.
             sqlx::query(
                 "UPDATE recovery_attempts SET failures = 0
-                 WHERE device_group = ? AND failures < ? AND NOT locked",
+                 WHERE backup = ? AND failures < ? AND NOT locked",
             )
-            .bind(&group)
+            .bind(backup.to_string())
             .bind(i64::from(*max_failures))
             .execute(&mut *tx)
             .await?;
@@ -2147,7 +2202,10 @@ mod tests {
         // (whether the sweep ran or not), and not swept before.
         let thiefs = add_backup(&store, &group, &thief, "b2").await;
         let replaced = live(&owners, 0).await.unwrap();
-        assert_eq!(replaced.replaced_by.as_ref(), Some(&thiefs));
+        assert_eq!(
+            replaced.replaced_by,
+            Some(Replacement::Backup(thiefs.clone()))
+        );
         let at = replaced.replaced_time_ms.unwrap();
         assert!(at >= stored.create_time_ms);
         assert!(live(&owners, at).await.is_some());
@@ -2173,8 +2231,8 @@ mod tests {
         let newest = add_backup(&store, &group, &owner, "b3").await;
         for old in [&owners, &thiefs] {
             assert_eq!(
-                live(old, 0).await.unwrap().replaced_by.as_ref(),
-                Some(&newest)
+                live(old, 0).await.unwrap().replaced_by,
+                Some(Replacement::Backup(newest.clone()))
             );
         }
         assert_eq!(store.forget_replaced_backups(i64::MAX).await.unwrap(), 2);
@@ -2250,6 +2308,77 @@ mod tests {
                 None
             )
         );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn migrating_to_counts_per_backup_keeps_a_groups_lock_on_each_of_its_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let database = path.to_str().unwrap();
+        // A database as 0008 left it: a group's recovery count, locked, and two backups.
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::from_str(&format!("sqlite://{database}"))
+                    .unwrap()
+                    .create_if_missing(true)
+                    .foreign_keys(true),
+            )
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations")
+            .run_to(8, &old)
+            .await
+            .unwrap();
+        for statement in [
+            "INSERT INTO pools (name, create_time_ms) VALUES ('pools/p', 1)",
+            "INSERT INTO devices (name, auth_public_key, archive_public_key, state, create_time_ms)
+             VALUES ('devices/d', x'01', x'02', 'ACTIVE', 1)",
+            "INSERT INTO device_groups (name, pool, state, create_time_ms)
+             VALUES ('pools/p/deviceGroups/g', 'pools/p', 'ACTIVE', 1)",
+            "INSERT INTO recovery_attempts (device_group, failures, last_attempt_ms, locked)
+             VALUES ('pools/p/deviceGroups/g', 10, 7, 1)",
+            "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
+                 decryption_share_sealed, device_key_share, server_key_share, device_ciphertext,
+                 server_ciphertext, create_time_ms)
+             VALUES ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b1',
+                 'devices/d', 0, x'03', x'04', x'05', x'06', x'07', x'08', 9),
+                 ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b2',
+                 'devices/d', 0, x'03', x'04', x'05', x'06', x'07', x'08', 9)",
+        ] {
+            sqlx::query(statement).execute(&old).await.unwrap();
+        }
+        old.close().await;
+
+        let store = SqliteStore::open(database).await.unwrap();
+        let locked = Attempts {
+            failures: 10,
+            last_attempt_ms: 7,
+            locked: true,
+        };
+        let group: DeviceGroupName = "pools/p/deviceGroups/g".parse().unwrap();
+        let b1: MpcOperationName = "pools/p/deviceGroups/g/mpcOperations/b1".parse().unwrap();
+        let b2: MpcOperationName = "pools/p/deviceGroups/g/mpcOperations/b2".parse().unwrap();
+        for backup in [&b1, &b2] {
+            assert_eq!(store.recovery_attempts(backup).await.unwrap(), locked);
+        }
+        // The operator unlocks one backup, then the group's others.
+        assert_eq!(
+            store.unlock_recovery(&group, Some(&b1)).await.unwrap(),
+            [(b1.clone(), locked)]
+        );
+        assert_eq!(
+            store.recovery_attempts(&b1).await.unwrap(),
+            Attempts {
+                last_attempt_ms: 7,
+                ..Attempts::default()
+            }
+        );
+        assert_eq!(store.recovery_attempts(&b2).await.unwrap(), locked);
+        let all = store.unlock_recovery(&group, None).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(!store.recovery_attempts(&b2).await.unwrap().locked);
         store.close().await;
     }
 
