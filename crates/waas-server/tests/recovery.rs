@@ -917,3 +917,37 @@ async fn a_revoked_thiefs_string_locks_only_itself_and_a_reset_retires_it() {
         )
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expiring_recovery_deletes_only_its_own_pending_pairing() {
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let new = server.device().await;
+    // A first AddDevice of the device, abandoned after round 1.
+    let first = Recovery::start(&new, &owned).await;
+    let (_, round1) = first.begin(&owned, PASSCODE);
+    first.round1(&round1).await;
+    // A second one (the first is running: a new operation) reaches round 8.
+    let (second, pairing) = Recovery::pending(&server, &new, &owned).await;
+    assert_ne!(first.operation, second.operation);
+    // The first expires (idle past the session limit; a request on it runs the expiry).
+    server
+        .db_execute(
+            "UPDATE operations SET update_time_ms = update_time_ms - 700000 WHERE id = ?",
+            &[first.operation.operation().as_str()],
+        )
+        .await;
+    new.exchange(&first.op, 3, b"late")
+        .await
+        .assert_error(ErrorCode::Aborted, None);
+    new.assert_failed(&first.operation, ErrorCode::Aborted)
+        .await;
+    // The second's pending pairing is its own: kept, and its round 9 adds the device.
+    assert_eq!(pairing_states(&server, &new).await, ["PENDING"]);
+    assert!(
+        new.exchange_ok(&second.op, 9, &pairing.public().confirmation())
+            .await
+            .done
+    );
+    second.assert_added(owned.group()).await;
+}

@@ -327,8 +327,8 @@ pub enum StepEffect {
         max_failures: u32,
     },
     /// AddDevice's round 7: the new device's pairing, stored PENDING at `epoch` until the
-    /// device confirms it; on the condition that the device has no pairing at that epoch in the
-    /// group yet.
+    /// device confirms it, marked as this operation's; on the condition that the device has no
+    /// pairing at that epoch in the group yet.
     RecoveredPairing {
         /// The new pairing's epoch.
         epoch: u64,
@@ -340,7 +340,7 @@ pub enum StepEffect {
     /// AddDevice's round 9: the pending pairing at `epoch` is confirmed, the device becomes a
     /// device of the group, a `DEVICE_ADDED` event is recorded and, with export on, the
     /// device's PrepareDeviceArchive is queued; on the condition that the pairing is still
-    /// pending.
+    /// pending and this operation's (its round 7 made it).
     DeviceAdded {
         /// The new pairing's epoch.
         epoch: u64,
@@ -760,8 +760,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         device: &DeviceName,
     ) -> impl Future<Output = Result<Vec<OperationRecord>, StoreError>> + Send;
     /// Fails every open operation created before `created_before_ms` or idle since before
-    /// `idle_before_ms`, deleting their sessions (and the unconfirmed pairing of a key generation);
-    /// returns how many.
+    /// `idle_before_ms`, deleting their sessions (and the unconfirmed pairing of a key generation,
+    /// or the pending pairing an AddDevice made, that one only); returns how many.
     fn expire_operations(
         &self,
         created_before_ms: i64,

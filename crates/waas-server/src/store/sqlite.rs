@@ -810,12 +810,12 @@ impl Store for SqliteStore {
         error: &str,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
-        let expired: Vec<(String, String, i64, String)> = sqlx::query_as(
+        let expired: Vec<(String, String, String, i64, String)> = sqlx::query_as(
             "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = ?,
                  update_time_ms = ?
              WHERE (state = 'PENDING' AND create_time_ms < ?)
                 OR (state = 'RUNNING' AND update_time_ms < ?)
-             RETURNING device_group, device, epoch, kind",
+             RETURNING id, device_group, device, epoch, kind",
         )
         .bind(error)
         .bind(now_ms())
@@ -823,7 +823,7 @@ impl Store for SqliteStore {
         .bind(idle_before_ms)
         .fetch_all(&mut *tx)
         .await?;
-        for (group, device, epoch, kind) in &expired {
+        for (id, group, device, epoch, kind) in &expired {
             if kind == kind_text(OperationKind::CreateDeviceGroup) {
                 // The device never confirmed: the server's half of that key is deleted.
                 sqlx::query(
@@ -836,15 +836,9 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             } else if kind == kind_text(OperationKind::AddDevice) {
-                // Its epoch is the backup's, not the new pairing's: the device is no device of
-                // the group yet, so its only pending pairing there is the one this recovery made.
-                sqlx::query(
-                    "DELETE FROM pairings WHERE device_group = ? AND device = ? AND state = 'PENDING'",
-                )
-                .bind(group)
-                .bind(device)
-                .execute(&mut *tx)
-                .await?;
+                // Only the pending pairing this recovery made (round 7 names it): another
+                // AddDevice of the same device may have made the pending one, and still be live.
+                delete_recovered_pairing(&mut tx, id).await?;
             }
         }
         tx.commit().await?;
@@ -1561,7 +1555,8 @@ async fn commit_step(
         } => {
             let inserted = sqlx::query(
                 "INSERT INTO pairings (device_group, device, epoch, state, pairing_id,
-                         pairing_sealed, create_time_ms) VALUES (?, ?, ?, 'PENDING', ?, ?, ?)
+                         pairing_sealed, create_time_ms, operation)
+                     VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?)
                      ON CONFLICT DO NOTHING",
             )
             .bind(&group)
@@ -1570,6 +1565,7 @@ async fn commit_step(
             .bind(pairing_id)
             .bind(pairing_sealed)
             .bind(now_ms())
+            .bind(name.operation().as_str())
             .execute(&mut *tx)
             .await?;
             // Another recovery of this device in this group got there first.
@@ -1578,13 +1574,16 @@ async fn commit_step(
             }
         }
         StepEffect::DeviceAdded { epoch, archive } => {
+            // This recovery's own pending pairing only.
             let confirmed = sqlx::query(
                 "UPDATE pairings SET state = 'CONFIRMED'
-                     WHERE device_group = ? AND device = ? AND epoch = ? AND state = 'PENDING'",
+                     WHERE device_group = ? AND device = ? AND epoch = ? AND state = 'PENDING'
+                         AND operation = ?",
             )
             .bind(&group)
             .bind(&device)
             .bind(epoch_value(*epoch)?)
+            .bind(name.operation().as_str())
             .execute(&mut *tx)
             .await?;
             if confirmed.rows_affected() != 1 {
@@ -1613,6 +1612,19 @@ async fn commit_step(
     }
     tx.commit().await?;
     Ok(Committed::Yes)
+}
+
+/// Deletes the pending pairing that the AddDevice `operation` (its id) made at round 7, if any:
+/// never one another operation made.
+async fn delete_recovered_pairing(
+    connection: &mut SqliteConnection,
+    operation: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM pairings WHERE operation = ? AND state = 'PENDING'")
+        .bind(operation)
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 /// Records one change of a group's devices, now.
