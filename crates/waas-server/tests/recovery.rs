@@ -951,3 +951,103 @@ async fn an_expiring_recovery_deletes_only_its_own_pending_pairing() {
     );
     second.assert_added(owned.group()).await;
 }
+
+/// A recovery of `device` run up to and including round `last` (1, 3, 5 or 7) with the group's
+/// passcode; returns it and the device's message for the next round.
+async fn recovery_through<'a>(
+    device: &'a TestDevice,
+    owned: &Owned,
+    last: u8,
+) -> (Recovery<'a>, Vec<u8>) {
+    let recovery = Recovery::start(device, owned).await;
+    let (mut started, round1) = recovery.begin(owned, owned.passcode);
+    let round2 = recovery.round1(&round1).await;
+    let (mut next, _) = started.login(&round2, owned.passcode).unwrap();
+    if last >= 3 {
+        let round4 = reply(&device.exchange_ok(&recovery.op, 3, &next).await, 4);
+        next = started.open(&round4).unwrap();
+    }
+    if last >= 5 {
+        let round6 = reply(&device.exchange_ok(&recovery.op, 5, &next).await, 6);
+        next = started.refresh(&round6).unwrap().reply.unwrap();
+    }
+    if last >= 7 {
+        let round8 = reply(&device.exchange_ok(&recovery.op, 7, &next).await, 8);
+        let pairing = started.refresh(&round8).unwrap().output.unwrap();
+        next = pairing.public().confirmation().to_vec();
+    }
+    (recovery, next)
+}
+
+/// The recovery's operation failed with ABORTED, PASSCODE_CHANGED; the device has no pairing
+/// in the group and is no device of it.
+async fn assert_ended_by_the_reset(server: &TestServer, owned: &Owned, recovery: &Recovery<'_>) {
+    let error = recovery
+        .device
+        .assert_failed(&recovery.operation, ErrorCode::Aborted)
+        .await;
+    assert_eq!(error.reason.as_deref(), Some(reason::PASSCODE_CHANGED));
+    assert!(pairing_states(server, recovery.device).await.is_empty());
+    assert!(!owned.has_device(recovery.device).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passcode_reset_ends_the_recoveries_in_flight() {
+    let server = TestServer::start();
+    let mut owned = Owned::new(&server).await;
+    let group = owned.group().clone();
+    let new = server.device().await;
+    for (last, passcode) in [(1, b"111111"), (3, b"333333"), (7, b"777777")] {
+        let (recovery, next) = recovery_through(&new, &owned, last).await;
+        if last == 7 {
+            assert_eq!(pairing_states(&server, &new).await, ["PENDING"]);
+        }
+        // The owner resets the passcode: the reset's own transaction ends the recovery, with
+        // the pending pairing it made.
+        let login = owned.owner.login(&group, owned.passcode).await;
+        owned.owner.reset_passcode(&group, &login, passcode).await;
+        owned.passcode = passcode;
+        assert_ended_by_the_reset(&server, &owned, &recovery).await;
+        // Its next round is refused and changes nothing.
+        server
+            .assert_refused_unchanged(
+                new.exchange_call(&recovery.op, last + 2, &next),
+                ErrorCode::FailedPrecondition,
+            )
+            .await;
+    }
+    // A new recovery with the new passcode completes.
+    recover(&new, &owned).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_changed_behind_a_recovery_ends_it_at_its_next_round() {
+    // The record's version moves without the reset's transaction (as if its failing of the
+    // recoveries had been skipped): rounds 3, 5 and 9 each check the version themselves.
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let group = owned.group().to_string();
+    let new = server.device().await;
+    for last in [1, 3, 7] {
+        let (recovery, next) = recovery_through(&new, &owned, last).await;
+        let counted = backup_count(&server, &owned.made.backup).await;
+        server
+            .db_execute(
+                "UPDATE passcode_records SET version = version + 1 WHERE device_group = ?",
+                &[&group],
+            )
+            .await;
+        new.exchange(&recovery.op, last + 2, &next)
+            .await
+            .assert_error(ErrorCode::Aborted, Some(reason::PASSCODE_CHANGED));
+        assert_ended_by_the_reset(&server, &owned, &recovery).await;
+        // A round 3 refused so clears nothing: the count stays as round 1 left it.
+        assert_eq!(backup_count(&server, &owned.made.backup).await, counted);
+        server
+            .db_execute(
+                "UPDATE passcode_records SET version = version - 1 WHERE device_group = ?",
+                &[&group],
+            )
+            .await;
+    }
+}

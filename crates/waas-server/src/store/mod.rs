@@ -327,9 +327,12 @@ pub enum StepEffect {
         max_failures: u32,
     },
     /// AddDevice's round 7: the new device's pairing, stored PENDING at `epoch` until the
-    /// device confirms it, marked as this operation's; on the condition that the device has no
-    /// pairing at that epoch in the group yet.
+    /// device confirms it, marked as this operation's; on the condition that the group's
+    /// passcode record is still at `record_version` and the device has no pairing at that epoch
+    /// in the group yet.
     RecoveredPairing {
+        /// The passcode record version the recovery logged in with.
+        record_version: u64,
         /// The new pairing's epoch.
         epoch: u64,
         /// The pairing id.
@@ -339,9 +342,12 @@ pub enum StepEffect {
     },
     /// AddDevice's round 9: the pending pairing at `epoch` is confirmed, the device becomes a
     /// device of the group, a `DEVICE_ADDED` event is recorded and, with export on, the
-    /// device's PrepareDeviceArchive is queued; on the condition that the pairing is still
-    /// pending and this operation's (its round 7 made it).
+    /// device's PrepareDeviceArchive is queued; on the condition that the group's passcode
+    /// record is still at `record_version` and the pairing still pending and this operation's
+    /// (its round 7 made it).
     DeviceAdded {
+        /// The passcode record version the recovery logged in with.
+        record_version: u64,
         /// The new pairing's epoch.
         epoch: u64,
         /// The archive operation to create, if the pool has export on.
@@ -836,13 +842,16 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// retires the group's current backups made by revoked devices (replaced by the reset:
     /// [`Replacement::PasscodeReset`] with `login`'s name), so a thief's string kept past the
     /// revocation is swept after the retention. The new version, or `None` if a condition
-    /// failed (then nothing is written).
+    /// failed (then nothing is written). It also fails the group's open AddDevice operations
+    /// with `recovery_error` (an `ErrorBody`, JSON), deleting their sessions and the pending
+    /// pairings they made: a recovery in flight logged in with the old passcode.
     fn reset_passcode_record(
         &self,
         group: &DeviceGroupName,
         from_version: u64,
         record_sealed: &[u8],
         login: &LoginUse,
+        recovery_error: &str,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// A device's failed passcode attempts in a group (all zero when none were made).

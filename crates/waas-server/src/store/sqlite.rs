@@ -961,6 +961,7 @@ impl Store for SqliteStore {
         from_version: u64,
         record_sealed: &[u8],
         login: &LoginUse,
+        recovery_error: &str,
     ) -> Result<Option<u64>, StoreError> {
         let version = next_version(from_version)?;
         self.write_durably(async |writer| {
@@ -1003,6 +1004,23 @@ impl Store for SqliteStore {
             .bind(group.to_string())
             .execute(&mut *tx)
             .await?;
+            // Recoveries in flight logged in with the old record: they end here, with the
+            // pending pairings they made (a later round of theirs finds them failed).
+            let failed: Vec<(String,)> = sqlx::query_as(
+                "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = ?,
+                     update_time_ms = ?
+                 WHERE device_group = ? AND kind = ? AND state IN ('PENDING', 'RUNNING')
+                 RETURNING id",
+            )
+            .bind(recovery_error)
+            .bind(now_ms())
+            .bind(group.to_string())
+            .bind(kind_text(OperationKind::AddDevice))
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id,) in &failed {
+                delete_recovered_pairing(&mut tx, id).await?;
+            }
             tx.commit().await?;
             Ok(Some(version))
         })
@@ -1345,13 +1363,13 @@ async fn commit_step(
     step: &StepUpdate,
 ) -> Result<Committed, StoreError> {
     let mut tx = begin_immediate(connection).await?;
-    let row: Option<(String, String, i64)> = sqlx::query_as(
+    let row: Option<(String, String, i64, String)> = sqlx::query_as(
         "UPDATE operations SET round = ?, input_hash = ?, reply = ?, session_sealed = ?,
                  state = ?, response = ?, error = ?, update_time_ms = ?
              WHERE id = ? AND round = ? AND state IN ('PENDING', 'RUNNING')
                  AND EXISTS (SELECT 1 FROM devices
                              WHERE devices.name = operations.device AND state = 'ACTIVE')
-             RETURNING device_group, device, epoch",
+             RETURNING device_group, device, epoch, kind",
     )
     .bind(i64::from(step.round))
     .bind(&step.input_hash)
@@ -1365,7 +1383,7 @@ async fn commit_step(
     .bind(i64::from(from_round))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((group, device, epoch)) = row else {
+    let Some((group, device, epoch, kind)) = row else {
         // Which condition failed: a revocation (which also failed the operation) is told as such.
         let revoked: Option<(i64,)> = sqlx::query_as(
             "SELECT 1 FROM operations JOIN devices ON devices.name = operations.device
@@ -1379,6 +1397,10 @@ async fn commit_step(
             None => Committed::RoundTaken,
         });
     };
+    // A recovery that ends failed takes the pending pairing it made with it.
+    if step.state == OperationState::Failed && kind == kind_text(OperationKind::AddDevice) {
+        delete_recovered_pairing(&mut tx, name.operation().as_str()).await?;
+    }
     match &step.effect {
         StepEffect::None => {}
         StepEffect::KeygenFinished {
@@ -1549,10 +1571,14 @@ async fn commit_step(
             .await?;
         }
         StepEffect::RecoveredPairing {
+            record_version,
             epoch,
             pairing_id,
             pairing_sealed,
         } => {
+            if !record_at(&mut tx, &group, *record_version).await? {
+                return Ok(Committed::ConditionFailed);
+            }
             let inserted = sqlx::query(
                 "INSERT INTO pairings (device_group, device, epoch, state, pairing_id,
                          pairing_sealed, create_time_ms, operation)
@@ -1573,7 +1599,14 @@ async fn commit_step(
                 return Ok(Committed::ConditionFailed);
             }
         }
-        StepEffect::DeviceAdded { epoch, archive } => {
+        StepEffect::DeviceAdded {
+            record_version,
+            epoch,
+            archive,
+        } => {
+            if !record_at(&mut tx, &group, *record_version).await? {
+                return Ok(Committed::ConditionFailed);
+            }
             // This recovery's own pending pairing only.
             let confirmed = sqlx::query(
                 "UPDATE pairings SET state = 'CONFIRMED'
