@@ -1051,3 +1051,68 @@ async fn a_record_changed_behind_a_recovery_ends_it_at_its_next_round() {
             .await;
     }
 }
+
+/// Nine failed recoveries of the owned backup (the server runs without backoff).
+async fn nine_failures(server: &TestServer, owned: &Owned) {
+    let thief = server.device().await;
+    for _ in 0..9 {
+        wrong_attempt(&thief, owned).await;
+    }
+    assert_eq!(backup_count(server, &owned.made.backup).await, ["9|0"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_tenth_attempts_are_counted_once_and_only_one_is_answered() {
+    let server = TestServer::start_with(&["--passcode-backoff", "0"]);
+    let owned = Owned::new(&server).await;
+    nine_failures(&server, &owned).await;
+    // Five round 1s at once, of five devices: each passes the check on 9 failures; the commit
+    // re-checks that the attempts are still the ones checked, so one is counted and answered.
+    let mut devices = Vec::new();
+    for _ in 0..5 {
+        devices.push(server.device().await);
+    }
+    let mut sent = Vec::new();
+    for device in &devices {
+        let recovery = Recovery::start(device, &owned).await;
+        let (_, round1) = recovery.begin(&owned, WRONG);
+        sent.push((recovery, round1));
+    }
+    let call = |i: usize| sent[i].0.device.exchange(&sent[i].0.op, 1, &sent[i].1);
+    let (a, b, c, d, e) = tokio::join!(call(0), call(1), call(2), call(3), call(4));
+    let answers = [a, b, c, d, e];
+    let answered = answers.iter().filter(|raw| raw.status == 200).count();
+    assert_eq!(answered, 1, "{answers:#?}");
+    for raw in answers.iter().filter(|raw| raw.status != 200) {
+        raw.assert_error(ErrorCode::FailedPrecondition, Some(reason::PASSCODE_LOCKED));
+    }
+    assert_eq!(backup_count(&server, &owned.made.backup).await, ["10|1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_right_passcode_at_the_tenth_attempt_recovers_but_leaves_the_lock() {
+    let server = TestServer::start_with(&["--passcode-backoff", "0"]);
+    let owned = Owned::new(&server).await;
+    nine_failures(&server, &owned).await;
+    // The 10th attempt is answered (9 < 10) and counted: the backup is locked.
+    let new = server.device().await;
+    let recovery = Recovery::start(&new, &owned).await;
+    let (started, round1) = recovery.begin(&owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    assert_eq!(backup_count(&server, &owned.made.backup).await, ["10|1"]);
+    // Its right passcode recovers the device, but clears nothing at the lock: only the
+    // operator lifts it.
+    recovery.finish(started, &round2).await;
+    recovery.assert_added(owned.group()).await;
+    assert_eq!(backup_count(&server, &owned.made.backup).await, ["10|1"]);
+    let other = server.device().await;
+    let next = Recovery::start(&other, &owned).await;
+    let (_, round1) = next.begin(&owned, PASSCODE);
+    server
+        .assert_refused_unchanged_for(
+            other.exchange_call(&next.op, 1, &round1),
+            ErrorCode::FailedPrecondition,
+            Some(reason::PASSCODE_LOCKED),
+        )
+        .await;
+}
