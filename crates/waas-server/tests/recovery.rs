@@ -741,6 +741,31 @@ async fn add_device_is_refused_for_members_other_groups_backups_and_other_caller
             ErrorCode::NotFound,
         )
         .await;
+    // A group that does not exist and one whose key generation has not finished: one
+    // NOT_FOUND for a device not in them.
+    let creating = match owned
+        .owner
+        .create_wallet_operation(&default_pool(), None)
+        .await
+        .metadata
+    {
+        OperationMetadata::CreateMpcWallet { device_group, .. } => device_group,
+        other => panic!("not a wallet: {other:?}"),
+    };
+    let missing: DeviceGroupName = format!("{}/deviceGroups/none", default_pool())
+        .parse()
+        .unwrap();
+    let mut said = Vec::new();
+    for group in [&missing, &creating] {
+        let refused = server
+            .assert_refused_unchanged(
+                add_device_call(&new.client, group, &new, backup),
+                ErrorCode::NotFound,
+            )
+            .await;
+        said.push(refused.error().message.replace(&group.to_string(), "G"));
+    }
+    assert_eq!(said[0], said[1]);
     // Another device may not ask for it; a body that is not a request is refused.
     let stranger = server.device().await;
     server

@@ -193,8 +193,9 @@ fn ends_with(mut update: StepUpdate, error: &ApiError) -> Result<StepUpdate, Api
 impl<S: Store> Services<S> {
     /// AddDevice: an operation that adds `request.device` to the active `group` with the
     /// group's backup `request.backup`. The device asks for itself, or an API key for any
-    /// device. The device must be active and not a device of the group already; the backup must
-    /// be kept for this group (else NOT_FOUND, whether missing or another group's). The
+    /// device. A device not in the group is told one NOT_FOUND for a group that is missing or
+    /// not active yet. The device must be active and not a device of the group already; the
+    /// backup must be kept for this group (else NOT_FOUND, whether missing or another group's). The
     /// device's AddDevice for the same backup that has not started yet is returned instead of a
     /// second one. Creating it proves nothing, so it costs nothing and counts nothing.
     pub async fn add_device(
@@ -205,7 +206,17 @@ impl<S: Store> Services<S> {
     ) -> Result<Operation, ApiError> {
         let device = &request.device;
         ensure_acts_for(caller, device)?;
-        self.active_group(group).await?;
+        let stranger =
+            matches!(caller, Principal::Device(_)) && !self.store.is_member(group, device).await?;
+        match self.active_group(group).await {
+            Ok(_) => {}
+            // A stranger learns nothing of a group it is not in: missing or not active yet, the
+            // same answer.
+            Err(error) if stranger && error.code() == ErrorCode::FailedPrecondition => {
+                return Err(ApiError::not_found(group));
+            }
+            Err(error) => return Err(error),
+        }
         let found = self
             .store
             .device(device)
