@@ -313,6 +313,26 @@ async fn events(client: &Client, group: &DeviceGroupName) -> Vec<(DeviceGroupEve
         .collect()
 }
 
+/// A new AddDevice of `device` whose round 1 with `passcode` (right or not) is refused as
+/// locked before any OPAQUE work, changing nothing; the operation, still pending.
+async fn assert_locked<'a>(
+    server: &TestServer,
+    device: &'a TestDevice,
+    owned: &Owned,
+    passcode: &[u8],
+) -> Recovery<'a> {
+    let recovery = Recovery::start(device, owned).await;
+    let (_, round1) = recovery.begin(owned, passcode);
+    server
+        .assert_refused_unchanged_for(
+            device.exchange_call(&recovery.op, 1, &round1),
+            ErrorCode::FailedPrecondition,
+            Some(reason::PASSCODE_LOCKED),
+        )
+        .await;
+    recovery
+}
+
 /// A recovery attempt with the wrong passcode, abandoned after round 2 as an honest device
 /// does (its OPAQUE finish fails on the device): counted at round 1.
 async fn wrong_attempt(device: &TestDevice, owned: &Owned) {
@@ -579,15 +599,7 @@ async fn ten_failed_recoveries_lock_it_until_the_operator_unlocks_it() {
     }
     // The 11th is refused before any OPAQUE work, even with the right passcode, and changes
     // nothing; making the operation is free, and still allowed.
-    let recovery = Recovery::start(&thief, &owned).await;
-    let (_, round1) = recovery.begin(&owned, PASSCODE);
-    server
-        .assert_refused_unchanged_for(
-            thief.exchange_call(&recovery.op, 1, &round1),
-            ErrorCode::FailedPrecondition,
-            Some(reason::PASSCODE_LOCKED),
-        )
-        .await;
+    let recovery = assert_locked(&server, &thief, &owned, PASSCODE).await;
     // The group's devices are not locked out of their own logins by it.
     owned.owner.login(group, PASSCODE).await;
 
@@ -899,15 +911,7 @@ async fn a_revoked_thiefs_string_locks_only_itself_and_a_reset_retires_it() {
             [format!("{attempt}|{locked}")]
         );
     }
-    let recovery = Recovery::start(&thief, &owned).await;
-    let (_, round1) = recovery.begin(&owned, NEW);
-    server
-        .assert_refused_unchanged_for(
-            thief.exchange_call(&recovery.op, 1, &round1),
-            ErrorCode::FailedPrecondition,
-            Some(reason::PASSCODE_LOCKED),
-        )
-        .await;
+    assert_locked(&server, &thief, &owned, NEW).await;
     // The owner's backup is not locked by it: within the retention it recovers a third device
     // with the new passcode.
     let thiefs = std::mem::replace(&mut owned.made, owners_made);
@@ -1131,13 +1135,5 @@ async fn a_right_passcode_at_the_tenth_attempt_recovers_but_leaves_the_lock() {
     recovery.assert_added(owned.group()).await;
     assert_eq!(backup_count(&server, &owned.made.backup).await, ["10|1"]);
     let other = server.device().await;
-    let next = Recovery::start(&other, &owned).await;
-    let (_, round1) = next.begin(&owned, PASSCODE);
-    server
-        .assert_refused_unchanged_for(
-            other.exchange_call(&next.op, 1, &round1),
-            ErrorCode::FailedPrecondition,
-            Some(reason::PASSCODE_LOCKED),
-        )
-        .await;
+    assert_locked(&server, &other, &owned, PASSCODE).await;
 }

@@ -1895,6 +1895,37 @@ mod tests {
         (device, group)
     }
 
+    /// A new database at `database`, migrated up to `version` only (as an older server left
+    /// it), with the pool `pools/p`, the device `devices/d`, its active group
+    /// `pools/p/deviceGroups/g`, then `rows`.
+    async fn migrated_to(database: &str, version: i64, rows: &[&'static str]) {
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::from_str(&format!("sqlite://{database}"))
+                    .unwrap()
+                    .create_if_missing(true)
+                    .foreign_keys(true),
+            )
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations")
+            .run_to(version, &old)
+            .await
+            .unwrap();
+        let group = [
+            "INSERT INTO pools (name, create_time_ms) VALUES ('pools/p', 1)",
+            "INSERT INTO devices (name, auth_public_key, archive_public_key, state, create_time_ms)
+             VALUES ('devices/d', x'01', x'02', 'ACTIVE', 1)",
+            "INSERT INTO device_groups (name, pool, state, create_time_ms)
+             VALUES ('pools/p/deviceGroups/g', 'pools/p', 'ACTIVE', 1)",
+        ];
+        for statement in group.iter().chain(rows) {
+            sqlx::query(*statement).execute(&old).await.unwrap();
+        }
+        old.close().await;
+    }
+
     #[test]
     fn database_values() {
         assert_eq!(sqlite_path("./data/waas.db").unwrap(), "./data/waas.db");
@@ -2293,35 +2324,18 @@ mod tests {
         let path = dir.path().join("w.db");
         let database = path.to_str().unwrap();
         // A database as 0006 left it: one backup per group.
-        let old = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(
-                SqliteConnectOptions::from_str(&format!("sqlite://{database}"))
-                    .unwrap()
-                    .create_if_missing(true)
-                    .foreign_keys(true),
-            )
-            .await
-            .unwrap();
-        sqlx::migrate!("./migrations")
-            .run_to(6, &old)
-            .await
-            .unwrap();
-        for statement in [
-            "INSERT INTO pools (name, create_time_ms) VALUES ('pools/p', 1)",
-            "INSERT INTO devices (name, auth_public_key, archive_public_key, state, create_time_ms)
-             VALUES ('devices/d', x'01', x'02', 'ACTIVE', 1)",
-            "INSERT INTO device_groups (name, pool, state, create_time_ms)
-             VALUES ('pools/p/deviceGroups/g', 'pools/p', 'ACTIVE', 1)",
+        migrated_to(
+            database,
+            6,
+            &[
             "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
                  decryption_share_sealed, device_key_share, server_key_share, device_ciphertext,
                  server_ciphertext, create_time_ms)
              VALUES ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b', 'devices/d',
                  2, x'03', x'04', x'05', x'06', x'07', x'08', 9)",
-        ] {
-            sqlx::query(statement).execute(&old).await.unwrap();
-        }
-        old.close().await;
+            ],
+        )
+        .await;
 
         let store = SqliteStore::open(database).await.unwrap();
         let group: DeviceGroupName = "pools/p/deviceGroups/g".parse().unwrap();
@@ -2362,39 +2376,22 @@ mod tests {
         let path = dir.path().join("w.db");
         let database = path.to_str().unwrap();
         // A database as 0008 left it: a group's recovery count, locked, and two backups.
-        let old = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(
-                SqliteConnectOptions::from_str(&format!("sqlite://{database}"))
-                    .unwrap()
-                    .create_if_missing(true)
-                    .foreign_keys(true),
-            )
-            .await
-            .unwrap();
-        sqlx::migrate!("./migrations")
-            .run_to(8, &old)
-            .await
-            .unwrap();
-        for statement in [
-            "INSERT INTO pools (name, create_time_ms) VALUES ('pools/p', 1)",
-            "INSERT INTO devices (name, auth_public_key, archive_public_key, state, create_time_ms)
-             VALUES ('devices/d', x'01', x'02', 'ACTIVE', 1)",
-            "INSERT INTO device_groups (name, pool, state, create_time_ms)
-             VALUES ('pools/p/deviceGroups/g', 'pools/p', 'ACTIVE', 1)",
-            "INSERT INTO recovery_attempts (device_group, failures, last_attempt_ms, locked)
+        migrated_to(
+            database,
+            8,
+            &[
+                "INSERT INTO recovery_attempts (device_group, failures, last_attempt_ms, locked)
              VALUES ('pools/p/deviceGroups/g', 10, 7, 1)",
-            "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
+                "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
                  decryption_share_sealed, device_key_share, server_key_share, device_ciphertext,
                  server_ciphertext, create_time_ms)
              VALUES ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b1',
                  'devices/d', 0, x'03', x'04', x'05', x'06', x'07', x'08', 9),
                  ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b2',
                  'devices/d', 0, x'03', x'04', x'05', x'06', x'07', x'08', 9)",
-        ] {
-            sqlx::query(statement).execute(&old).await.unwrap();
-        }
-        old.close().await;
+            ],
+        )
+        .await;
 
         let store = SqliteStore::open(database).await.unwrap();
         let locked = Attempts {
