@@ -133,4 +133,7 @@ pub mod reason {
     pub const LOGIN_INVALID: &str = "LOGIN_INVALID";
     /// Export is off for the pool.
     pub const EXPORT_DISABLED: &str = "EXPORT_DISABLED";
+    /// The group's passcode was reset while the operation ran (a recovery): start a new one,
+    /// with the new passcode.
+    pub const PASSCODE_CHANGED: &str = "PASSCODE_CHANGED";
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use waas_api::{DeviceGroupName, DeviceName};
+use waas_api::{DeviceGroupName, DeviceName, MpcOperationName};
 
 /// The reference WaaS server.
 #[derive(Clone, Debug, Parser)]
@@ -108,14 +108,19 @@ pub enum Command {
         #[arg(long)]
         device: DeviceName,
     },
-    /// Clears a device group's recovery lock and failed-recovery count (AddDevice with a backup:
-    /// counted per group, since the device recovering is not a device of the group yet). Run it
-    /// only after checking out of band that the user asking is the wallet's owner: the lock is
-    /// what stops online passcode guessing by whoever holds the backup string.
+    /// Clears the recovery locks and failed-recovery counts of a device group's backups
+    /// (AddDevice with a backup: counted per backup, so a string locks only itself), or of one
+    /// backup with `--backup`. Run it only after checking out of band that the user asking is
+    /// the wallet's owner and holds that backup's string: the lock is what stops online passcode
+    /// guessing by whoever holds the string.
     UnlockRecovery {
         /// The device group, `pools/{pool}/deviceGroups/{id}`.
         #[arg(long)]
         device_group: DeviceGroupName,
+        /// Only this backup of the group, `…/deviceGroups/{id}/mpcOperations/{id}` (the id in
+        /// the string); all of the group's when left out.
+        #[arg(long)]
+        backup: Option<MpcOperationName>,
     },
 }
 
@@ -236,10 +241,34 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.database, "/tmp/w.db");
-        let Some(Command::UnlockRecovery { device_group }) = config.command else {
+        let Some(Command::UnlockRecovery {
+            device_group,
+            backup: None,
+        }) = config.command
+        else {
             panic!("{config:?}")
         };
         assert_eq!(device_group.to_string(), "pools/default/deviceGroups/g1");
+        let config = Config::try_parse_from([
+            "waas-server",
+            "unlock-recovery",
+            "--device-group",
+            "pools/default/deviceGroups/g1",
+            "--backup",
+            "pools/default/deviceGroups/g1/mpcOperations/b1",
+        ])
+        .unwrap();
+        let Some(Command::UnlockRecovery {
+            backup: Some(backup),
+            ..
+        }) = config.command
+        else {
+            panic!("{config:?}")
+        };
+        assert_eq!(
+            backup.to_string(),
+            "pools/default/deviceGroups/g1/mpcOperations/b1"
+        );
         assert!(Config::try_parse_from(["waas-server", "unlock-recovery"]).is_err());
     }
 }

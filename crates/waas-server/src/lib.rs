@@ -130,20 +130,34 @@ pub async fn unlock_passcode(
     })
 }
 
-/// `waas-server unlock-recovery`: clears a group's recovery lock and failed-recovery count, on
-/// the database of `--database` (which must exist). Returns what to tell the operator.
+/// `waas-server unlock-recovery`: clears the recovery locks and failed-recovery counts of a
+/// group's backups, or of its one backup `backup`, on the database of `--database` (which must
+/// exist). Returns what to tell the operator: one line per backup.
 pub async fn unlock_recovery(
     database: &str,
     group: &waas_api::DeviceGroupName,
+    backup: Option<&waas_api::MpcOperationName>,
 ) -> Result<String, ServerError> {
-    let before = on_existing(database, async |store| store.unlock_recovery(group).await).await?;
-    Ok(match before {
-        Some(before) => {
-            tracing::info!(%group, failures = before.failures, locked = before.locked, "unlocked recovery");
-            format!("unlocked recovery of {group}: {}", cleared(&before))
-        }
-        None => format!("{group} has no failed recovery attempts: nothing to unlock"),
+    let before = on_existing(database, async |store| {
+        store.unlock_recovery(group, backup).await
     })
+    .await?;
+    if before.is_empty() {
+        return Ok(match backup {
+            Some(backup) => {
+                format!("{backup} has no failed recovery attempts in {group}: nothing to unlock")
+            }
+            None => format!("{group} has no failed recovery attempts: nothing to unlock"),
+        });
+    }
+    let lines: Vec<String> = before
+        .iter()
+        .map(|(backup, before)| {
+            tracing::info!(%group, %backup, failures = before.failures, locked = before.locked, "unlocked recovery");
+            format!("unlocked recovery of {group} with {backup}: {}", cleared(before))
+        })
+        .collect();
+    Ok(lines.join("\n"))
 }
 
 /// Runs an operator command's `work` on the existing database `database`, then closes it.

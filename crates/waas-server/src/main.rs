@@ -26,9 +26,12 @@ async fn main() -> ExitCode {
             "unlock-passcode",
             waas_server::unlock_passcode(&config.database, device_group, device).await,
         )),
-        Some(Command::UnlockRecovery { device_group }) => Some((
+        Some(Command::UnlockRecovery {
+            device_group,
+            backup,
+        }) => Some((
             "unlock-recovery",
-            waas_server::unlock_recovery(&config.database, device_group).await,
+            waas_server::unlock_recovery(&config.database, device_group, backup.as_ref()).await,
         )),
         None => None,
     };

@@ -54,6 +54,8 @@ struct Owned {
     owner: TestDevice,
     wallet: Wallet,
     made: MadeBackup,
+    /// The group's passcode now ([`PASSCODE`] until a test resets it).
+    passcode: &'static [u8],
 }
 
 impl Owned {
@@ -64,6 +66,7 @@ impl Owned {
             owner,
             wallet,
             made,
+            passcode: PASSCODE,
         }
     }
 
@@ -98,6 +101,8 @@ struct Recovery<'a> {
     names: (String, String),
     device_half: Vec<u8>,
     server_half: Vec<u8>,
+    /// The group's passcode when the recovery started.
+    passcode: &'static [u8],
 }
 
 impl<'a> Recovery<'a> {
@@ -156,6 +161,7 @@ impl<'a> Recovery<'a> {
             operation: operation.name,
             device_half,
             server_half,
+            passcode: owned.passcode,
         }
     }
 
@@ -185,7 +191,7 @@ impl<'a> Recovery<'a> {
 
     /// Rounds 3 to 8 with the right passcode: the new device's pairing, not confirmed yet.
     async fn through_round8(&self, mut device: DeviceRecovery, round2: &[u8]) -> Pairing {
-        let (round3, _) = device.login(round2, PASSCODE).unwrap();
+        let (round3, _) = device.login(round2, self.passcode).unwrap();
         let round4 = reply(&self.device.exchange_ok(&self.op, 3, &round3).await, 4);
         let round5 = device.open(&round4).unwrap();
         let round6 = reply(&self.device.exchange_ok(&self.op, 5, &round5).await, 6);
@@ -202,7 +208,7 @@ impl<'a> Recovery<'a> {
         owned: &Owned,
     ) -> (Self, Pairing) {
         let recovery = Self::start(device, owned).await;
-        let (started, round1) = recovery.begin(owned, PASSCODE);
+        let (started, round1) = recovery.begin(owned, owned.passcode);
         let round2 = recovery.round1(&round1).await;
         let pairing = recovery.through_round8(started, &round2).await;
         assert_eq!(pairing_states(server, device).await, ["PENDING"]);
@@ -239,14 +245,15 @@ impl<'a> Recovery<'a> {
 /// A whole recovery of `device` with the right passcode: its confirmed pairing.
 async fn recover(device: &TestDevice, owned: &Owned) -> Pairing {
     let recovery = Recovery::start(device, owned).await;
-    let (started, round1) = recovery.begin(owned, PASSCODE);
+    let (started, round1) = recovery.begin(owned, owned.passcode);
     let round2 = recovery.round1(&round1).await;
     let pairing = recovery.finish(started, &round2).await;
     recovery.assert_added(owned.group()).await;
     pairing
 }
 
-/// The group's recovery attempts: `failures|locked`, or nothing if none were counted.
+/// The recovery attempts of the group's backups: `failures|locked` each, or nothing if none
+/// were counted.
 async fn recovery_count(server: &TestServer, group: &DeviceGroupName) -> Vec<String> {
     server
         .db_query(
@@ -254,6 +261,40 @@ async fn recovery_count(server: &TestServer, group: &DeviceGroupName) -> Vec<Str
             &[&group.to_string()],
         )
         .await
+}
+
+/// One backup's recovery attempts: `failures|locked`, or nothing if none were counted.
+async fn backup_count(server: &TestServer, backup: &str) -> Vec<String> {
+    server
+        .db_query(
+            "SELECT failures || '|' || locked FROM recovery_attempts WHERE backup = ?",
+            &[backup],
+        )
+        .await
+}
+
+/// What replaced a backup: `current`, a backup's id or a reset's login.
+async fn replaced_by(server: &TestServer, backup: &str) -> Vec<String> {
+    server
+        .db_query(
+            "SELECT ifnull(replaced_by, 'current') FROM backups WHERE backup = ?",
+            &[backup],
+        )
+        .await
+}
+
+/// `device` revokes `revoked` with a fresh login of `group` as its step-up.
+async fn revoke_with_step_up(device: &TestDevice, group: &DeviceGroupName, revoked: &TestDevice) {
+    let login = device.login(group, PASSCODE).await;
+    let _: waas_api::resources::Device = device
+        .client
+        .post("/v1/device:revoke")
+        .json(&RevokeDeviceRequest {
+            name: revoked.name.clone(),
+            login: Some(login.name),
+        })
+        .ok()
+        .await;
 }
 
 /// ListDeviceGroupEvents as `client`: each event as `TYPE device operation?`.
@@ -270,6 +311,26 @@ async fn events(client: &Client, group: &DeviceGroupName) -> Vec<(DeviceGroupEve
             (event.kind, format!("{}{operation}", event.device))
         })
         .collect()
+}
+
+/// A new AddDevice of `device` whose round 1 with `passcode` (right or not) is refused as
+/// locked before any OPAQUE work, changing nothing; the operation, still pending.
+async fn assert_locked<'a>(
+    server: &TestServer,
+    device: &'a TestDevice,
+    owned: &Owned,
+    passcode: &[u8],
+) -> Recovery<'a> {
+    let recovery = Recovery::start(device, owned).await;
+    let (_, round1) = recovery.begin(owned, passcode);
+    server
+        .assert_refused_unchanged_for(
+            device.exchange_call(&recovery.op, 1, &round1),
+            ErrorCode::FailedPrecondition,
+            Some(reason::PASSCODE_LOCKED),
+        )
+        .await;
+    recovery
 }
 
 /// A recovery attempt with the wrong passcode, abandoned after round 2 as an honest device
@@ -373,16 +434,7 @@ async fn a_recovered_device_signs_for_the_wallet_and_the_revoked_old_one_cannot(
 
     // The lost device is revoked (by the new one, with a fresh login as the step-up): it signs
     // nothing any more.
-    let login = new.login(group, PASSCODE).await;
-    let _: waas_api::resources::Device = new
-        .client
-        .post("/v1/device:revoke")
-        .json(&RevokeDeviceRequest {
-            name: owned.owner.name.clone(),
-            login: Some(login.name),
-        })
-        .ok()
-        .await;
+    revoke_with_step_up(&new, group, &owned.owner).await;
     owned
         .owner
         .create_signature_call(key, &digest, None)
@@ -547,15 +599,7 @@ async fn ten_failed_recoveries_lock_it_until_the_operator_unlocks_it() {
     }
     // The 11th is refused before any OPAQUE work, even with the right passcode, and changes
     // nothing; making the operation is free, and still allowed.
-    let recovery = Recovery::start(&thief, &owned).await;
-    let (_, round1) = recovery.begin(&owned, PASSCODE);
-    server
-        .assert_refused_unchanged_for(
-            thief.exchange_call(&recovery.op, 1, &round1),
-            ErrorCode::FailedPrecondition,
-            Some(reason::PASSCODE_LOCKED),
-        )
-        .await;
+    let recovery = assert_locked(&server, &thief, &owned, PASSCODE).await;
     // The group's devices are not locked out of their own logins by it.
     owned.owner.login(group, PASSCODE).await;
 
@@ -709,6 +753,31 @@ async fn add_device_is_refused_for_members_other_groups_backups_and_other_caller
             ErrorCode::NotFound,
         )
         .await;
+    // A group that does not exist and one whose key generation has not finished: one
+    // NOT_FOUND for a device not in them.
+    let creating = match owned
+        .owner
+        .create_wallet_operation(&default_pool(), None)
+        .await
+        .metadata
+    {
+        OperationMetadata::CreateMpcWallet { device_group, .. } => device_group,
+        other => panic!("not a wallet: {other:?}"),
+    };
+    let missing: DeviceGroupName = format!("{}/deviceGroups/none", default_pool())
+        .parse()
+        .unwrap();
+    let mut said = Vec::new();
+    for group in [&missing, &creating] {
+        let refused = server
+            .assert_refused_unchanged(
+                add_device_call(&new.client, group, &new, backup),
+                ErrorCode::NotFound,
+            )
+            .await;
+        said.push(refused.error().message.replace(&group.to_string(), "G"));
+    }
+    assert_eq!(said[0], said[1]);
     // Another device may not ask for it; a body that is not a request is refused.
     let stranger = server.device().await;
     server
@@ -797,4 +866,274 @@ async fn an_abandoned_recovery_expires_and_leaves_no_pairing() {
     assert!(!owned.has_device(&new).await);
     // A new recovery of the same device starts over and completes.
     recover(&new, &owned).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_thiefs_string_locks_only_itself_and_a_reset_retires_it() {
+    let server = TestServer::start_with(&["--passcode-backoff", "0"]);
+    let mut owned = Owned::new(&server).await;
+    let group = owned.group().clone();
+    let owners = owned.made.backup.clone();
+    // The owner's second device, recovered with the owner's backup.
+    let second = server.device().await;
+    recover(&second, &owned).await;
+    // A thief steals the first device, knows the passcode, and makes a backup of his own.
+    let thiefs = made_backup(&owned.owner, &owned.wallet).await;
+    assert_eq!(
+        replaced_by(&server, &owners).await,
+        [thiefs.backup.as_str()]
+    );
+    // The owner revokes the stolen device (which brings the owner's backup back), then resets
+    // the passcode from the second device: the reset retires every current backup the revoked
+    // device made, replaced by the reset's login. The thief's string, and the owner's too (it
+    // was made on the stolen device: the server cannot tell them apart), are kept for the
+    // retention only; the owner makes a new backup on a device of the group.
+    revoke_with_step_up(&second, &group, &owned.owner).await;
+    assert_eq!(replaced_by(&server, &owners).await, ["current"]);
+    assert_eq!(replaced_by(&server, &thiefs.backup).await, ["current"]);
+    const NEW: &[u8] = b"654321";
+    let login = second.login(&group, PASSCODE).await;
+    assert_eq!(second.reset_passcode(&group, &login, NEW).await, 2);
+    owned.passcode = NEW;
+    for backup in [&thiefs.backup, &owners] {
+        assert_eq!(replaced_by(&server, backup).await, [login.name.to_string()]);
+    }
+
+    // Within the retention the thief's string still opens an AddDevice: ten guesses of the new
+    // passcode, counted on his backup only, then it is locked.
+    let owners_made = std::mem::replace(&mut owned.made, thiefs);
+    let thief = server.device().await;
+    for attempt in 1..=10 {
+        wrong_attempt(&thief, &owned).await;
+        let locked = u8::from(attempt == 10);
+        assert_eq!(
+            backup_count(&server, &owned.made.backup).await,
+            [format!("{attempt}|{locked}")]
+        );
+    }
+    assert_locked(&server, &thief, &owned, NEW).await;
+    // The owner's backup is not locked by it: within the retention it recovers a third device
+    // with the new passcode.
+    let thiefs = std::mem::replace(&mut owned.made, owners_made);
+    // (Its count is the one the second device's recovery left: cleared by the right passcode.)
+    assert_eq!(backup_count(&server, &owners).await, ["0|0"]);
+    let third = server.device().await;
+    recover(&third, &owned).await;
+    assert_eq!(backup_count(&server, &owners).await, ["0|0"]);
+    assert_eq!(backup_count(&server, &thiefs.backup).await, ["10|1"]);
+
+    // The operator unlocks one backup only.
+    let (unlocked, said) = server.unlock_recovery_backup(&group.to_string(), &thiefs.backup);
+    assert!(unlocked, "{said}");
+    let cleared = format!(
+        "{}: 10 failed attempt(s) cleared, lock lifted",
+        thiefs.backup
+    );
+    assert!(said.contains(&cleared), "{said}");
+    assert_eq!(backup_count(&server, &thiefs.backup).await, ["0|0"]);
+    // Past the retention the thief's string opens nothing.
+    server
+        .db_execute(
+            "UPDATE backups SET replaced_time_ms = replaced_time_ms - 8 * 86400000 WHERE backup = ?",
+            &[thiefs.backup.as_str()],
+        )
+        .await;
+    let late = server.device().await;
+    server
+        .assert_refused_unchanged(
+            add_device_call(&late.client, &group, &late, &thiefs.backup),
+            ErrorCode::NotFound,
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expiring_recovery_deletes_only_its_own_pending_pairing() {
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let new = server.device().await;
+    // A first AddDevice of the device, abandoned after round 1.
+    let first = Recovery::start(&new, &owned).await;
+    let (_, round1) = first.begin(&owned, PASSCODE);
+    first.round1(&round1).await;
+    // A second one (the first is running: a new operation) reaches round 8.
+    let (second, pairing) = Recovery::pending(&server, &new, &owned).await;
+    assert_ne!(first.operation, second.operation);
+    // The first expires (idle past the session limit; a request on it runs the expiry).
+    server
+        .db_execute(
+            "UPDATE operations SET update_time_ms = update_time_ms - 700000 WHERE id = ?",
+            &[first.operation.operation().as_str()],
+        )
+        .await;
+    new.exchange(&first.op, 3, b"late")
+        .await
+        .assert_error(ErrorCode::Aborted, None);
+    new.assert_failed(&first.operation, ErrorCode::Aborted)
+        .await;
+    // The second's pending pairing is its own: kept, and its round 9 adds the device.
+    assert_eq!(pairing_states(&server, &new).await, ["PENDING"]);
+    assert!(
+        new.exchange_ok(&second.op, 9, &pairing.public().confirmation())
+            .await
+            .done
+    );
+    second.assert_added(owned.group()).await;
+}
+
+/// A recovery of `device` run up to and including round `last` (1, 3, 5 or 7) with the group's
+/// passcode; returns it and the device's message for the next round.
+async fn recovery_through<'a>(
+    device: &'a TestDevice,
+    owned: &Owned,
+    last: u8,
+) -> (Recovery<'a>, Vec<u8>) {
+    let recovery = Recovery::start(device, owned).await;
+    let (mut started, round1) = recovery.begin(owned, owned.passcode);
+    let round2 = recovery.round1(&round1).await;
+    let (mut next, _) = started.login(&round2, owned.passcode).unwrap();
+    if last >= 3 {
+        let round4 = reply(&device.exchange_ok(&recovery.op, 3, &next).await, 4);
+        next = started.open(&round4).unwrap();
+    }
+    if last >= 5 {
+        let round6 = reply(&device.exchange_ok(&recovery.op, 5, &next).await, 6);
+        next = started.refresh(&round6).unwrap().reply.unwrap();
+    }
+    if last >= 7 {
+        let round8 = reply(&device.exchange_ok(&recovery.op, 7, &next).await, 8);
+        let pairing = started.refresh(&round8).unwrap().output.unwrap();
+        next = pairing.public().confirmation().to_vec();
+    }
+    (recovery, next)
+}
+
+/// The recovery's operation failed with ABORTED, PASSCODE_CHANGED; the device has no pairing
+/// in the group and is no device of it.
+async fn assert_ended_by_the_reset(server: &TestServer, owned: &Owned, recovery: &Recovery<'_>) {
+    let error = recovery
+        .device
+        .assert_failed(&recovery.operation, ErrorCode::Aborted)
+        .await;
+    assert_eq!(error.reason.as_deref(), Some(reason::PASSCODE_CHANGED));
+    assert!(pairing_states(server, recovery.device).await.is_empty());
+    assert!(!owned.has_device(recovery.device).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passcode_reset_ends_the_recoveries_in_flight() {
+    let server = TestServer::start();
+    let mut owned = Owned::new(&server).await;
+    let group = owned.group().clone();
+    let new = server.device().await;
+    for (last, passcode) in [(1, b"111111"), (3, b"333333"), (7, b"777777")] {
+        let (recovery, next) = recovery_through(&new, &owned, last).await;
+        if last == 7 {
+            assert_eq!(pairing_states(&server, &new).await, ["PENDING"]);
+        }
+        // The owner resets the passcode: the reset's own transaction ends the recovery, with
+        // the pending pairing it made.
+        let login = owned.owner.login(&group, owned.passcode).await;
+        owned.owner.reset_passcode(&group, &login, passcode).await;
+        owned.passcode = passcode;
+        assert_ended_by_the_reset(&server, &owned, &recovery).await;
+        // Its next round is refused and changes nothing.
+        server
+            .assert_refused_unchanged(
+                new.exchange_call(&recovery.op, last + 2, &next),
+                ErrorCode::FailedPrecondition,
+            )
+            .await;
+    }
+    // A new recovery with the new passcode completes.
+    recover(&new, &owned).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_changed_behind_a_recovery_ends_it_at_its_next_round() {
+    // The record's version moves without the reset's transaction (as if its failing of the
+    // recoveries had been skipped): rounds 3, 5 and 9 each check the version themselves.
+    let server = TestServer::start();
+    let owned = Owned::new(&server).await;
+    let group = owned.group().to_string();
+    let new = server.device().await;
+    for last in [1, 3, 7] {
+        let (recovery, next) = recovery_through(&new, &owned, last).await;
+        let counted = backup_count(&server, &owned.made.backup).await;
+        server
+            .db_execute(
+                "UPDATE passcode_records SET version = version + 1 WHERE device_group = ?",
+                &[&group],
+            )
+            .await;
+        new.exchange(&recovery.op, last + 2, &next)
+            .await
+            .assert_error(ErrorCode::Aborted, Some(reason::PASSCODE_CHANGED));
+        assert_ended_by_the_reset(&server, &owned, &recovery).await;
+        // A round 3 refused so clears nothing: the count stays as round 1 left it.
+        assert_eq!(backup_count(&server, &owned.made.backup).await, counted);
+        server
+            .db_execute(
+                "UPDATE passcode_records SET version = version - 1 WHERE device_group = ?",
+                &[&group],
+            )
+            .await;
+    }
+}
+
+/// Nine failed recoveries of the owned backup (the server runs without backoff).
+async fn nine_failures(server: &TestServer, owned: &Owned) {
+    let thief = server.device().await;
+    for _ in 0..9 {
+        wrong_attempt(&thief, owned).await;
+    }
+    assert_eq!(backup_count(server, &owned.made.backup).await, ["9|0"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_tenth_attempts_are_counted_once_and_only_one_is_answered() {
+    let server = TestServer::start_with(&["--passcode-backoff", "0"]);
+    let owned = Owned::new(&server).await;
+    nine_failures(&server, &owned).await;
+    // Five round 1s at once, of five devices: each passes the check on 9 failures; the commit
+    // re-checks that the attempts are still the ones checked, so one is counted and answered.
+    let mut devices = Vec::new();
+    for _ in 0..5 {
+        devices.push(server.device().await);
+    }
+    let mut sent = Vec::new();
+    for device in &devices {
+        let recovery = Recovery::start(device, &owned).await;
+        let (_, round1) = recovery.begin(&owned, WRONG);
+        sent.push((recovery, round1));
+    }
+    let call = |i: usize| sent[i].0.device.exchange(&sent[i].0.op, 1, &sent[i].1);
+    let (a, b, c, d, e) = tokio::join!(call(0), call(1), call(2), call(3), call(4));
+    let answers = [a, b, c, d, e];
+    let answered = answers.iter().filter(|raw| raw.status == 200).count();
+    assert_eq!(answered, 1, "{answers:#?}");
+    for raw in answers.iter().filter(|raw| raw.status != 200) {
+        raw.assert_error(ErrorCode::FailedPrecondition, Some(reason::PASSCODE_LOCKED));
+    }
+    assert_eq!(backup_count(&server, &owned.made.backup).await, ["10|1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_right_passcode_at_the_tenth_attempt_recovers_but_leaves_the_lock() {
+    let server = TestServer::start_with(&["--passcode-backoff", "0"]);
+    let owned = Owned::new(&server).await;
+    nine_failures(&server, &owned).await;
+    // The 10th attempt is answered (9 < 10) and counted: the backup is locked.
+    let new = server.device().await;
+    let recovery = Recovery::start(&new, &owned).await;
+    let (started, round1) = recovery.begin(&owned, PASSCODE);
+    let round2 = recovery.round1(&round1).await;
+    assert_eq!(backup_count(&server, &owned.made.backup).await, ["10|1"]);
+    // Its right passcode recovers the device, but clears nothing at the lock: only the
+    // operator lifts it.
+    recovery.finish(started, &round2).await;
+    recovery.assert_added(owned.group()).await;
+    assert_eq!(backup_count(&server, &owned.made.backup).await, ["10|1"]);
+    let other = server.device().await;
+    assert_locked(&server, &other, &owned, PASSCODE).await;
 }

@@ -295,7 +295,8 @@ impl<S: Store> Services<S> {
                 }
                 _ => {
                     let update = step(OperationState::Done, Some(done()))?;
-                    self.recovery_round9(record, &message, update).await
+                    self.recovery_round9(record, session, &message, update)
+                        .await
                 }
             };
         }

@@ -25,6 +25,7 @@ use waas_mpc::passcode::{
 };
 
 use super::Services;
+use super::recovery::passcode_changed;
 use super::wallets::new_id;
 use crate::auth::Principal;
 use crate::sealing::MasterKey;
@@ -280,9 +281,18 @@ impl<S: Store> Services<S> {
             return Err(login_invalid());
         }
         let sealed = self.seal_secret(RECORD, &record_id(group, next), &record)?;
+        // What the group's recoveries in flight, which the reset fails, say.
+        let recovery_error =
+            serde_json::to_string(&passcode_changed().body()).map_err(ApiError::internal)?;
         let version = self
             .store
-            .reset_passcode_record(group, current.version, &sealed, &login.usage)
+            .reset_passcode_record(
+                group,
+                current.version,
+                &sealed,
+                &login.usage,
+                &recovery_error,
+            )
             .await?
             // The login was used, or the record changed, since the checks above.
             .ok_or_else(login_invalid)?;

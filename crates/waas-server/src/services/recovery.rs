@@ -2,7 +2,7 @@
 //! with the backup string and the passcode, over the durable exchange of `exchange.rs`:
 //!
 //! 1. the device's proven partial on ct_s (it holds the backup's decryption half) and an OPAQUE
-//!    login request; the server opens s_d, then counts one recovery attempt for the group and
+//!    login request; the server opens s_d, then counts one recovery attempt for the backup and
 //!    answers (2) the login's response;
 //! 3. the login's finalization and its MAC of this recovery; a right passcode clears the count
 //!    and gets (4) the server's partial on ct_x;
@@ -13,12 +13,12 @@
 //! The cryptography is `waas_mpc::recovery`; this file checks, counts and stores. Between rounds
 //! s_d (and the OPAQUE state, then the refresh) stay in the operation's sealed session. Every
 //! refusal before round 9's commit writes nothing, and nothing is counted before the partial
-//! proved the backup: a device without it cannot burn the group's attempts.
+//! proved the backup: a device without it cannot burn the backup's attempts.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use waas_api::export::AddDeviceRequest;
-use waas_api::passcode::MAX_FAILED_LOGINS;
+use waas_api::passcode::{MAX_FAILED_LOGINS, reason};
 use waas_api::resources::{
     DeviceAdded, DeviceState, MpcProtocol, Operation, OperationMetadata, OperationResponse,
 };
@@ -97,22 +97,25 @@ impl Names {
     }
 }
 
-/// What the server keeps between a recovery's rounds, sealed as the operation's session: s_d and
-/// the backed-up pairing's id (for the contexts, once the backup itself may be gone), then
-/// after round 1 the record version and the OPAQUE login state, after round 5 the refresh.
+/// What the server keeps between a recovery's rounds, sealed as the operation's session: s_d,
+/// the backed-up pairing's id (for the contexts, once the backup itself may be gone) and the
+/// passcode record version the login started against (every later round checks it is still
+/// the group's); then after round 1 the OPAQUE login state, after round 5 the refresh.
 /// Zeroized on drop.
 struct RecoverySession {
     share: Zeroizing<[u8; 32]>,
     pairing_id: [u8; 32],
+    record_version: u64,
     rest: Zeroizing<Vec<u8>>,
 }
 
 impl RecoverySession {
-    /// s_d ‖ pairing id ‖ the rest.
+    /// s_d ‖ pairing id ‖ record version (8 bytes, big-endian) ‖ the rest.
     fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut bytes = Zeroizing::new(Vec::with_capacity(64 + self.rest.len()));
+        let mut bytes = Zeroizing::new(Vec::with_capacity(72 + self.rest.len()));
         bytes.extend_from_slice(&self.share[..]);
         bytes.extend_from_slice(&self.pairing_id);
+        bytes.extend_from_slice(&self.record_version.to_be_bytes());
         bytes.extend_from_slice(&self.rest);
         bytes
     }
@@ -123,20 +126,35 @@ impl RecoverySession {
             session.ok_or_else(|| ApiError::internal("a running recovery without its session"))?;
         let (share, rest) = bytes.split_at_checked(32).ok_or_else(corrupt)?;
         let (pairing_id, rest) = rest.split_at_checked(32).ok_or_else(corrupt)?;
+        let (version, rest) = rest.split_at_checked(8).ok_or_else(corrupt)?;
         Ok(Self {
             share: Zeroizing::new(share.try_into().map_err(|_| corrupt())?),
             pairing_id: pairing_id.try_into().map_err(|_| corrupt())?,
+            record_version: u64::from_be_bytes(version.try_into().map_err(|_| corrupt())?),
             rest: Zeroizing::new(rest.to_vec()),
         })
     }
 
-    /// Round 1's rest: the record version the login started against, and the login's state.
-    fn login(&self) -> Result<(u64, &[u8]), ApiError> {
-        let corrupt = || ApiError::internal("a recovery's login state does not parse");
-        let (version, state) = self.rest.split_at_checked(8).ok_or_else(corrupt)?;
-        let version = u64::from_be_bytes(version.try_into().map_err(|_| corrupt())?);
-        Ok((version, state))
+    /// The same session with another rest (the next round's).
+    fn with_rest(&self, rest: Zeroizing<Vec<u8>>) -> Self {
+        Self {
+            share: self.share.clone(),
+            pairing_id: self.pairing_id,
+            record_version: self.record_version,
+            rest,
+        }
     }
+}
+
+/// A recovery whose group's passcode was reset after its round 1: it ends (the reset's own
+/// transaction fails it too, passcode.md), and a new one must be made with the new passcode.
+pub(super) fn passcode_changed() -> ApiError {
+    ApiError::new(
+        ErrorCode::Aborted,
+        "the wallet's passcode was reset during the recovery: start a new one with the new \
+         passcode",
+    )
+    .with_reason(reason::PASSCODE_CHANGED)
 }
 
 /// A device's message that does not hold: refused, nothing changes, and it may send it again.
@@ -175,8 +193,9 @@ fn ends_with(mut update: StepUpdate, error: &ApiError) -> Result<StepUpdate, Api
 impl<S: Store> Services<S> {
     /// AddDevice: an operation that adds `request.device` to the active `group` with the
     /// group's backup `request.backup`. The device asks for itself, or an API key for any
-    /// device. The device must be active and not a device of the group already; the backup must
-    /// be kept for this group (else NOT_FOUND, whether missing or another group's). The
+    /// device. A device not in the group is told one NOT_FOUND for a group that is missing or
+    /// not active yet. The device must be active and not a device of the group already; the
+    /// backup must be kept for this group (else NOT_FOUND, whether missing or another group's). The
     /// device's AddDevice for the same backup that has not started yet is returned instead of a
     /// second one. Creating it proves nothing, so it costs nothing and counts nothing.
     pub async fn add_device(
@@ -187,7 +206,17 @@ impl<S: Store> Services<S> {
     ) -> Result<Operation, ApiError> {
         let device = &request.device;
         ensure_acts_for(caller, device)?;
-        self.active_group(group).await?;
+        let stranger =
+            matches!(caller, Principal::Device(_)) && !self.store.is_member(group, device).await?;
+        match self.active_group(group).await {
+            Ok(_) => {}
+            // A stranger learns nothing of a group it is not in: missing or not active yet, the
+            // same answer.
+            Err(error) if stranger && error.code() == ErrorCode::FailedPrecondition => {
+                return Err(ApiError::not_found(group));
+            }
+            Err(error) => return Err(error),
+        }
         let found = self
             .store
             .device(device)
@@ -319,9 +348,9 @@ impl<S: Store> Services<S> {
     }
 
     /// Round 1: the partial must prove the backup (checked against the stored P_dev, for this
-    /// recovery) before anything is counted; then the group's recovery attempts must allow one
-    /// (lock, backoff) and its passcode record exists; the OPAQUE login starts. The commit
-    /// counts one failure for the group, on the condition that its attempts and record are
+    /// recovery) before anything is counted; then the backup's recovery attempts must allow one
+    /// (lock, backoff) and the group's passcode record exists; the OPAQUE login starts. The commit
+    /// counts one failure for the backup, on the condition that its attempts and the record are
     /// still what was checked; s_d, the record version and the login state go into the sealed
     /// session.
     pub(super) async fn recovery_round1(
@@ -354,21 +383,20 @@ impl<S: Store> Services<S> {
 
         let now = now_ms();
         // First, and again in the commit: a refusal costs no OPAQUE work.
-        let attempts = self.store.recovery_attempts(group).await?;
+        let attempts = self.store.recovery_attempts(&backup_id).await?;
         check_counted(&attempts, now, self.passcode_backoff, RECOVERY_LOCKED)?;
         let (version, state, response) =
             self.start_login(group, &round1.credential_request).await?;
-        let mut rest = Zeroizing::new(Vec::with_capacity(8 + state.len()));
-        rest.extend_from_slice(&version.to_be_bytes());
-        rest.extend_from_slice(&state);
         let session = RecoverySession {
             share: s_d,
             pairing_id,
-            rest,
+            record_version: version,
+            rest: Zeroizing::new(state.to_vec()),
         };
         update.session_sealed = Some(self.seal_session(record, 1, &session.to_bytes())?);
         update.reply = Some(answer(2, response)?);
         update.effect = StepEffect::RecoveryAttempt {
+            backup: backup_id,
             seen: attempts,
             record_version: version,
             now_ms: now,
@@ -391,11 +419,11 @@ impl<S: Store> Services<S> {
         let kept = RecoverySession::from_bytes(session)?;
         let round3 = RecoveryRound3::decode(message)
             .map_err(|_| refused(3, "not a login finalization and an authorization"))?;
-        let (version, state) = kept.login()?;
+        let version = kept.record_version;
         let group = &record.device_group;
         let group_name = group.to_string();
         let login = match login_finish(
-            state,
+            &kept.rest,
             &round3.credential_finalization,
             &passcode_context(&group_name),
         ) {
@@ -408,16 +436,12 @@ impl<S: Store> Services<S> {
             Err(error) => return Err(passcode_error(error)),
         };
         let logged_in = StepEffect::RecoveryLoggedIn {
+            backup: backup_id(record)?,
             record_version: version,
             max_failures: MAX_FAILED_LOGINS,
         };
-        let current = self.store.passcode_record(group).await?.map(|r| r.version);
-        if current != Some(version) {
-            let error = ApiError::new(
-                ErrorCode::Aborted,
-                "the passcode changed during the recovery: start a new one",
-            );
-            return ends_with(update, &error);
+        if !self.passcode_unchanged(record, version).await? {
+            return ends_with(update, &passcode_changed());
         }
         let (backup_id, backup) = self.operation_backup(record).await?;
         let Some(backup) = backup else {
@@ -444,11 +468,7 @@ impl<S: Store> Services<S> {
             }
             Err(error) => return Err(ApiError::internal(error)),
         };
-        let session = RecoverySession {
-            share: kept.share.clone(),
-            pairing_id: kept.pairing_id,
-            rest: Zeroizing::new(Vec::new()),
-        };
+        let session = kept.with_rest(Zeroizing::new(Vec::new()));
         update.session_sealed = Some(self.seal_session(record, 3, &session.to_bytes())?);
         update.reply = Some(answer(4, partial)?);
         update.effect = logged_in;
@@ -467,6 +487,9 @@ impl<S: Store> Services<S> {
     ) -> Result<StepUpdate, ApiError> {
         let round = update.round;
         let kept = RecoverySession::from_bytes(session)?;
+        if !self.passcode_unchanged(record, kept.record_version).await? {
+            return ends_with(update, &passcode_changed());
+        }
         let group = self.active_group(&record.device_group).await?;
         let (root, chain_code) = self.group_root(&group)?;
         // The backup itself is not needed any more (it may even be gone): its id and the
@@ -503,15 +526,15 @@ impl<S: Store> Services<S> {
         update.reply = Some(answer(round + 1, reply)?);
         match (round, step.output, refreshed) {
             (5, None, Some(refresh)) => {
-                let session = RecoverySession {
-                    share: kept.share.clone(),
-                    pairing_id: kept.pairing_id,
-                    rest: refresh,
-                };
+                let session = kept.with_rest(refresh);
                 update.session_sealed = Some(self.seal_session(record, 5, &session.to_bytes())?);
             }
             (7, Some(pairing), None) => {
-                update.effect = self.recovered_pairing(record, &pairing, &root)?;
+                // Round 9 still checks the record version.
+                let session = kept.with_rest(Zeroizing::new(Vec::new()));
+                update.session_sealed = Some(self.seal_session(record, 7, &session.to_bytes())?);
+                update.effect =
+                    self.recovered_pairing(record, &pairing, &root, kept.record_version)?;
             }
             _ => return Err(ApiError::internal("a recovery's refresh out of step")),
         }
@@ -525,6 +548,7 @@ impl<S: Store> Services<S> {
         record: &OperationRecord,
         pairing: &Pairing,
         root: &[u8; 33],
+        record_version: u64,
     ) -> Result<StepEffect, ApiError> {
         let public = pairing.public();
         if pairing.epoch() != NEW_EPOCH || public.root_public_key != *root {
@@ -534,6 +558,7 @@ impl<S: Store> Services<S> {
         }
         let bytes = pairing.to_bytes().map_err(ApiError::internal)?;
         Ok(StepEffect::RecoveredPairing {
+            record_version,
             epoch: NEW_EPOCH,
             pairing_id: public.id.to_vec(),
             pairing_sealed: self
@@ -543,16 +568,23 @@ impl<S: Store> Services<S> {
         })
     }
 
-    /// Round 9: the device's confirmation must be that of the pending pairing (a hash of all
-    /// its public facts), else nothing changes. The commit confirms the pairing, makes the
-    /// device a device of the group, records DEVICE_ADDED, queues the device's archive when the
-    /// pool has export on, and ends the operation, all at once.
+    /// Round 9: the group's passcode must still be the one the recovery logged in with (else
+    /// the operation ends), and the device's confirmation that of the pending pairing (a hash of
+    /// all its public facts), else nothing changes. The commit, on the same two conditions,
+    /// confirms the pairing, makes the device a device of the group, records DEVICE_ADDED,
+    /// queues the device's archive when the pool has export on, and ends the operation, all at
+    /// once.
     pub(super) async fn recovery_round9(
         &self,
         record: &OperationRecord,
+        session: Option<&[u8]>,
         message: &[u8],
         mut update: StepUpdate,
     ) -> Result<StepUpdate, ApiError> {
+        let kept = RecoverySession::from_bytes(session)?;
+        if !self.passcode_unchanged(record, kept.record_version).await? {
+            return ends_with(update, &passcode_changed());
+        }
         let archive = self.confirmed_pairing(record, NEW_EPOCH, message).await?;
         update.response = Some(
             serde_json::to_string(&OperationResponse::DeviceAdded(DeviceAdded {
@@ -563,10 +595,21 @@ impl<S: Store> Services<S> {
             .map_err(ApiError::internal)?,
         );
         update.effect = StepEffect::DeviceAdded {
+            record_version: kept.record_version,
             epoch: NEW_EPOCH,
             archive,
         };
         Ok(update)
+    }
+
+    /// Whether the group's passcode record is still at `version` (the recovery's login's).
+    async fn passcode_unchanged(
+        &self,
+        record: &OperationRecord,
+        version: u64,
+    ) -> Result<bool, ApiError> {
+        let current = self.store.passcode_record(&record.device_group).await?;
+        Ok(current.is_some_and(|current| current.version == version))
     }
 
     /// Why a recovery step's commit found its condition gone (nothing was written): a lock or
@@ -578,9 +621,13 @@ impl<S: Store> Services<S> {
     ) -> ApiError {
         let aborted = |message: &str| ApiError::new(ErrorCode::Aborted, message);
         match &step.effect {
-            StepEffect::RecoveryAttempt { record_version, .. } => {
+            StepEffect::RecoveryAttempt {
+                backup,
+                record_version,
+                ..
+            } => {
                 let group = &record.device_group;
-                let attempts = match self.store.recovery_attempts(group).await {
+                let attempts = match self.store.recovery_attempts(backup).await {
                     Ok(attempts) => attempts,
                     Err(error) => return error.into(),
                 };
@@ -598,14 +645,21 @@ impl<S: Store> Services<S> {
                     Err(error) => error.into(),
                 }
             }
-            StepEffect::RecoveryLoggedIn { .. } => {
-                aborted("the passcode changed during the recovery: start a new one")
+            StepEffect::RecoveryLoggedIn { .. } => passcode_changed(),
+            StepEffect::RecoveredPairing { record_version, .. }
+            | StepEffect::DeviceAdded { record_version, .. } => {
+                match self.passcode_unchanged(record, *record_version).await {
+                    Ok(false) => passcode_changed(),
+                    Ok(true) if matches!(step.effect, StepEffect::RecoveredPairing { .. }) => {
+                        aborted(
+                            "the device has a pairing in this group already (another \
+                             recovery): start again only if it is not a device of the group",
+                        )
+                    }
+                    Ok(true) => aborted("the recovered pairing is no longer pending"),
+                    Err(error) => error,
+                }
             }
-            StepEffect::RecoveredPairing { .. } => aborted(
-                "the device has a pairing in this group already (another recovery): start \
-                 again only if it is not a device of the group",
-            ),
-            StepEffect::DeviceAdded { .. } => aborted("the recovered pairing is no longer pending"),
             _ => ApiError::internal("a recovery step with another effect"),
         }
     }

@@ -299,11 +299,14 @@ pub enum StepEffect {
     /// fails in the same transaction (so no concurrent step on it can commit, or be sent, after).
     RetirePairing,
     /// AddDevice's round 1, once the device's partial proved it holds the backup: one failed
-    /// recovery attempt is counted for the operation's group (locked when that makes
-    /// `max_failures`), on the condition that the group's attempts are still `seen` (what the
-    /// lock and backoff were checked on) and its passcode record still at `record_version`.
+    /// recovery attempt is counted for the operation's backup (locked when that makes
+    /// `max_failures`), on the condition that the backup is still stored, its attempts are still
+    /// `seen` (what the lock and backoff were checked on) and the group's passcode record still
+    /// at `record_version`.
     RecoveryAttempt {
-        /// The group's attempts as read when the step was checked.
+        /// The backup the recovery opens: the attempts are its own (a string locks only itself).
+        backup: MpcOperationName,
+        /// The backup's attempts as read when the step was checked.
         seen: Attempts,
         /// The passcode record version the login was started against.
         record_version: u64,
@@ -312,19 +315,24 @@ pub enum StepEffect {
         /// The failures that lock recovery.
         max_failures: u32,
     },
-    /// AddDevice's round 3 with the right passcode: the group's recovery failures go back to 0
+    /// AddDevice's round 3 with the right passcode: the backup's recovery failures go back to 0
     /// if they are below `max_failures` and not locked (only the operator lifts a lock); on the
     /// condition that the group's passcode record is still at `record_version`.
     RecoveryLoggedIn {
+        /// The backup the recovery opens.
+        backup: MpcOperationName,
         /// The passcode record version the login was made with.
         record_version: u64,
         /// The failures that lock recovery.
         max_failures: u32,
     },
     /// AddDevice's round 7: the new device's pairing, stored PENDING at `epoch` until the
-    /// device confirms it; on the condition that the device has no pairing at that epoch in the
-    /// group yet.
+    /// device confirms it, marked as this operation's; on the condition that the group's
+    /// passcode record is still at `record_version` and the device has no pairing at that epoch
+    /// in the group yet.
     RecoveredPairing {
+        /// The passcode record version the recovery logged in with.
+        record_version: u64,
         /// The new pairing's epoch.
         epoch: u64,
         /// The pairing id.
@@ -334,9 +342,12 @@ pub enum StepEffect {
     },
     /// AddDevice's round 9: the pending pairing at `epoch` is confirmed, the device becomes a
     /// device of the group, a `DEVICE_ADDED` event is recorded and, with export on, the
-    /// device's PrepareDeviceArchive is queued; on the condition that the pairing is still
-    /// pending.
+    /// device's PrepareDeviceArchive is queued; on the condition that the group's passcode
+    /// record is still at `record_version` and the pairing still pending and this operation's
+    /// (its round 7 made it).
     DeviceAdded {
+        /// The passcode record version the recovery logged in with.
+        record_version: u64,
         /// The new pairing's epoch.
         epoch: u64,
         /// The archive operation to create, if the pool has export on.
@@ -400,8 +411,28 @@ pub struct BackupRecord {
     pub create_time_ms: i64,
     /// When a newer backup of the group replaced it (`None`: it is current), Unix milliseconds.
     pub replaced_time_ms: Option<i64>,
-    /// The backup that replaced it (`None`: it is current).
-    pub replaced_by: Option<MpcOperationName>,
+    /// What replaced it (`None`: it is current).
+    pub replaced_by: Option<Replacement>,
+}
+
+/// What replaced a backup (`backups.replaced_by`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Replacement {
+    /// A newer backup of the group (its id), made current by its round 5.
+    Backup(MpcOperationName),
+    /// A passcode reset (the login that authorized it: `…/passcodeLogins/{id}`), which retired
+    /// the backups made by revoked devices of the group (a thief's strings).
+    PasscodeReset(PasscodeLoginName),
+}
+
+impl std::fmt::Display for Replacement {
+    /// As stored: the backup's id, or the reset's login.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Backup(backup) => backup.fmt(f),
+            Self::PasscodeReset(login) => login.fmt(f),
+        }
+    }
 }
 
 impl std::fmt::Debug for BackupRecord {
@@ -735,8 +766,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         device: &DeviceName,
     ) -> impl Future<Output = Result<Vec<OperationRecord>, StoreError>> + Send;
     /// Fails every open operation created before `created_before_ms` or idle since before
-    /// `idle_before_ms`, deleting their sessions (and the unconfirmed pairing of a key generation);
-    /// returns how many.
+    /// `idle_before_ms`, deleting their sessions (and the unconfirmed pairing of a key generation,
+    /// or the pending pairing an AddDevice made, that one only); returns how many.
     fn expire_operations(
         &self,
         created_before_ms: i64,
@@ -807,14 +838,20 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Replaces the group's record, if it is still at `from_version`, by `record_sealed` (one
     /// version more), using up `login` (which must still be usable and have started this reset:
     /// marked by [`Self::start_passcode_reset`] for that version) and revoking every other open
-    /// login of the group, all in one transaction, committed durably. The new version, or `None`
-    /// if a condition failed (then nothing is written).
+    /// login of the group, all in one transaction, committed durably. The same transaction
+    /// retires the group's current backups made by revoked devices (replaced by the reset:
+    /// [`Replacement::PasscodeReset`] with `login`'s name), so a thief's string kept past the
+    /// revocation is swept after the retention. The new version, or `None` if a condition
+    /// failed (then nothing is written). It also fails the group's open AddDevice operations
+    /// with `recovery_error` (an `ErrorBody`, JSON), deleting their sessions and the pending
+    /// pairings they made: a recovery in flight logged in with the old passcode.
     fn reset_passcode_record(
         &self,
         group: &DeviceGroupName,
         from_version: u64,
         record_sealed: &[u8],
         login: &LoginUse,
+        recovery_error: &str,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// A device's failed passcode attempts in a group (all zero when none were made).
@@ -861,17 +898,19 @@ pub trait Store: Clone + Send + Sync + 'static {
         group: &DeviceGroupName,
         device: &DeviceName,
     ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send;
-    /// A group's failed recovery attempts (all zero when none were made).
+    /// A backup's failed recovery attempts (all zero when none were made).
     fn recovery_attempts(
         &self,
-        group: &DeviceGroupName,
+        backup: &MpcOperationName,
     ) -> impl Future<Output = Result<Attempts, StoreError>> + Send;
-    /// Clears a group's recovery failures and lock (the operator's `unlock-recovery`); returns
-    /// what was recorded before, `None` if nothing was.
+    /// Clears the recovery failures and locks of `group`'s backups, or of its one backup
+    /// `backup` (the operator's `unlock-recovery`); returns each backup's record before, oldest
+    /// count first (none if nothing was recorded).
     fn unlock_recovery(
         &self,
         group: &DeviceGroupName,
-    ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send;
+        backup: Option<&MpcOperationName>,
+    ) -> impl Future<Output = Result<Vec<(MpcOperationName, Attempts)>, StoreError>> + Send;
     /// Deletes the logins created before `before_ms`, with any secret they still hold; how many.
     fn forget_passcode_logins(
         &self,

@@ -20,8 +20,8 @@ use super::{
     AddressRecord, Attempts, BackupRecord, Committed, Created, DEFAULT_POOL, DeviceRecord,
     GroupEventRecord, GroupRecord, GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState,
     LoginUse, NewBackup, NewLogin, NewOperation, NewWallet, OperationKind, OperationRecord,
-    OperationState, PairingRecord, PairingState, PasscodeRecord, PoolRecord, Revocation,
-    StepEffect, StepUpdate, Store, StoreError, WalletRecord,
+    OperationState, PairingRecord, PairingState, PasscodeRecord, PoolRecord, Replacement,
+    Revocation, StepEffect, StepUpdate, Store, StoreError, WalletRecord,
 };
 use crate::ServerError;
 use crate::time::now_ms;
@@ -284,8 +284,17 @@ fn backup_row(row: &SqliteRow) -> Result<BackupRecord, StoreError> {
         },
         create_time_ms: row.try_get("create_time_ms")?,
         replaced_time_ms: row.try_get("replaced_time_ms")?,
-        replaced_by: replaced_by.map(parse).transpose()?,
+        replaced_by: replaced_by.map(replacement).transpose()?,
     })
+}
+
+/// `backups.replaced_by`: a backup's id (`…/mpcOperations/{id}`), or the login of the passcode
+/// reset that retired it (`…/passcodeLogins/{id}`).
+fn replacement(text: &str) -> Result<Replacement, StoreError> {
+    match text.parse() {
+        Ok(backup) => Ok(Replacement::Backup(backup)),
+        Err(_) => parse(text).map(Replacement::PasscodeReset),
+    }
 }
 
 fn epoch_value(epoch: u64) -> Result<i64, StoreError> {
@@ -801,12 +810,12 @@ impl Store for SqliteStore {
         error: &str,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
-        let expired: Vec<(String, String, i64, String)> = sqlx::query_as(
+        let expired: Vec<(String, String, String, i64, String)> = sqlx::query_as(
             "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = ?,
                  update_time_ms = ?
              WHERE (state = 'PENDING' AND create_time_ms < ?)
                 OR (state = 'RUNNING' AND update_time_ms < ?)
-             RETURNING device_group, device, epoch, kind",
+             RETURNING id, device_group, device, epoch, kind",
         )
         .bind(error)
         .bind(now_ms())
@@ -814,7 +823,7 @@ impl Store for SqliteStore {
         .bind(idle_before_ms)
         .fetch_all(&mut *tx)
         .await?;
-        for (group, device, epoch, kind) in &expired {
+        for (id, group, device, epoch, kind) in &expired {
             if kind == kind_text(OperationKind::CreateDeviceGroup) {
                 // The device never confirmed: the server's half of that key is deleted.
                 sqlx::query(
@@ -827,15 +836,9 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             } else if kind == kind_text(OperationKind::AddDevice) {
-                // Its epoch is the backup's, not the new pairing's: the device is no device of
-                // the group yet, so its only pending pairing there is the one this recovery made.
-                sqlx::query(
-                    "DELETE FROM pairings WHERE device_group = ? AND device = ? AND state = 'PENDING'",
-                )
-                .bind(group)
-                .bind(device)
-                .execute(&mut *tx)
-                .await?;
+                // Only the pending pairing this recovery made (round 7 names it): another
+                // AddDevice of the same device may have made the pending one, and still be live.
+                delete_recovered_pairing(&mut tx, id).await?;
             }
         }
         tx.commit().await?;
@@ -958,6 +961,7 @@ impl Store for SqliteStore {
         from_version: u64,
         record_sealed: &[u8],
         login: &LoginUse,
+        recovery_error: &str,
     ) -> Result<Option<u64>, StoreError> {
         let version = next_version(from_version)?;
         self.write_durably(async |writer| {
@@ -986,6 +990,37 @@ impl Store for SqliteStore {
             .bind(group.to_string())
             .execute(&mut *tx)
             .await?;
+            // The current backups made by a revoked device of the group (a thief's strings,
+            // which the revocation kept current) are retired by the reset: replaced by it (its
+            // login's name), kept for the retention like any replaced backup, then swept. A
+            // revocation never brings them back: no backup has that id.
+            sqlx::query(
+                "UPDATE backups SET replaced_time_ms = ?, replaced_by = ?
+                 WHERE device_group = ? AND replaced_time_ms IS NULL
+                     AND device IN (SELECT name FROM devices WHERE state = 'REVOKED')",
+            )
+            .bind(now_ms())
+            .bind(login.name.to_string())
+            .bind(group.to_string())
+            .execute(&mut *tx)
+            .await?;
+            // Recoveries in flight logged in with the old record: they end here, with the
+            // pending pairings they made (a later round of theirs finds them failed).
+            let failed: Vec<(String,)> = sqlx::query_as(
+                "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = ?,
+                     update_time_ms = ?
+                 WHERE device_group = ? AND kind = ? AND state IN ('PENDING', 'RUNNING')
+                 RETURNING id",
+            )
+            .bind(recovery_error)
+            .bind(now_ms())
+            .bind(group.to_string())
+            .bind(kind_text(OperationKind::AddDevice))
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id,) in &failed {
+                delete_recovered_pairing(&mut tx, id).await?;
+            }
             tx.commit().await?;
             Ok(Some(version))
         })
@@ -1195,8 +1230,8 @@ impl Store for SqliteStore {
         Ok(before)
     }
 
-    async fn recovery_attempts(&self, group: &DeviceGroupName) -> Result<Attempts, StoreError> {
-        Ok(recovery_attempts(&mut *self.pool.acquire().await?, group)
+    async fn recovery_attempts(&self, backup: &MpcOperationName) -> Result<Attempts, StoreError> {
+        Ok(recovery_attempts(&mut *self.pool.acquire().await?, backup)
             .await?
             .unwrap_or_default())
     }
@@ -1204,15 +1239,38 @@ impl Store for SqliteStore {
     async fn unlock_recovery(
         &self,
         group: &DeviceGroupName,
-    ) -> Result<Option<Attempts>, StoreError> {
+        backup: Option<&MpcOperationName>,
+    ) -> Result<Vec<(MpcOperationName, Attempts)>, StoreError> {
         let mut tx = self.write().await?;
-        let before = recovery_attempts(&mut tx, group).await?;
-        sqlx::query("UPDATE recovery_attempts SET failures = 0, locked = 0 WHERE device_group = ?")
-            .bind(group.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let backup = backup.map(ToString::to_string);
+        let before: Vec<(String, i64, i64, bool)> = sqlx::query_as(
+            "SELECT backup, failures, last_attempt_ms, locked FROM recovery_attempts
+             WHERE device_group = ? AND (? IS NULL OR backup = ?) ORDER BY last_attempt_ms, backup",
+        )
+        .bind(group.to_string())
+        .bind(&backup)
+        .bind(&backup)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE recovery_attempts SET failures = 0, locked = 0
+             WHERE device_group = ? AND (? IS NULL OR backup = ?)",
+        )
+        .bind(group.to_string())
+        .bind(&backup)
+        .bind(&backup)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(before)
+        before
+            .into_iter()
+            .map(|(backup, failures, last_attempt_ms, locked)| {
+                Ok((
+                    parse(&backup)?,
+                    attempts_row((failures, last_attempt_ms, locked))?,
+                ))
+            })
+            .collect()
     }
 
     async fn forget_passcode_logins(&self, before_ms: i64) -> Result<u64, StoreError> {
@@ -1253,15 +1311,15 @@ fn attempts_row(
     })
 }
 
-/// A group's failed recovery attempts, if any were recorded.
+/// A backup's failed recovery attempts, if any were recorded.
 async fn recovery_attempts(
     connection: &mut sqlx::SqliteConnection,
-    group: &DeviceGroupName,
+    backup: &MpcOperationName,
 ) -> Result<Option<Attempts>, StoreError> {
     let row: Option<(i64, i64, bool)> = sqlx::query_as(
-        "SELECT failures, last_attempt_ms, locked FROM recovery_attempts WHERE device_group = ?",
+        "SELECT failures, last_attempt_ms, locked FROM recovery_attempts WHERE backup = ?",
     )
-    .bind(group.to_string())
+    .bind(backup.to_string())
     .fetch_optional(connection)
     .await?;
     row.map(attempts_row).transpose()
@@ -1305,13 +1363,13 @@ async fn commit_step(
     step: &StepUpdate,
 ) -> Result<Committed, StoreError> {
     let mut tx = begin_immediate(connection).await?;
-    let row: Option<(String, String, i64)> = sqlx::query_as(
+    let row: Option<(String, String, i64, String)> = sqlx::query_as(
         "UPDATE operations SET round = ?, input_hash = ?, reply = ?, session_sealed = ?,
                  state = ?, response = ?, error = ?, update_time_ms = ?
              WHERE id = ? AND round = ? AND state IN ('PENDING', 'RUNNING')
                  AND EXISTS (SELECT 1 FROM devices
                              WHERE devices.name = operations.device AND state = 'ACTIVE')
-             RETURNING device_group, device, epoch",
+             RETURNING device_group, device, epoch, kind",
     )
     .bind(i64::from(step.round))
     .bind(&step.input_hash)
@@ -1325,7 +1383,7 @@ async fn commit_step(
     .bind(i64::from(from_round))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((group, device, epoch)) = row else {
+    let Some((group, device, epoch, kind)) = row else {
         // Which condition failed: a revocation (which also failed the operation) is told as such.
         let revoked: Option<(i64,)> = sqlx::query_as(
             "SELECT 1 FROM operations JOIN devices ON devices.name = operations.device
@@ -1339,6 +1397,10 @@ async fn commit_step(
             None => Committed::RoundTaken,
         });
     };
+    // A recovery that ends failed takes the pending pairing it made with it.
+    if step.state == OperationState::Failed && kind == kind_text(OperationKind::AddDevice) {
+        delete_recovered_pairing(&mut tx, name.operation().as_str()).await?;
+    }
     match &step.effect {
         StepEffect::None => {}
         StepEffect::KeygenFinished {
@@ -1454,6 +1516,7 @@ async fn commit_step(
             .await?;
         }
         StepEffect::RecoveryAttempt {
+            backup,
             seen,
             record_version,
             now_ms: at_ms,
@@ -1461,28 +1524,36 @@ async fn commit_step(
         } => {
             // The lock and backoff were checked on `seen`: another attempt counted since, or a
             // reset of the passcode, voids that check, and nothing of the step is written.
-            let group_name: DeviceGroupName = parse(&group)?;
-            let before = recovery_attempts(&mut tx, &group_name)
+            let before = recovery_attempts(&mut tx, backup)
                 .await?
                 .unwrap_or_default();
             if before != *seen || !record_at(&mut tx, &group, *record_version).await? {
                 return Ok(Committed::ConditionFailed);
             }
             let failures = before.failures.saturating_add(1);
-            sqlx::query(
-                "INSERT INTO recovery_attempts (device_group, failures, last_attempt_ms, locked)
-                     VALUES (?, ?, ?, ?)
-                 ON CONFLICT (device_group) DO UPDATE SET failures = excluded.failures,
+            // Counted against the backup's row, of the operation's group; a backup swept since
+            // it was read counts nothing (and the round is refused).
+            let counted = sqlx::query(
+                "INSERT INTO recovery_attempts (backup, device_group, failures, last_attempt_ms,
+                         locked)
+                     SELECT backup, device_group, ?, ?, ? FROM backups
+                     WHERE backup = ? AND device_group = ?
+                 ON CONFLICT (backup) DO UPDATE SET failures = excluded.failures,
                      last_attempt_ms = excluded.last_attempt_ms, locked = excluded.locked",
             )
-            .bind(&group)
             .bind(i64::from(failures))
             .bind(*at_ms)
             .bind(before.locked || failures >= *max_failures)
+            .bind(backup.to_string())
+            .bind(&group)
             .execute(&mut *tx)
             .await?;
+            if counted.rows_affected() != 1 {
+                return Ok(Committed::ConditionFailed);
+            }
         }
         StepEffect::RecoveryLoggedIn {
+            backup,
             record_version,
             max_failures,
         } => {
@@ -1492,21 +1563,26 @@ async fn commit_step(
             // Below the lock only: once locked, only the operator's unlock clears the count.
             sqlx::query(
                 "UPDATE recovery_attempts SET failures = 0
-                 WHERE device_group = ? AND failures < ? AND NOT locked",
+                 WHERE backup = ? AND failures < ? AND NOT locked",
             )
-            .bind(&group)
+            .bind(backup.to_string())
             .bind(i64::from(*max_failures))
             .execute(&mut *tx)
             .await?;
         }
         StepEffect::RecoveredPairing {
+            record_version,
             epoch,
             pairing_id,
             pairing_sealed,
         } => {
+            if !record_at(&mut tx, &group, *record_version).await? {
+                return Ok(Committed::ConditionFailed);
+            }
             let inserted = sqlx::query(
                 "INSERT INTO pairings (device_group, device, epoch, state, pairing_id,
-                         pairing_sealed, create_time_ms) VALUES (?, ?, ?, 'PENDING', ?, ?, ?)
+                         pairing_sealed, create_time_ms, operation)
+                     VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?)
                      ON CONFLICT DO NOTHING",
             )
             .bind(&group)
@@ -1515,6 +1591,7 @@ async fn commit_step(
             .bind(pairing_id)
             .bind(pairing_sealed)
             .bind(now_ms())
+            .bind(name.operation().as_str())
             .execute(&mut *tx)
             .await?;
             // Another recovery of this device in this group got there first.
@@ -1522,14 +1599,24 @@ async fn commit_step(
                 return Ok(Committed::ConditionFailed);
             }
         }
-        StepEffect::DeviceAdded { epoch, archive } => {
+        StepEffect::DeviceAdded {
+            record_version,
+            epoch,
+            archive,
+        } => {
+            if !record_at(&mut tx, &group, *record_version).await? {
+                return Ok(Committed::ConditionFailed);
+            }
+            // This recovery's own pending pairing only.
             let confirmed = sqlx::query(
                 "UPDATE pairings SET state = 'CONFIRMED'
-                     WHERE device_group = ? AND device = ? AND epoch = ? AND state = 'PENDING'",
+                     WHERE device_group = ? AND device = ? AND epoch = ? AND state = 'PENDING'
+                         AND operation = ?",
             )
             .bind(&group)
             .bind(&device)
             .bind(epoch_value(*epoch)?)
+            .bind(name.operation().as_str())
             .execute(&mut *tx)
             .await?;
             if confirmed.rows_affected() != 1 {
@@ -1558,6 +1645,19 @@ async fn commit_step(
     }
     tx.commit().await?;
     Ok(Committed::Yes)
+}
+
+/// Deletes the pending pairing that the AddDevice `operation` (its id) made at round 7, if any:
+/// never one another operation made.
+async fn delete_recovered_pairing(
+    connection: &mut SqliteConnection,
+    operation: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM pairings WHERE operation = ? AND state = 'PENDING'")
+        .bind(operation)
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 /// Records one change of a group's devices, now.
@@ -1793,6 +1893,37 @@ mod tests {
             .await
             .unwrap();
         (device, group)
+    }
+
+    /// A new database at `database`, migrated up to `version` only (as an older server left
+    /// it), with the pool `pools/p`, the device `devices/d`, its active group
+    /// `pools/p/deviceGroups/g`, then `rows`.
+    async fn migrated_to(database: &str, version: i64, rows: &[&'static str]) {
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::from_str(&format!("sqlite://{database}"))
+                    .unwrap()
+                    .create_if_missing(true)
+                    .foreign_keys(true),
+            )
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations")
+            .run_to(version, &old)
+            .await
+            .unwrap();
+        let group = [
+            "INSERT INTO pools (name, create_time_ms) VALUES ('pools/p', 1)",
+            "INSERT INTO devices (name, auth_public_key, archive_public_key, state, create_time_ms)
+             VALUES ('devices/d', x'01', x'02', 'ACTIVE', 1)",
+            "INSERT INTO device_groups (name, pool, state, create_time_ms)
+             VALUES ('pools/p/deviceGroups/g', 'pools/p', 'ACTIVE', 1)",
+        ];
+        for statement in group.iter().chain(rows) {
+            sqlx::query(*statement).execute(&old).await.unwrap();
+        }
+        old.close().await;
     }
 
     #[test]
@@ -2147,7 +2278,10 @@ mod tests {
         // (whether the sweep ran or not), and not swept before.
         let thiefs = add_backup(&store, &group, &thief, "b2").await;
         let replaced = live(&owners, 0).await.unwrap();
-        assert_eq!(replaced.replaced_by.as_ref(), Some(&thiefs));
+        assert_eq!(
+            replaced.replaced_by,
+            Some(Replacement::Backup(thiefs.clone()))
+        );
         let at = replaced.replaced_time_ms.unwrap();
         assert!(at >= stored.create_time_ms);
         assert!(live(&owners, at).await.is_some());
@@ -2173,8 +2307,8 @@ mod tests {
         let newest = add_backup(&store, &group, &owner, "b3").await;
         for old in [&owners, &thiefs] {
             assert_eq!(
-                live(old, 0).await.unwrap().replaced_by.as_ref(),
-                Some(&newest)
+                live(old, 0).await.unwrap().replaced_by,
+                Some(Replacement::Backup(newest.clone()))
             );
         }
         assert_eq!(store.forget_replaced_backups(i64::MAX).await.unwrap(), 2);
@@ -2190,35 +2324,18 @@ mod tests {
         let path = dir.path().join("w.db");
         let database = path.to_str().unwrap();
         // A database as 0006 left it: one backup per group.
-        let old = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(
-                SqliteConnectOptions::from_str(&format!("sqlite://{database}"))
-                    .unwrap()
-                    .create_if_missing(true)
-                    .foreign_keys(true),
-            )
-            .await
-            .unwrap();
-        sqlx::migrate!("./migrations")
-            .run_to(6, &old)
-            .await
-            .unwrap();
-        for statement in [
-            "INSERT INTO pools (name, create_time_ms) VALUES ('pools/p', 1)",
-            "INSERT INTO devices (name, auth_public_key, archive_public_key, state, create_time_ms)
-             VALUES ('devices/d', x'01', x'02', 'ACTIVE', 1)",
-            "INSERT INTO device_groups (name, pool, state, create_time_ms)
-             VALUES ('pools/p/deviceGroups/g', 'pools/p', 'ACTIVE', 1)",
+        migrated_to(
+            database,
+            6,
+            &[
             "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
                  decryption_share_sealed, device_key_share, server_key_share, device_ciphertext,
                  server_ciphertext, create_time_ms)
              VALUES ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b', 'devices/d',
                  2, x'03', x'04', x'05', x'06', x'07', x'08', 9)",
-        ] {
-            sqlx::query(statement).execute(&old).await.unwrap();
-        }
-        old.close().await;
+            ],
+        )
+        .await;
 
         let store = SqliteStore::open(database).await.unwrap();
         let group: DeviceGroupName = "pools/p/deviceGroups/g".parse().unwrap();
@@ -2250,6 +2367,60 @@ mod tests {
                 None
             )
         );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn migrating_to_counts_per_backup_keeps_a_groups_lock_on_each_of_its_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let database = path.to_str().unwrap();
+        // A database as 0008 left it: a group's recovery count, locked, and two backups.
+        migrated_to(
+            database,
+            8,
+            &[
+                "INSERT INTO recovery_attempts (device_group, failures, last_attempt_ms, locked)
+             VALUES ('pools/p/deviceGroups/g', 10, 7, 1)",
+                "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
+                 decryption_share_sealed, device_key_share, server_key_share, device_ciphertext,
+                 server_ciphertext, create_time_ms)
+             VALUES ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b1',
+                 'devices/d', 0, x'03', x'04', x'05', x'06', x'07', x'08', 9),
+                 ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b2',
+                 'devices/d', 0, x'03', x'04', x'05', x'06', x'07', x'08', 9)",
+            ],
+        )
+        .await;
+
+        let store = SqliteStore::open(database).await.unwrap();
+        let locked = Attempts {
+            failures: 10,
+            last_attempt_ms: 7,
+            locked: true,
+        };
+        let group: DeviceGroupName = "pools/p/deviceGroups/g".parse().unwrap();
+        let b1: MpcOperationName = "pools/p/deviceGroups/g/mpcOperations/b1".parse().unwrap();
+        let b2: MpcOperationName = "pools/p/deviceGroups/g/mpcOperations/b2".parse().unwrap();
+        for backup in [&b1, &b2] {
+            assert_eq!(store.recovery_attempts(backup).await.unwrap(), locked);
+        }
+        // The operator unlocks one backup, then the group's others.
+        assert_eq!(
+            store.unlock_recovery(&group, Some(&b1)).await.unwrap(),
+            [(b1.clone(), locked)]
+        );
+        assert_eq!(
+            store.recovery_attempts(&b1).await.unwrap(),
+            Attempts {
+                last_attempt_ms: 7,
+                ..Attempts::default()
+            }
+        );
+        assert_eq!(store.recovery_attempts(&b2).await.unwrap(), locked);
+        let all = store.unlock_recovery(&group, None).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(!store.recovery_attempts(&b2).await.unwrap().locked);
         store.close().await;
     }
 

@@ -218,6 +218,17 @@ impl TestServer {
         self.operator(&["unlock-recovery", "--device-group", group])
     }
 
+    /// `waas-server unlock-recovery --device-group G --backup B`: one backup of the group only.
+    pub fn unlock_recovery_backup(&self, group: &str, backup: &str) -> (bool, String) {
+        self.operator(&[
+            "unlock-recovery",
+            "--device-group",
+            group,
+            "--backup",
+            backup,
+        ])
+    }
+
     /// An operator command (`args`) on this server's data, as an operator would run it.
     fn operator(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_waas-server"))
