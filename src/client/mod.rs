@@ -1009,6 +1009,8 @@ fn server_error(error: ErrorBody, status: u16) -> SdkError {
         Some(passcode::EXPORT_DISABLED) => SdkError::ExportDisabled,
         // The server saw a login MAC that did not verify: the device did not hold the passcode.
         Some(passcode::WRONG_PASSCODE) => SdkError::WrongPasscode,
+        // Another device changed the passcode meanwhile (e.g. a reset ended a recovery).
+        Some(passcode::PASSCODE_CHANGED) => SdkError::PasscodeChangedElsewhere(error.message),
         // This device's own requests are refused: it was revoked (only it is told so).
         Some(reason::DEVICE_REVOKED) => SdkError::DeviceRevoked,
         reason => SdkError::Server {
