@@ -161,8 +161,9 @@ fn server_round3(made: &Made, state: &[u8], round3: &[u8]) -> Result<Vec<u8>, Mp
     )
 }
 
-/// A whole recovery: the new device's pairing and the server's.
-fn recover(made: &Made) -> (Pairing, Pairing) {
+/// A whole recovery: the new device's pairing and the server's. The server restores from the s_d
+/// it decrypted, or from `server_share` when given (a server that restores another share).
+fn recover_with(made: &Made, server_share: Option<[u8; 32]>) -> (Pairing, Pairing) {
     let (mut device, round1) =
         DeviceRecovery::start(made.string(), &RECOVERY, &made.ct_x, &made.ct_s, PASSCODE).unwrap();
     let (s_d, state, response) = server_round1(made, &round1);
@@ -173,7 +174,7 @@ fn recover(made: &Made) -> (Pairing, Pairing) {
 
     let public = made.server.public();
     let restored = restore_server(
-        &s_d,
+        &server_share.unwrap_or(*s_d),
         &public.root_public_key,
         &public.chain_code,
         &made.backup_context(),
@@ -191,6 +192,10 @@ fn recover(made: &Made) -> (Pairing, Pairing) {
         .output
         .unwrap();
     (device, server)
+}
+
+fn recover(made: &Made) -> (Pairing, Pairing) {
+    recover_with(made, None)
 }
 
 #[test]
@@ -406,33 +411,7 @@ fn a_server_that_restores_another_share_is_found_out_by_the_confirmation() {
     // pairings' confirmations, as key generation's last round does: they differ, and the server
     // stores nothing. The device's pairing would sign nothing (a denial of service, which a
     // server can always cause).
-    let made = make();
-    let (mut device, round1) =
-        DeviceRecovery::start(made.string(), &RECOVERY, &made.ct_x, &made.ct_s, PASSCODE).unwrap();
-    let (_, state, response) = server_round1(&made, &round1);
-    let (round3, _) = device.login(&response, PASSCODE).unwrap();
-    let round5 = device
-        .open(&server_round3(&made, &state, &round3).unwrap())
-        .unwrap();
-    let public = made.server.public();
-    let restored = restore_server(
-        &[9; 32],
-        &public.root_public_key,
-        &public.chain_code,
-        &made.backup_context(),
-        &RECOVERY,
-    )
-    .unwrap();
-    let mut refresh = server_refresh(&restored, &RECOVERY).unwrap();
-    let round6 = refresh.handle(&restored, &round5).unwrap().reply.unwrap();
-    let round7 = device.refresh(&round6).unwrap().reply.unwrap();
-    let step = refresh.handle(&restored, &round7).unwrap();
-    let server = step.output.unwrap();
-    let device = device
-        .refresh(&step.reply.unwrap())
-        .unwrap()
-        .output
-        .unwrap();
+    let (device, server) = recover_with(&make(), Some([9; 32]));
     assert_ne!(
         device.public().confirmation(),
         server.public().confirmation()
