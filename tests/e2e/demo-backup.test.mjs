@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { collectPageErrors, launchBrowser, repoRoot, startServer } from './support.mjs';
+import { collectPageErrors, launchBrowser, repoRoot, settledStatus, startServer, stepsInOrder } from './support.mjs';
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;
@@ -52,42 +52,12 @@ describe('the demo wallet: back up, then the devices and revoking this one', () 
     await context?.close();
   });
 
-  /** The step that failed, if one did: the later ones start where it would have ended, so skip. */
-  let failedStep = '';
-
-  /**
-   * A test of one step, skipped once an earlier step failed.
-   * @param {string} name
-   * @param {() => Promise<void>} body
-   */
-  function step(name, body) {
-    test(name, async (t) => {
-      if (failedStep) return t.skip(`the step before failed: ${failedStep}`);
-      try {
-        await body();
-      } catch (error) {
-        failedStep = name;
-        throw error;
-      }
-    });
-  }
+  const step = stepsInOrder();
 
   /** @param {string} id */
   const byTestId = (id) => page.getByTestId(id);
 
-  /** Waits until the page is no longer busy; returns the status state and text. */
-  async function settled() {
-    await page.waitForFunction(
-      () => {
-        const state = document.querySelector('[data-testid="status"]')?.getAttribute('data-state');
-        return state !== 'busy' && state !== 'loading';
-      },
-      undefined,
-      { timeout: stepTimeout },
-    );
-    const status = byTestId('status');
-    return { state: await status.getAttribute('data-state'), text: await status.textContent() };
-  }
+  const settled = () => settledStatus(page, stepTimeout);
 
   /** Fills the backup form and submits it. @param {string} code */
   async function submitBackup(code) {

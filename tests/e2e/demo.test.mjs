@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { getAddress, recoverMessageAddress } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 
-import { collectPageErrors, launchBrowser, repoRoot, startServer } from './support.mjs';
+import { collectPageErrors, launchBrowser, repoRoot, settledStatus, startServer, stepsInOrder } from './support.mjs';
 
 const cargoToml = readFileSync(join(repoRoot, 'Cargo.toml'), 'utf8');
 const crateVersion = /\[workspace\.package\][^[]*?\nversion = "([^"]+)"/.exec(cargoToml)?.[1];
@@ -88,45 +88,12 @@ describe('the demo wallet, step by step in one browser profile', () => {
     await context?.close();
   });
 
-  /** The step that failed, if one did: the later ones start where it would have ended, so skip. */
-  let failedStep = '';
-
-  /**
-   * A test of one step, skipped once an earlier step failed.
-   * @param {string} name
-   * @param {() => Promise<void>} body
-   */
-  function step(name, body) {
-    test(name, async (t) => {
-      if (failedStep) return t.skip(`the step before failed: ${failedStep}`);
-      try {
-        await body();
-      } catch (error) {
-        failedStep = name;
-        throw error;
-      }
-    });
-  }
+  const step = stepsInOrder();
 
   /** @param {string} id */
   const byTestId = (id) => page.getByTestId(id);
 
-  /**
-   * Waits until the page is no longer busy (the status region leaves `data-state="busy"`, which
-   * the page sets as soon as an action starts) and returns the status state and text.
-   */
-  async function settled() {
-    await page.waitForFunction(
-      () => {
-        const state = document.querySelector('[data-testid="status"]')?.getAttribute('data-state');
-        return state !== 'busy' && state !== 'loading';
-      },
-      undefined,
-      { timeout: stepTimeout },
-    );
-    const status = byTestId('status');
-    return { state: await status.getAttribute('data-state'), text: await status.textContent() };
-  }
+  const settled = () => settledStatus(page, stepTimeout);
 
   /** Fills the sign form and submits it. @param {string} message @param {string} code */
   async function sign(message, code) {

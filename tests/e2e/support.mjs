@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { createInterface } from 'node:readline';
-import { after, before } from 'node:test';
+import { after, before, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
@@ -531,4 +531,43 @@ export function harnessFixture({ extraArgs = /** @type {string[]} */ ([]) } = {}
     if (harness.staticDir) rmSync(harness.staticDir, { recursive: true, force: true });
   });
   return harness;
+}
+
+/**
+ * Tests that run in order and build on each other (a page walked through a flow): `step(name,
+ * body)` declares one, skipped once an earlier one failed, since it would start where that one
+ * should have ended.
+ */
+export function stepsInOrder() {
+  let failedStep = '';
+  /** @param {string} name @param {() => Promise<void>} body */
+  return function step(name, body) {
+    test(name, async (t) => {
+      if (failedStep) return t.skip(`the step before failed: ${failedStep}`);
+      try {
+        await body();
+      } catch (error) {
+        failedStep = name;
+        throw error;
+      }
+    });
+  };
+}
+
+/**
+ * Waits until a demo page is no longer busy (its status region leaves `data-state="busy"`, which
+ * the page sets as soon as an action starts) and returns the status's state and text.
+ * @param {import('playwright-core').Page} page @param {number} timeout
+ */
+export async function settledStatus(page, timeout) {
+  await page.waitForFunction(
+    () => {
+      const state = document.querySelector('[data-testid="status"]')?.getAttribute('data-state');
+      return state !== 'busy' && state !== 'loading';
+    },
+    undefined,
+    { timeout },
+  );
+  const status = page.getByTestId('status');
+  return { state: await status.getAttribute('data-state'), text: await status.textContent() };
 }
