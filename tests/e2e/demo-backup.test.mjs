@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 
 import { collectPageErrors, launchBrowser, repoRoot, settledStatus, startServer, stepsInOrder } from './support.mjs';
 
