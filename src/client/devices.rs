@@ -2,8 +2,8 @@
 //! show them on every visit, so the user notices a recovery they did not make. RevokeDevice is in
 //! `revoke.rs` (the full module).
 
-use waas_api::DeviceGroupName;
-use waas_api::resources::ListDeviceGroupEventsResponse;
+use waas_api::resources::{DeviceGroupEvent, DeviceGroupEventType};
+use waas_api::{DeviceGroupName, DeviceName, OperationName};
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use super::{WaasClient, to_js};
@@ -30,6 +30,23 @@ extern "C" {
     pub type JsDeviceGroupEvents;
 }
 
+/// ListDeviceGroupEvents as read: each event's type as text, so one of a type this SDK does not
+/// know yet does not fail the whole list.
+#[derive(serde::Deserialize)]
+struct RawEvents {
+    events: Vec<RawEvent>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    device: DeviceName,
+    #[serde(default)]
+    operation: Option<OperationName>,
+    time: String,
+}
+
 #[wasm_bindgen]
 impl WaasClient {
     /// The changes of a group's devices, oldest first: devices added by recovery, devices
@@ -40,9 +57,27 @@ impl WaasClient {
         #[wasm_bindgen(js_name = deviceGroup)] device_group: String,
     ) -> Result<JsDeviceGroupEvents, SdkError> {
         let group: DeviceGroupName = device_group.parse()?;
-        let list: ListDeviceGroupEventsResponse = self
+        let list: RawEvents = self
             .send::<(), _>("GET", &format!("/v1/{group}/events"), None, true)
             .await?;
-        Ok(to_js(&list.events)?.into())
+        // A newer server may add event types: those are left out, so this call keeps working.
+        let events: Vec<DeviceGroupEvent> = list
+            .events
+            .into_iter()
+            .filter_map(|event| {
+                let kind = match event.kind.as_str() {
+                    "DEVICE_ADDED" => DeviceGroupEventType::DeviceAdded,
+                    "DEVICE_REVOKED" => DeviceGroupEventType::DeviceRevoked,
+                    _ => return None,
+                };
+                Some(DeviceGroupEvent {
+                    kind,
+                    device: event.device,
+                    operation: event.operation,
+                    time: event.time,
+                })
+            })
+            .collect();
+        Ok(to_js(&events)?.into())
     }
 }

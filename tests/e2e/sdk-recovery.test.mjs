@@ -86,6 +86,16 @@ test('a new profile recovers the wallet with the string and the passcode, and si
     events.map((event) => [event.type, event.device]),
     [['DEVICE_ADDED', b.name]],
   );
+  // An event type from a newer server is left out; the known ones still read.
+  await a.page.route('**/events', async (route) => {
+    const response = await route.fetch();
+    const answer = await response.json();
+    answer.events.push({ type: 'DEVICE_RENAMED', device: b.name, time: '2026-11-26T00:00:00Z' });
+    await route.fulfill({ response, json: answer });
+  });
+  const newer = /** @type {any[]} */ ((await call(a.page, 'listDeviceGroupEvents', value.deviceGroup)).value);
+  assert.deepEqual(newer.map((event) => event.type), ['DEVICE_ADDED']);
+  await a.page.unroute('**/events');
   const group = /** @type {any} */ ((await call(a.page, 'getDeviceGroup', value.deviceGroup)).value);
   assert.deepEqual(
     group.deviceStates.map((/** @type {any} */ entry) => [entry.device, entry.state]).sort(),
