@@ -408,7 +408,7 @@ impl<S: Store> Services<S> {
     /// Round 3: the login's finalization. Wrong, the operation ends (WRONG_PASSCODE) and the
     /// failure stays counted. Right, the login's MAC must authorize this recovery (else the
     /// operation ends), and the answer is the server's partial on ct_x; the commit clears the
-    /// group's count unless it is locked, on the condition that the record is still the login's.
+    /// backup's count unless it is locked, on the condition that the record is still the login's.
     pub(super) async fn recovery_round3(
         &self,
         record: &OperationRecord,
