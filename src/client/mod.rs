@@ -16,7 +16,7 @@ use waas_api::resources::{
     Address, CreateMpcWalletRequest, CreateSignatureRequest, DEFAULT_NETWORK, DeviceGroup,
     ExchangeRequest, ExchangeResponse, GenerateAddressRequest, ListMpcOperationsResponse, MpcData,
     MpcProtocol, Operation, OperationMetadata, OperationResponse, RegisterDeviceRequest, Signature,
-    SignedPayload,
+    SignedPayload, TypedPayload,
 };
 use waas_api::{DeviceGroupName, ErrorBody, MpcKeyName, MpcOperationName, PoolName};
 use waas_mpc::{Keygen, SessionId, Signing, SigningRequest, ethereum_address, parse_path};
@@ -30,6 +30,7 @@ mod archive;
 #[cfg(feature = "rare-flows")]
 mod backup;
 mod devices;
+mod ethereum;
 #[cfg(feature = "rare-flows")]
 mod export;
 mod passcode;
@@ -297,7 +298,15 @@ impl WaasClient {
         #[wasm_bindgen(js_name = requestId)] request_id: Option<String>,
     ) -> Result<JsOperation, SdkError> {
         let key: MpcKeyName = mpc_key.parse()?;
-        Ok(to_js(&self.signature_operation(&key, &digest, request_id).await?)?.into())
+        let body = CreateSignatureRequest {
+            payload: Some(digest),
+            typed_payload: None,
+            request_id,
+        };
+        let operation: Operation = self
+            .send("POST", &format!("/v1/{key}/signatures"), Some(&body), true)
+            .await?;
+        Ok(to_js(&operation)?.into())
     }
 
     /// GetOperation.
@@ -437,55 +446,11 @@ impl WaasClient {
         digest: String,
         unlock: Unlock,
     ) -> Result<JsSignature, SdkError> {
-        let key: MpcKeyName = mpc_key.parse()?;
-        let (unlocked, _) = self
-            .unlock(&unlock_of(&unlock)?, Some(&key.device_group_name()))
+        let digest = parse_digest(&digest)?;
+        let (_, resource) = self
+            .sign_digest(mpc_key.parse()?, digest, None, &unlock)
             .await?;
-        let operation = self.signature_operation(&key, &digest, None).await?;
-        let OperationMetadata::CreateSignature { mpc_operation, .. } = &operation.metadata else {
-            return Err(SdkError::Untrusted(
-                "CreateSignature answered another kind of operation".into(),
-            ));
-        };
-        let pending = self
-            .pending(&key.device_group_name(), mpc_operation)
-            .await?;
-        let signature = self
-            .compute(&pending, &unlocked, &Expected::Sign(&key, &digest))
-            .await?
-            .ok_or_else(|| abort_text("signing produced no signature"))?;
-        // The device's own signature, which the protocol checked under its own derivation of
-        // the key: not whatever GetOperation would say.
-        let bytes = signature.to_ethereum_bytes();
-        let resource = Signature {
-            mpc_key: key,
-            payload: digest.to_ascii_lowercase(),
-            signed_payload: SignedPayload {
-                r: format!("0x{}", hex::encode(signature.r)),
-                s: format!("0x{}", hex::encode(signature.s)),
-                v: bytes[64],
-                signature: format!("0x{}", hex::encode(bytes)),
-            },
-        };
         Ok(to_js(&resource)?.into())
-    }
-
-    /// EIP-191 `personal_sign`: signs Keccak-256("\x19Ethereum Signed Message:\n" ‖ length ‖
-    /// message) with the key.
-    #[wasm_bindgen(js_name = signMessage)]
-    pub async fn sign_message(
-        &self,
-        #[wasm_bindgen(js_name = mpcKey)] mpc_key: String,
-        message: String,
-        unlock: Unlock,
-    ) -> Result<JsSignature, SdkError> {
-        use sha3::Digest as _;
-        let bytes = message.as_bytes();
-        let mut hash = sha3::Keccak256::new();
-        hash.update(format!("\x19Ethereum Signed Message:\n{}", bytes.len()).as_bytes());
-        hash.update(bytes);
-        let digest = format!("0x{}", hex::encode(hash.finalize()));
-        self.sign_payload(mpc_key, digest, unlock).await
     }
 
     /// Checks the passcode the way an operation would: on a device with a wallet, by one login
@@ -499,6 +464,56 @@ impl WaasClient {
 }
 
 impl WaasClient {
+    /// Signs `digest` (this device's own digest of `typed_payload`, when there is one) with the
+    /// key: CreateSignature, this device's side of the signing, and the signature, which the
+    /// protocol checked under the device's own derivation of the key (not whatever GetOperation
+    /// would say).
+    async fn sign_digest(
+        &self,
+        key: MpcKeyName,
+        digest: [u8; 32],
+        typed_payload: Option<TypedPayload>,
+        unlock: &Unlock,
+    ) -> Result<(waas_mpc::Signature, Signature), SdkError> {
+        let (unlocked, _) = self
+            .unlock(&unlock_of(unlock)?, Some(&key.device_group_name()))
+            .await?;
+        let digest_hex = format!("0x{}", hex::encode(digest));
+        let body = CreateSignatureRequest {
+            payload: Some(digest_hex.clone()),
+            typed_payload,
+            request_id: None,
+        };
+        let operation: Operation = self
+            .send("POST", &format!("/v1/{key}/signatures"), Some(&body), true)
+            .await?;
+        let OperationMetadata::CreateSignature { mpc_operation, .. } = &operation.metadata else {
+            return Err(SdkError::Untrusted(
+                "CreateSignature answered another kind of operation".into(),
+            ));
+        };
+        let pending = self
+            .pending(&key.device_group_name(), mpc_operation)
+            .await?;
+        let signature = self
+            .compute(&pending, &unlocked, &Expected::Sign(&key, &digest_hex))
+            .await?
+            .ok_or_else(|| abort_text("signing produced no signature"))?;
+        let bytes = signature.to_ethereum_bytes();
+        let resource = Signature {
+            mpc_key: key,
+            payload: digest_hex,
+            typed_payload: body.typed_payload,
+            signed_payload: SignedPayload {
+                r: format!("0x{}", hex::encode(signature.r)),
+                s: format!("0x{}", hex::encode(signature.s)),
+                v: bytes[64],
+                signature: format!("0x{}", hex::encode(bytes)),
+            },
+        };
+        Ok((signature, resource))
+    }
+
     /// This device's name and auth key.
     async fn identity(&self) -> Result<&(waas_api::DeviceName, web_sys::CryptoKey), SdkError> {
         if let Some(identity) = self.identity.get() {
@@ -518,20 +533,6 @@ impl WaasClient {
             request_id: None,
         };
         self.send("POST", &format!("/v1/{pool}/mpcWallets"), Some(&body), true)
-            .await
-    }
-
-    async fn signature_operation(
-        &self,
-        key: &MpcKeyName,
-        digest: &str,
-        request_id: Option<String>,
-    ) -> Result<Operation, SdkError> {
-        let body = CreateSignatureRequest {
-            payload: digest.to_owned(),
-            request_id,
-        };
-        self.send("POST", &format!("/v1/{key}/signatures"), Some(&body), true)
             .await
     }
 
@@ -1066,9 +1067,28 @@ impl Expected<'_> {
         if let MpcProtocol::CreateSignature {
             mpc_key,
             derivation_path,
+            digest,
+            typed_payload,
             ..
         } = &data.protocol
         {
+            // What the operation says it signs must be what its digest is of, so a wallet that
+            // shows the payload shows what is signed. (EIP-712 only where this module can hash
+            // it: the main module signs such an operation on its digest alone, as a raw one.)
+            if let Some(typed) = typed_payload {
+                let matches = match typed.digest() {
+                    Ok(computed) => parse_digest(digest)? == computed,
+                    Err(waas_eth::EthError::Unsupported(_)) => true,
+                    Err(_) => false,
+                };
+                if !matches {
+                    return Err(SdkError::Untrusted(format!(
+                        "{} signs a digest that is not of its {}",
+                        data.mpc_operation,
+                        typed.kind()
+                    )));
+                }
+            }
             if mpc_key.device_group_name() != group {
                 return Err(SdkError::Untrusted(format!(
                     "{} signs with {mpc_key}, a key of another group",

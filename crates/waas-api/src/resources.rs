@@ -10,6 +10,7 @@ use crate::{
     DeviceGroupName, DeviceName, ErrorBody, MpcKeyName, MpcOperationName, MpcWalletName,
     OperationName, PasscodeLoginName, PoolName,
 };
+pub use waas_eth::TypedPayload;
 
 /// RegisterDevice: `POST /v1/device:register`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,11 +244,24 @@ pub struct MpcKey {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSignatureRequest {
-    /// The 32-byte digest to sign, `0x` hex.
-    pub payload: String,
+    /// The 32-byte digest to sign, `0x` hex: the caller's own digest of `typed_payload` when
+    /// that is given (the server refuses a request where they differ), else a raw digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// What is signed, when it is an Ethereum message, typed data or transaction: the server
+    /// computes its digest itself, and keeps it with the signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed_payload: Option<TypedPayload>,
     /// Makes the call idempotent: the same id from the same caller returns the same operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+/// Finer reasons of CreateSignature's refusals (the error body's `reason`).
+pub mod reason {
+    /// `payload` is not the digest of `typedPayload`: the caller and the server disagree on what
+    /// is signed, so nothing is.
+    pub const DIGEST_MISMATCH: &str = "DIGEST_MISMATCH";
 }
 
 /// A finished signature.
@@ -258,6 +272,9 @@ pub struct Signature {
     pub mpc_key: MpcKeyName,
     /// The digest that was signed, `0x` hex.
     pub payload: String,
+    /// What the digest is of, as the request gave it (none for a raw digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed_payload: Option<TypedPayload>,
     /// The signature.
     pub signed_payload: SignedPayload,
 }
@@ -466,6 +483,10 @@ pub enum MpcProtocol {
         derivation_path: String,
         /// The digest, `0x` hex.
         digest: String,
+        /// What the digest is of, when the request said (none for a raw digest). A device
+        /// that can compute its digest checks it before it signs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        typed_payload: Option<TypedPayload>,
         /// The pairing's id, `0x` hex.
         pairing_id: String,
     },
@@ -524,8 +545,10 @@ impl MpcData {
         let bytes = URL_SAFE_NO_PAD
             .decode(text)
             .map_err(|_| MpcDataError("not base64url".into()))?;
+        // As text: the SDK's other JSON is read from text too, and one reader is less wasm.
+        let text = std::str::from_utf8(&bytes).map_err(|_| MpcDataError("not UTF-8".into()))?;
         let data: Self =
-            serde_json::from_slice(&bytes).map_err(|error| MpcDataError(error.to_string()))?;
+            serde_json::from_str(text).map_err(|error| MpcDataError(error.to_string()))?;
         if data.version != Self::VERSION {
             return Err(MpcDataError(format!(
                 "version {} is not supported",

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::resources::{
     DeviceAdded, DeviceArchive, DeviceBackup, MpcProtocol, MpcWallet, OperationMetadata,
-    OperationResponse, Signature, SignedPayload,
+    OperationResponse, Signature, SignedPayload, TypedPayload,
 };
 use crate::{DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName};
 
@@ -82,6 +82,7 @@ struct ResponseWire {
     create_time: Option<String>,
     mpc_key: Option<MpcKeyName>,
     payload: Option<String>,
+    typed_payload: Option<TypedPayload>,
     signed_payload: Option<SignedPayload>,
     device: Option<DeviceName>,
     epoch: Option<u64>,
@@ -100,6 +101,7 @@ impl<'de> Deserialize<'de> for OperationResponse {
             "Signature" => Ok(Self::Signature(Signature {
                 mpc_key: needed(wire.mpc_key, "mpcKey")?,
                 payload: needed(wire.payload, "payload")?,
+                typed_payload: wire.typed_payload,
                 signed_payload: needed(wire.signed_payload, "signedPayload")?,
             })),
             "DeviceArchive" => Ok(Self::DeviceArchive(DeviceArchive {
@@ -140,6 +142,7 @@ struct ProtocolWire {
     mpc_key: Option<MpcKeyName>,
     derivation_path: Option<String>,
     digest: Option<String>,
+    typed_payload: Option<TypedPayload>,
     pairing_id: Option<String>,
     backup: Option<MpcOperationName>,
     device_ciphertext: Option<String>,
@@ -155,6 +158,7 @@ impl<'de> Deserialize<'de> for MpcProtocol {
                 mpc_key: needed(wire.mpc_key, "mpcKey")?,
                 derivation_path: needed(wire.derivation_path, "derivationPath")?,
                 digest: needed(wire.digest, "digest")?,
+                typed_payload: wire.typed_payload,
                 pairing_id: needed(wire.pairing_id, "pairingId")?,
             }),
             "PREPARE_DEVICE_ARCHIVE" => Ok(Self::PrepareDeviceArchive {
@@ -235,6 +239,9 @@ mod tests {
         round_trip(OperationResponse::Signature(Signature {
             mpc_key: key.clone(),
             payload: "0x00".into(),
+            typed_payload: Some(TypedPayload::Message {
+                message: waas_eth::Bytes(b"hi".to_vec()),
+            }),
             signed_payload: SignedPayload {
                 r: "0x01".into(),
                 s: "0x02".into(),
@@ -263,6 +270,7 @@ mod tests {
             mpc_key: key,
             derivation_path: "0/0".into(),
             digest: "0x00".into(),
+            typed_payload: None,
             pairing_id: "0x11".into(),
         });
         round_trip(MpcProtocol::PrepareDeviceArchive {

@@ -6,13 +6,16 @@
 //! encoding against alloy-consensus byte for byte.
 
 use alloy_rlp::{Encodable, Header};
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::quantity::{AccessListItem, Address, Bytes, Quantity};
 use crate::{EthError, keccak256};
 
 /// A transaction to sign, in the JSON form viem and JSON-RPC use (`type` names the kind).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Fields of another kind (`gasPrice` in an EIP-1559 one) and unknown fields are refused: a
+/// mistyped field would otherwise be dropped from what is signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type")]
 pub enum Transaction {
     /// An EIP-1559 transaction (type 2).
@@ -25,8 +28,8 @@ pub enum Transaction {
 }
 
 /// An EIP-1559 transaction's fields.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Eip1559Transaction {
     /// The chain (EIP-155), not zero.
     pub chain_id: Quantity,
@@ -39,22 +42,18 @@ pub struct Eip1559Transaction {
     /// The gas limit.
     pub gas: Quantity,
     /// The recipient; none creates a contract.
-    #[serde(default)]
     pub to: Option<Address>,
     /// The wei sent.
-    #[serde(default)]
     pub value: Quantity,
     /// The call data (or the contract's init code).
-    #[serde(default)]
     pub data: Bytes,
     /// The accounts and slots the transaction pre-declares (EIP-2930).
-    #[serde(default)]
     pub access_list: Vec<AccessListItem>,
 }
 
 /// A legacy transaction's fields.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LegacyTransaction {
     /// The chain (EIP-155), not zero.
     pub chain_id: Quantity,
@@ -65,13 +64,10 @@ pub struct LegacyTransaction {
     /// The gas limit.
     pub gas: Quantity,
     /// The recipient; none creates a contract.
-    #[serde(default)]
     pub to: Option<Address>,
     /// The wei sent.
-    #[serde(default)]
     pub value: Quantity,
     /// The call data (or the contract's init code).
-    #[serde(default)]
     pub data: Bytes,
 }
 
@@ -93,6 +89,84 @@ pub struct SignedTransaction {
     pub raw: Vec<u8>,
     /// Keccak-256 of `raw`: the transaction's id on chain.
     pub hash: [u8; 32],
+}
+
+/// Every field of every kind, read flat and then sorted by `type`: serde's own tagged
+/// deserializer buffers the whole object first and costs the browser module several KB.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TransactionWire {
+    #[serde(rename = "type")]
+    kind: String,
+    chain_id: Quantity,
+    nonce: Quantity,
+    gas: Quantity,
+    max_priority_fee_per_gas: Option<Quantity>,
+    max_fee_per_gas: Option<Quantity>,
+    gas_price: Option<Quantity>,
+    to: Option<Address>,
+    #[serde(default)]
+    value: Quantity,
+    #[serde(default)]
+    data: Bytes,
+    access_list: Option<Vec<AccessListItem>>,
+}
+
+impl<'de> Deserialize<'de> for Transaction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = TransactionWire::deserialize(deserializer)?;
+        let needed = |value: Option<Quantity>, field: &'static str| {
+            value.ok_or_else(|| D::Error::missing_field(field))
+        };
+        let refused = |field: &str, kind: &str| {
+            D::Error::custom(format!("{field} is not a field of {kind} transactions"))
+        };
+        match wire.kind.as_str() {
+            "eip1559" => {
+                if wire.gas_price.is_some() {
+                    return Err(refused("gasPrice", "EIP-1559"));
+                }
+                Ok(Self::Eip1559(Eip1559Transaction {
+                    chain_id: wire.chain_id,
+                    nonce: wire.nonce,
+                    max_priority_fee_per_gas: needed(
+                        wire.max_priority_fee_per_gas,
+                        "maxPriorityFeePerGas",
+                    )?,
+                    max_fee_per_gas: needed(wire.max_fee_per_gas, "maxFeePerGas")?,
+                    gas: wire.gas,
+                    to: wire.to,
+                    value: wire.value,
+                    data: wire.data,
+                    access_list: wire.access_list.unwrap_or_default(),
+                }))
+            }
+            "legacy" => {
+                for (field, present) in [
+                    ("maxFeePerGas", wire.max_fee_per_gas.is_some()),
+                    (
+                        "maxPriorityFeePerGas",
+                        wire.max_priority_fee_per_gas.is_some(),
+                    ),
+                    ("accessList", wire.access_list.is_some()),
+                ] {
+                    if present {
+                        return Err(refused(field, "legacy"));
+                    }
+                }
+                Ok(Self::Legacy(LegacyTransaction {
+                    chain_id: wire.chain_id,
+                    nonce: wire.nonce,
+                    gas_price: needed(wire.gas_price, "gasPrice")?,
+                    gas: wire.gas,
+                    to: wire.to,
+                    value: wire.value,
+                    data: wire.data,
+                }))
+            }
+            other => Err(D::Error::unknown_variant(other, &["eip1559", "legacy"])),
+        }
+    }
 }
 
 /// EIP-1559's transaction type byte.
@@ -272,4 +346,68 @@ fn wrap_list(out: &mut Vec<u8>, payload: &[u8]) {
     }
     .encode(out);
     out.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EIP1559: &str = r#"{"type":"eip1559","chainId":"0x1","nonce":7,"maxPriorityFeePerGas":"0x3b9aca00",
+        "maxFeePerGas":"20000000000","gas":"0x5208","to":"0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
+        "value":"0xde0b6b3a7640000","data":"0x","accessList":[]}"#;
+
+    #[test]
+    fn transactions_round_trip_through_their_json() {
+        let transaction: Transaction = serde_json::from_str(EIP1559).unwrap();
+        let json = serde_json::to_string(&transaction).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Transaction>(&json).unwrap(),
+            transaction
+        );
+        assert!(
+            json.contains(r#""to":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8""#),
+            "{json}"
+        );
+        let legacy =
+            r#"{"type":"legacy","chainId":1,"nonce":0,"gasPrice":"0x1","gas":21000,"to":null}"#;
+        let legacy: Transaction = serde_json::from_str(legacy).unwrap();
+        assert!(
+            matches!(&legacy, Transaction::Legacy(tx) if tx.to.is_none() && tx.value == Quantity::default())
+        );
+    }
+
+    #[test]
+    fn fields_of_another_kind_or_none_are_refused() {
+        let with = |field: &str| EIP1559.replacen("\"type\"", &format!("{field},\"type\""), 1);
+        for (bad, why) in [
+            (
+                with(r#""gasPrice":"0x1""#),
+                "gasPrice is not a field of EIP-1559",
+            ),
+            (with(r#""gasLimit":"0x1""#), "unknown field `gasLimit`"),
+            (
+                with(r#""from":"0x70997970c51812dc3a010c7d01b50e0d17dc79c8""#),
+                "unknown field `from`",
+            ),
+            (
+                EIP1559.replace(r#""maxFeePerGas":"20000000000","#, ""),
+                "missing field `maxFeePerGas`",
+            ),
+            (
+                EIP1559.replace("eip1559", "eip4844"),
+                "unknown variant `eip4844`",
+            ),
+            (
+                EIP1559
+                    .replace("eip1559", "legacy")
+                    .replace("maxPriorityFeePerGas", "gasPrice"),
+                "maxFeePerGas is not a field of legacy",
+            ),
+        ] {
+            let error = serde_json::from_str::<Transaction>(&bad)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+    }
 }

@@ -421,7 +421,8 @@ async fn a_recovered_device_signs_for_the_wallet_and_the_revoked_old_one_cannot(
             api.client
                 .post(format!("/v1/{key}/signatures"))
                 .json(&waas_api::resources::CreateSignatureRequest {
-                    payload: format!("0x{}", hex::encode(digest)),
+                    payload: Some(format!("0x{}", hex::encode(digest))),
+                    typed_payload: None,
                     request_id: None,
                 })
                 .send()

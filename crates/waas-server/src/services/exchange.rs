@@ -673,7 +673,10 @@ fn answer(step: &StepUpdate) -> Result<ExchangeResponse, ApiError> {
 
 fn signature_response(record: &OperationRecord, signature: &Signature) -> Result<String, ApiError> {
     let MpcProtocol::CreateSignature {
-        mpc_key, digest, ..
+        mpc_key,
+        digest,
+        typed_payload,
+        ..
     } = protocol(record)?
     else {
         return Err(ApiError::internal("a signature from another protocol"));
@@ -682,6 +685,7 @@ fn signature_response(record: &OperationRecord, signature: &Signature) -> Result
     let resource = SignatureResource {
         mpc_key,
         payload: digest,
+        typed_payload,
         signed_payload: SignedPayload {
             r: hex0x(&signature.r),
             s: hex0x(&signature.s),

@@ -15,8 +15,9 @@ use crate::auth::Principal;
 use crate::store::{NewOperation, OperationKind, OperationRecord, Store};
 
 impl<S: Store> Services<S> {
-    /// CreateSignature: an operation that signs `payload` (a 32-byte digest) with the key, on the
-    /// calling device's pairing (or, for an API key, the group's only device's).
+    /// CreateSignature: an operation that signs a 32-byte digest with the key, on the calling
+    /// device's pairing (or, for an API key, the group's only device's). The digest is
+    /// `payload`, or the server's own digest of `typedPayload`, which `payload` must then equal.
     pub async fn create_signature(
         &self,
         caller: &Principal,
@@ -25,7 +26,7 @@ impl<S: Store> Services<S> {
     ) -> Result<Operation, ApiError> {
         let group_name = key_name.device_group_name();
         self.ensure_can_read(caller, &group_name).await?;
-        let digest = parse_hex0x::<32>(&request.payload, "payload")?;
+        let digest = request_digest(&request)?;
         let key = self
             .store
             .key(key_name)
@@ -77,10 +78,19 @@ impl<S: Store> Services<S> {
             mpc_key: key_name.clone(),
             derivation_path: key.derivation_path,
             digest: hex0x(&digest),
+            typed_payload: request.typed_payload.clone(),
             pairing_id: hex0x(&pairing.pairing_id),
         };
-        let request_hash =
-            request_hash(&["CreateSignature", &key_name.to_string(), &hex0x(&digest)]);
+        let typed_payload = match &request.typed_payload {
+            Some(typed) => serde_json::to_string(typed).map_err(ApiError::internal)?,
+            None => String::new(),
+        };
+        let request_hash = request_hash(&[
+            "CreateSignature",
+            &key_name.to_string(),
+            &hex0x(&digest),
+            &typed_payload,
+        ]);
         let created = self
             .store
             .create_operation(&NewOperation {
@@ -212,5 +222,31 @@ pub(super) fn protocol(record: &OperationRecord) -> Result<MpcProtocol, ApiError
         | OperationKind::AddDevice => {
             serde_json::from_str(&record.params).map_err(ApiError::internal)
         }
+    }
+}
+
+/// The digest a CreateSignature signs: the server's own digest of the typed payload (which the
+/// caller's `payload`, when given, must equal), or the raw `payload`.
+fn request_digest(request: &CreateSignatureRequest) -> Result<[u8; 32], ApiError> {
+    let given = request
+        .payload
+        .as_deref()
+        .map(|payload| parse_hex0x::<32>(payload, "payload"))
+        .transpose()?;
+    let Some(typed) = &request.typed_payload else {
+        return given.ok_or_else(|| ApiError::invalid("payload or typedPayload is required"));
+    };
+    let computed = typed
+        .digest()
+        .map_err(|error| ApiError::invalid(format!("typedPayload: {error}")))?;
+    match given {
+        Some(given) if given != computed => Err(ApiError::invalid(format!(
+            "payload {} is not the digest of {} ({})",
+            hex0x(&given),
+            typed.kind(),
+            hex0x(&computed)
+        ))
+        .with_reason(waas_api::resources::reason::DIGEST_MISMATCH)),
+        _ => Ok(computed),
     }
 }

@@ -12,7 +12,7 @@ use waas_api::resources::{
     CreateSignatureRequest, Device, DeviceGroup, ExchangeRequest, ExchangeResponse,
     GenerateAddressRequest, ListAddressesResponse, ListMpcOperationsResponse, MpcData, MpcKey,
     MpcOperation, MpcProtocol, MpcWallet, Operation, OperationMetadata, OperationResponse, Pool,
-    RegisterDeviceRequest, Signature,
+    RegisterDeviceRequest, Signature, TypedPayload,
 };
 use waas_api::{
     DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName, OperationName,
@@ -309,7 +309,26 @@ impl TestDevice {
         self.client
             .post(format!("{}/signatures", v1(key)))
             .json(&CreateSignatureRequest {
-                payload: hex0x(digest),
+                payload: Some(hex0x(digest)),
+                typed_payload: None,
+                request_id: request_id.map(str::to_owned),
+            })
+    }
+
+    /// CreateSignature of a typed payload, with the caller's digest of it or none, built but not
+    /// sent.
+    pub fn create_typed_signature_call(
+        &self,
+        key: &MpcKeyName,
+        typed_payload: &TypedPayload,
+        digest: Option<&[u8; 32]>,
+        request_id: Option<&str>,
+    ) -> Call<'_> {
+        self.client
+            .post(format!("{}/signatures", v1(key)))
+            .json(&CreateSignatureRequest {
+                payload: digest.map(|digest| hex0x(digest)),
+                typed_payload: Some(typed_payload.clone()),
                 request_id: request_id.map(str::to_owned),
             })
     }
@@ -465,6 +484,7 @@ impl TestDevice {
             derivation_path,
             digest: asked,
             pairing_id,
+            ..
         } = &data.protocol
         else {
             panic!("not a signing: {data:?}")
