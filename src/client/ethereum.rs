@@ -188,8 +188,8 @@ fn message_bytes(message: &JsValue) -> Result<Bytes, SdkError> {
     ))
 }
 
-/// A JS value as JSON text, bigints written as strings in `radix` (16: `0x` hex, else decimal),
-/// so viem's bigint fields read as the quantities they are.
+/// A JS value as JSON text, bigints written as strings in `radix` (16: `0x` hex, else decimal):
+/// JSON has no bigint, and viem's quantities are bigints.
 fn json_of(value: &JsValue, radix: u8, what: &str) -> Result<String, SdkError> {
     let replacer =
         Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(move |_key, value: JsValue| {
@@ -214,8 +214,8 @@ fn json_of(value: &JsValue, radix: u8, what: &str) -> Result<String, SdkError> {
 }
 
 /// A `TransactionRequest` as waas-eth reads it, from a shallow copy: the type named as waas-eth
-/// names it (or inferred from the fee fields), `gasLimit` and `input` under their JSON-RPC names,
-/// `from` dropped. (On the JS object, so the main module needs no JSON tree.)
+/// names it (or inferred: `legacy` when only `gasPrice` is given, else `eip1559`), `gasLimit` and
+/// `input` under their JSON-RPC names `gas` and `data`, `from` dropped (the key signs).
 fn read_transaction(transaction: &JsValue) -> Result<Transaction, SdkError> {
     if !transaction.is_object() {
         return Err(SdkError::InvalidArgument("transaction is an object".into()));
@@ -240,24 +240,14 @@ fn read_transaction(transaction: &JsValue) -> Result<Transaction, SdkError> {
         delete(alias).map_err(failed)?;
     }
     let kind = get("type");
-    let kind = if kind.is_undefined() {
-        if get("gasPrice").is_undefined() {
-            "eip1559"
-        } else {
-            "legacy"
-        }
-    } else {
-        match kind.as_string().as_deref() {
-            Some("eip1559" | "0x2" | "0x02") => "eip1559",
-            Some("legacy" | "0x0" | "0x00") => "legacy",
-            _ => {
-                return Err(SdkError::InvalidArgument(format!(
-                    "transaction type {kind:?} is not signed here: eip1559 or legacy"
-                )));
-            }
-        }
+    let kind = match (kind.as_string().as_deref(), kind.as_f64()) {
+        _ if kind.is_undefined() && get("gasPrice").is_undefined() => "eip1559".into(),
+        _ if kind.is_undefined() => "legacy".into(),
+        (Some("0x2" | "0x02"), _) | (None, Some(2.0)) => "eip1559".into(),
+        (Some("0x0" | "0x00"), _) | (None, Some(0.0)) => "legacy".into(),
+        _ => kind,
     };
-    set("type", &kind.into()).map_err(failed)?;
+    set("type", &kind).map_err(failed)?;
     serde_json::from_str(&json_of(&fields, 16, "transaction")?)
         .map_err(|error| SdkError::InvalidArgument(format!("transaction: {error}")))
 }

@@ -16,7 +16,7 @@ use waas_api::resources::{
     Address, CreateMpcWalletRequest, CreateSignatureRequest, DEFAULT_NETWORK, DeviceGroup,
     ExchangeRequest, ExchangeResponse, GenerateAddressRequest, ListMpcOperationsResponse, MpcData,
     MpcProtocol, Operation, OperationMetadata, OperationResponse, RegisterDeviceRequest, Signature,
-    SignedPayload, TypedPayload,
+    SignedPayload, TypedPayload, TypedPayloadJson,
 };
 use waas_api::{DeviceGroupName, ErrorBody, MpcKeyName, MpcOperationName, PoolName};
 use waas_mpc::{Keygen, SessionId, Signing, SigningRequest, ethereum_address, parse_path};
@@ -503,7 +503,12 @@ impl WaasClient {
         let resource = Signature {
             mpc_key: key,
             payload: digest_hex,
-            typed_payload: body.typed_payload,
+            typed_payload: body
+                .typed_payload
+                .as_ref()
+                .map(TypedPayloadJson::new)
+                .transpose()
+                .map_err(|error| SdkError::Crypto(error.to_string()))?,
             signed_payload: SignedPayload {
                 r: format!("0x{}", hex::encode(signature.r)),
                 s: format!("0x{}", hex::encode(signature.s)),
@@ -1067,28 +1072,9 @@ impl Expected<'_> {
         if let MpcProtocol::CreateSignature {
             mpc_key,
             derivation_path,
-            digest,
-            typed_payload,
             ..
         } = &data.protocol
         {
-            // What the operation says it signs must be what its digest is of, so a wallet that
-            // shows the payload shows what is signed. (EIP-712 only where this module can hash
-            // it: the main module signs such an operation on its digest alone, as a raw one.)
-            if let Some(typed) = typed_payload {
-                let matches = match typed.digest() {
-                    Ok(computed) => parse_digest(digest)? == computed,
-                    Err(waas_eth::EthError::Unsupported(_)) => true,
-                    Err(_) => false,
-                };
-                if !matches {
-                    return Err(SdkError::Untrusted(format!(
-                        "{} signs a digest that is not of its {}",
-                        data.mpc_operation,
-                        typed.kind()
-                    )));
-                }
-            }
             if mpc_key.device_group_name() != group {
                 return Err(SdkError::Untrusted(format!(
                     "{} signs with {mpc_key}, a key of another group",

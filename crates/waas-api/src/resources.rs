@@ -264,6 +264,38 @@ pub mod reason {
     pub const DIGEST_MISMATCH: &str = "DIGEST_MISMATCH";
 }
 
+/// A typed payload as operations and signatures carry it once the server checked it: its JSON
+/// text. Who needs its structure parses it ([`TypedPayloadJson::parse`]); the browser's main
+/// module, which only passes it on, then needs no reader for every kind of payload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TypedPayloadJson(Box<serde_json::value::RawValue>);
+
+impl TypedPayloadJson {
+    /// The JSON text of `payload`.
+    pub fn new(payload: &TypedPayload) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(payload).map(Self)
+    }
+
+    /// The payload.
+    pub fn parse(&self) -> Result<TypedPayload, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for TypedPayloadJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TypedPayloadJson {}
+
 /// A finished signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -274,7 +306,7 @@ pub struct Signature {
     pub payload: String,
     /// What the digest is of, as the request gave it (none for a raw digest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub typed_payload: Option<TypedPayload>,
+    pub typed_payload: Option<TypedPayloadJson>,
     /// The signature.
     pub signed_payload: SignedPayload,
 }
@@ -483,10 +515,9 @@ pub enum MpcProtocol {
         derivation_path: String,
         /// The digest, `0x` hex.
         digest: String,
-        /// What the digest is of, when the request said (none for a raw digest). A device
-        /// that can compute its digest checks it before it signs.
+        /// What the digest is of, when the request said (none for a raw digest).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        typed_payload: Option<TypedPayload>,
+        typed_payload: Option<TypedPayloadJson>,
         /// The pairing's id, `0x` hex.
         pairing_id: String,
     },

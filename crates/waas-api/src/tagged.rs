@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::resources::{
     DeviceAdded, DeviceArchive, DeviceBackup, MpcProtocol, MpcWallet, OperationMetadata,
-    OperationResponse, Signature, SignedPayload, TypedPayload,
+    OperationResponse, Signature, SignedPayload, TypedPayloadJson,
 };
 use crate::{DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName};
 
@@ -82,7 +82,7 @@ struct ResponseWire {
     create_time: Option<String>,
     mpc_key: Option<MpcKeyName>,
     payload: Option<String>,
-    typed_payload: Option<TypedPayload>,
+    typed_payload: Option<TypedPayloadJson>,
     signed_payload: Option<SignedPayload>,
     device: Option<DeviceName>,
     epoch: Option<u64>,
@@ -142,7 +142,7 @@ struct ProtocolWire {
     mpc_key: Option<MpcKeyName>,
     derivation_path: Option<String>,
     digest: Option<String>,
-    typed_payload: Option<TypedPayload>,
+    typed_payload: Option<TypedPayloadJson>,
     pairing_id: Option<String>,
     backup: Option<MpcOperationName>,
     device_ciphertext: Option<String>,
@@ -197,8 +197,9 @@ mod tests {
     fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(
         value: T,
     ) {
-        let json = serde_json::to_value(&value).unwrap();
-        assert_eq!(serde_json::from_value::<T>(json).unwrap(), value);
+        // Through text, as on the wire (a JSON tree would reorder a typed payload's keys).
+        let json = serde_json::to_string(&value).unwrap();
+        assert_eq!(serde_json::from_str::<T>(&json).unwrap(), value);
     }
 
     #[test]
@@ -239,9 +240,12 @@ mod tests {
         round_trip(OperationResponse::Signature(Signature {
             mpc_key: key.clone(),
             payload: "0x00".into(),
-            typed_payload: Some(TypedPayload::Message {
-                message: waas_eth::Bytes(b"hi".to_vec()),
-            }),
+            typed_payload: Some(
+                TypedPayloadJson::new(&crate::resources::TypedPayload::Message {
+                    message: waas_eth::Bytes(b"hi".to_vec()),
+                })
+                .unwrap(),
+            ),
             signed_payload: SignedPayload {
                 r: "0x01".into(),
                 s: "0x02".into(),

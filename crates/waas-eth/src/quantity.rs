@@ -234,14 +234,23 @@ impl Serialize for StorageKey {
     }
 }
 
-impl<'de> Deserialize<'de> for StorageKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
+impl StorageKey {
+    /// Parses `0x` and 64 hex digits.
+    pub fn parse(text: &str) -> Result<Self, EthError> {
         let mut key = [0u8; 32];
         text.strip_prefix("0x")
             .and_then(|digits| hex::decode_to_slice(digits, &mut key).ok())
-            .ok_or_else(|| de::Error::custom(format!("{text:?} is not a 32-byte storage key")))?;
+            .ok_or_else(|| {
+                EthError::InvalidField(format!("{text:?} is not a 32-byte storage key"))
+            })?;
         Ok(Self(key))
+    }
+}
+
+impl<'de> Deserialize<'de> for StorageKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(de::Error::custom)
     }
 }
 

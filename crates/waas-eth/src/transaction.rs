@@ -91,81 +91,94 @@ pub struct SignedTransaction {
     pub hash: [u8; 32],
 }
 
-/// Every field of every kind, read flat and then sorted by `type`: serde's own tagged
-/// deserializer buffers the whole object first and costs the browser module several KB.
+/// Every field of every kind, as read from JSON, before [`TransactionFields::build`] sorts them
+/// by `type`. Flat, because serde's own tagged deserializer buffers the whole object first and
+/// costs the browser module several KB.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TransactionWire {
+struct TransactionFields {
     #[serde(rename = "type")]
-    kind: String,
-    chain_id: Quantity,
-    nonce: Quantity,
-    gas: Quantity,
+    kind: Option<String>,
+    chain_id: Option<Quantity>,
+    nonce: Option<Quantity>,
+    gas: Option<Quantity>,
     max_priority_fee_per_gas: Option<Quantity>,
     max_fee_per_gas: Option<Quantity>,
     gas_price: Option<Quantity>,
     to: Option<Address>,
-    #[serde(default)]
-    value: Quantity,
-    #[serde(default)]
-    data: Bytes,
+    value: Option<Quantity>,
+    data: Option<Bytes>,
     access_list: Option<Vec<AccessListItem>>,
 }
 
-impl<'de> Deserialize<'de> for Transaction {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = TransactionWire::deserialize(deserializer)?;
-        let needed = |value: Option<Quantity>, field: &'static str| {
-            value.ok_or_else(|| D::Error::missing_field(field))
+impl TransactionFields {
+    /// The transaction `kind` names, refusing a field it lacks or one of another kind.
+    fn build(self) -> Result<Transaction, EthError> {
+        let needed = |value: Option<Quantity>, field: &str| {
+            value.ok_or_else(|| EthError::field(field, "missing"))
         };
         let refused = |field: &str, kind: &str| {
-            D::Error::custom(format!("{field} is not a field of {kind} transactions"))
+            EthError::field(field, format!("not a field of {kind} transactions"))
         };
-        match wire.kind.as_str() {
+        let kind = self
+            .kind
+            .ok_or_else(|| EthError::field("type", "missing"))?;
+        match kind.as_str() {
             "eip1559" => {
-                if wire.gas_price.is_some() {
+                if self.gas_price.is_some() {
                     return Err(refused("gasPrice", "EIP-1559"));
                 }
-                Ok(Self::Eip1559(Eip1559Transaction {
-                    chain_id: wire.chain_id,
-                    nonce: wire.nonce,
+                Ok(Transaction::Eip1559(Eip1559Transaction {
+                    chain_id: needed(self.chain_id, "chainId")?,
+                    nonce: needed(self.nonce, "nonce")?,
                     max_priority_fee_per_gas: needed(
-                        wire.max_priority_fee_per_gas,
+                        self.max_priority_fee_per_gas,
                         "maxPriorityFeePerGas",
                     )?,
-                    max_fee_per_gas: needed(wire.max_fee_per_gas, "maxFeePerGas")?,
-                    gas: wire.gas,
-                    to: wire.to,
-                    value: wire.value,
-                    data: wire.data,
-                    access_list: wire.access_list.unwrap_or_default(),
+                    max_fee_per_gas: needed(self.max_fee_per_gas, "maxFeePerGas")?,
+                    gas: needed(self.gas, "gas")?,
+                    to: self.to,
+                    value: self.value.unwrap_or_default(),
+                    data: self.data.unwrap_or_default(),
+                    access_list: self.access_list.unwrap_or_default(),
                 }))
             }
             "legacy" => {
                 for (field, present) in [
-                    ("maxFeePerGas", wire.max_fee_per_gas.is_some()),
+                    ("maxFeePerGas", self.max_fee_per_gas.is_some()),
                     (
                         "maxPriorityFeePerGas",
-                        wire.max_priority_fee_per_gas.is_some(),
+                        self.max_priority_fee_per_gas.is_some(),
                     ),
-                    ("accessList", wire.access_list.is_some()),
+                    ("accessList", self.access_list.is_some()),
                 ] {
                     if present {
                         return Err(refused(field, "legacy"));
                     }
                 }
-                Ok(Self::Legacy(LegacyTransaction {
-                    chain_id: wire.chain_id,
-                    nonce: wire.nonce,
-                    gas_price: needed(wire.gas_price, "gasPrice")?,
-                    gas: wire.gas,
-                    to: wire.to,
-                    value: wire.value,
-                    data: wire.data,
+                Ok(Transaction::Legacy(LegacyTransaction {
+                    chain_id: needed(self.chain_id, "chainId")?,
+                    nonce: needed(self.nonce, "nonce")?,
+                    gas_price: needed(self.gas_price, "gasPrice")?,
+                    gas: needed(self.gas, "gas")?,
+                    to: self.to,
+                    value: self.value.unwrap_or_default(),
+                    data: self.data.unwrap_or_default(),
                 }))
             }
-            other => Err(D::Error::unknown_variant(other, &["eip1559", "legacy"])),
+            other => Err(EthError::field(
+                "type",
+                format!("{other:?} is not signed here: eip1559 or legacy"),
+            )),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Transaction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        TransactionFields::deserialize(deserializer)?
+            .build()
+            .map_err(D::Error::custom)
     }
 }
 
@@ -382,7 +395,7 @@ mod tests {
         for (bad, why) in [
             (
                 with(r#""gasPrice":"0x1""#),
-                "gasPrice is not a field of EIP-1559",
+                "gasPrice: not a field of EIP-1559",
             ),
             (with(r#""gasLimit":"0x1""#), "unknown field `gasLimit`"),
             (
@@ -391,17 +404,17 @@ mod tests {
             ),
             (
                 EIP1559.replace(r#""maxFeePerGas":"20000000000","#, ""),
-                "missing field `maxFeePerGas`",
+                "maxFeePerGas: missing",
             ),
             (
                 EIP1559.replace("eip1559", "eip4844"),
-                "unknown variant `eip4844`",
+                "type: \"eip4844\" is not signed here",
             ),
             (
                 EIP1559
                     .replace("eip1559", "legacy")
                     .replace("maxPriorityFeePerGas", "gasPrice"),
-                "maxFeePerGas is not a field of legacy",
+                "maxFeePerGas: not a field of legacy",
             ),
         ] {
             let error = serde_json::from_str::<Transaction>(&bad)

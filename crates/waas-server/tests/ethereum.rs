@@ -84,7 +84,10 @@ async fn asked(device: &TestDevice, operation: &Operation) -> ([u8; 32], Option<
     else {
         panic!("not a signing: {data:?}");
     };
-    (hex32(&digest), typed_payload)
+    (
+        hex32(&digest),
+        typed_payload.map(|typed| typed.parse().unwrap()),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,7 +129,11 @@ async fn typed_payloads_are_signed_on_the_servers_own_digest_and_kept() {
             .await;
         assert_eq!(signed.signature.payload, hex0x(&digest));
         assert_eq!(
-            signed.signature.typed_payload.as_ref(),
+            signed
+                .signature
+                .typed_payload
+                .map(|kept| kept.parse().unwrap())
+                .as_ref(),
             Some(&typed),
             "kept with the signature"
         );
@@ -136,7 +143,10 @@ async fn typed_payloads_are_signed_on_the_servers_own_digest_and_kept() {
         let Some(OperationResponse::Signature(stored)) = again.response else {
             panic!("{again:?}");
         };
-        assert_eq!(stored.typed_payload, Some(typed.clone()));
+        assert_eq!(
+            stored.typed_payload.map(|kept| kept.parse().unwrap()),
+            Some(typed.clone())
+        );
 
         if let TypedPayload::Transaction { transaction } = &typed {
             // The signed transaction that comes of it recovers the address (the SDK's

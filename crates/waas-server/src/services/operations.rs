@@ -2,7 +2,7 @@
 
 use waas_api::resources::{
     CreateSignatureRequest, DeviceState, ListMpcOperationsResponse, MpcOperation, MpcProtocol,
-    Operation, OperationMetadata,
+    Operation, OperationMetadata, TypedPayloadJson,
 };
 use waas_api::{
     DeviceGroupName, DeviceName, ErrorBody, MpcKeyName, MpcOperationName, OperationName,
@@ -27,6 +27,12 @@ impl<S: Store> Services<S> {
         let group_name = key_name.device_group_name();
         self.ensure_can_read(caller, &group_name).await?;
         let digest = request_digest(&request)?;
+        let typed_payload = request
+            .typed_payload
+            .as_ref()
+            .map(TypedPayloadJson::new)
+            .transpose()
+            .map_err(ApiError::internal)?;
         let key = self
             .store
             .key(key_name)
@@ -78,18 +84,14 @@ impl<S: Store> Services<S> {
             mpc_key: key_name.clone(),
             derivation_path: key.derivation_path,
             digest: hex0x(&digest),
-            typed_payload: request.typed_payload.clone(),
+            typed_payload: typed_payload.clone(),
             pairing_id: hex0x(&pairing.pairing_id),
-        };
-        let typed_payload = match &request.typed_payload {
-            Some(typed) => serde_json::to_string(typed).map_err(ApiError::internal)?,
-            None => String::new(),
         };
         let request_hash = request_hash(&[
             "CreateSignature",
             &key_name.to_string(),
             &hex0x(&digest),
-            &typed_payload,
+            typed_payload.as_ref().map_or("", TypedPayloadJson::as_str),
         ]);
         let created = self
             .store
