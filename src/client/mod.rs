@@ -80,7 +80,13 @@ export interface MpcWallet { '@type'?: 'MPCWallet'; name: string; deviceGroup: s
 export interface Signature {
   '@type'?: 'Signature';
   mpcKey: string;
+  /** The digest signed. */
   payload: string;
+  /** What the digest is of (docs/protocol/ethereum.md); none for a raw digest. */
+  typedPayload?:
+    | { type: 'eip191'; message: `0x${string}` }
+    | { type: 'eip712'; typedData: unknown }
+    | { type: 'transaction'; transaction: Record<string, unknown> };
   signedPayload: { r: string; s: string; v: number; signature: string };
 }
 export interface Address { address: string; network: string; mpcWallet: string; mpcKeys: string[]; derivationPath: string; }

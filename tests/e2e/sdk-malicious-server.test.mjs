@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 
-import { hashMessage, recoverAddress, recoverMessageAddress } from 'viem';
+import { hashMessage, recoverAddress, recoverMessageAddress, recoverTransactionAddress } from 'viem';
 
 import { harnessDir, launchBrowser, openHarness, operatorApi, startServer } from './support.mjs';
 
@@ -225,6 +225,56 @@ test('path swap: signMessage with the 0/0 key refuses an operation at 0/5 (UNTRU
     assert.ok(honest.ok, JSON.stringify(honest));
     assert.equal(
       await recoverMessageAddress({ message, signature: honest.ok.signedPayload.signature }),
+      created.address.address,
+    );
+    assert.deepEqual(uncaught(errors), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a swapped transaction: signTransaction refuses an operation of another transaction (UNTRUSTED_SERVER, no round sent)', async () => {
+  const { context, page, errors, created } = await victim();
+  try {
+    assert.ok(created);
+    const key = created.address.mpcKeys[0];
+    const transfer = {
+      type: 'eip1559', chainId: '0x1', nonce: '0x0', maxPriorityFeePerGas: '0x3b9aca00',
+      maxFeePerGas: '0x4a817c800', gas: '0x5208', value: '0x1',
+      to: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8',
+    };
+    // The operator queues the same key's signing of a transfer of everything to itself, and
+    // answers the device's CreateSignature with that operation.
+    const evil = await api('POST', `/v1/${key}/signatures`, {
+      typedPayload: {
+        type: 'transaction',
+        transaction: { ...transfer, value: '0xde0b6b3a76400000', to: '0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC' },
+      },
+    });
+    await page.route(`**/v1/${key}/signatures`, (route) => route.fulfill({ json: evil }));
+    const exchanges = trackExchanges(page);
+    /** @type {Outcome} */
+    const outcome = await page.evaluate(
+      ({ key, transfer, passcode }) =>
+        /** @type {any} */ (window).client.signTransaction(key, transfer, { passcode }).then(
+          (/** @type {any} */ ok) => ({ ok }),
+          (/** @type {any} */ error) => ({ code: error.code, message: error.message }),
+        ),
+      { key, transfer, passcode: PASSCODE },
+    );
+    assert.equal(outcome.code, 'UNTRUSTED_SERVER', JSON.stringify(outcome));
+    assert.deepEqual(exchanges, [], 'not one MPC round was sent');
+    const evilAfter = await api('GET', `/v1/${evil.name}`);
+    assert.equal(evilAfter.done, false, JSON.stringify(evilAfter));
+    // Unrouted, the same transaction signs.
+    await page.unrouteAll({ behavior: 'wait' });
+    const honest = await page.evaluate(
+      ({ key, transfer, passcode }) =>
+        /** @type {any} */ (window).client.signTransaction(key, transfer, { passcode }),
+      { key, transfer, passcode: PASSCODE },
+    );
+    assert.equal(
+      await recoverTransactionAddress({ serializedTransaction: honest.rawTransaction }),
       created.address.address,
     );
     assert.deepEqual(uncaught(errors), []);
