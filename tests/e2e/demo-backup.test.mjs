@@ -2,25 +2,11 @@
 // Chromium: one browser profile goes through them step by step, a test per step, in order.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
 
-import { collectPageErrors, launchBrowser, repoRoot, settledStatus, startServer, stepsInOrder } from './support.mjs';
+import { collectPageErrors, serveDemo, settledStatus, stepsInOrder } from './support.mjs';
 
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer({ staticDir: join(repoRoot, 'www/dist') });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const demo = serveDemo();
 
 describe('the demo wallet: back up, then the devices and revoking this one', () => {
   const passcode = '123456';
@@ -42,7 +28,7 @@ describe('the demo wallet: back up, then the devices and revoking this one', () 
 
   before(async () => {
     // The Copy button writes to the clipboard, and the test reads it back.
-    context = await browser.newContext({ permissions: ['clipboard-read', 'clipboard-write'] });
+    context = await demo.browser.newContext({ permissions: ['clipboard-read', 'clipboard-write'] });
     page = await context.newPage();
     errors = collectPageErrors(page);
     page.on('console', (message) => consoleTexts.push(message.text()));
@@ -104,7 +90,7 @@ describe('the demo wallet: back up, then the devices and revoking this one', () 
   }
 
   step('a device and a wallet; the backup and devices sections appear with the wallet', async () => {
-    await page.goto(server.url);
+    await page.goto(demo.server.url);
     assert.equal((await settled()).state, 'ready');
     assert.ok(await byTestId('backup').isHidden(), 'no backup before a wallet');
     assert.ok(await byTestId('devices').isHidden(), 'no devices before a wallet');

@@ -7,29 +7,16 @@ import { after, before, describe, test } from 'node:test';
 import { getAddress, recoverMessageAddress } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 
-import { collectPageErrors, launchBrowser, repoRoot, settledStatus, startServer, stepsInOrder } from './support.mjs';
+import { collectPageErrors, repoRoot, serveDemo, settledStatus, stepsInOrder } from './support.mjs';
 
 const cargoToml = readFileSync(join(repoRoot, 'Cargo.toml'), 'utf8');
 const crateVersion = /\[workspace\.package\][^[]*?\nversion = "([^"]+)"/.exec(cargoToml)?.[1];
 
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer({ staticDir: join(repoRoot, 'www/dist') });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const demo = serveDemo();
 
 test('the demo page shows the SDK and server versions without errors', async () => {
   assert.ok(crateVersion, 'version in Cargo.toml');
-  const page = await browser.newPage();
+  const page = await demo.browser.newPage();
   const errors = collectPageErrors(page);
   /** @type {string[]} */
   const wasmTypes = [];
@@ -37,7 +24,7 @@ test('the demo page shows the SDK and server versions without errors', async () 
     if (response.url().endsWith('.wasm')) wasmTypes.push(response.headers()['content-type'] ?? '');
   });
 
-  await page.goto(server.url);
+  await page.goto(demo.server.url);
   const sdk = page.locator('#sdk-version[data-state="ok"]');
   const serverVersion = page.locator('#server-version[data-state="ok"]');
   await sdk.waitFor();
@@ -51,8 +38,8 @@ test('the demo page shows the SDK and server versions without errors', async () 
 });
 
 test('an API failure is shown as the server\'s JSON error, not a crash', async () => {
-  const page = await browser.newPage();
-  await page.goto(server.url);
+  const page = await demo.browser.newPage();
+  await page.goto(demo.server.url);
   const body = await page.evaluate(async () => {
     const response = await fetch('/v1/no-such-route');
     return { status: response.status, json: await response.json() };
@@ -79,7 +66,7 @@ describe('the demo wallet, step by step in one browser profile', () => {
   let address = '';
 
   before(async () => {
-    context = await browser.newContext();
+    context = await demo.browser.newContext();
     page = await context.newPage();
     errors = collectPageErrors(page);
   });
@@ -121,7 +108,7 @@ describe('the demo wallet, step by step in one browser profile', () => {
   }
 
   step('onboarding: a passcode (typed twice), a device, registered with the server', async () => {
-    await page.goto(server.url);
+    await page.goto(demo.server.url);
     assert.equal((await settled()).state, 'ready');
     assert.ok(await byTestId('onboarding').isVisible(), 'a fresh profile is asked to onboard');
     assert.ok(await byTestId('create-wallet').isHidden());
@@ -295,10 +282,10 @@ describe('the demo wallet, step by step in one browser profile', () => {
 });
 
 test('a remembered wallet without its device (another profile\'s storage) is dropped', async () => {
-  const context = await browser.newContext();
+  const context = await demo.browser.newContext();
   const page = await context.newPage();
   const errors = collectPageErrors(page);
-  await page.goto(server.url);
+  await page.goto(demo.server.url);
   await page.getByTestId('onboarding').waitFor();
   await page.evaluate(() =>
     localStorage.setItem(
@@ -323,10 +310,10 @@ test('a remembered wallet without its device (another profile\'s storage) is dro
 });
 
 test('a registration that cannot reach the server shows NETWORK, and a retry registers', async () => {
-  const context = await browser.newContext();
+  const context = await demo.browser.newContext();
   const page = await context.newPage();
   const errors = collectPageErrors(page);
-  await page.goto(server.url);
+  await page.goto(demo.server.url);
   await page.getByTestId('onboarding').waitFor();
   // The server is unreachable for RegisterDevice only (the page and the SDK are loaded).
   const register = '**/v1/device:register';
@@ -356,7 +343,7 @@ test('a registration that cannot reach the server shows NETWORK, and a retry reg
   // Only the refused request itself was reported (by the browser's network log), nothing the page
   // threw or logged.
   assert.deepEqual(errors, [
-    `request failed: ${server.url}/v1/device:register`,
+    `request failed: ${demo.server.url}/v1/device:register`,
     'console: Failed to load resource: net::ERR_CONNECTION_REFUSED',
   ]);
   await context.close();

@@ -170,6 +170,24 @@ export function launchBrowser() {
 }
 
 /**
+ * For a file of demo-wallet tests: waas-server serving the built demo (`www/dist`), and headless
+ * Chromium, started before the file's tests and stopped after them. Read `server` and `browser`
+ * inside tests and hooks, once the file's `before` has run.
+ */
+export function serveDemo() {
+  const demo = /** @type {{ server: Awaited<ReturnType<typeof startServer>>, browser: import('playwright-core').Browser }} */ ({});
+  before(async () => {
+    demo.server = await startServer({ staticDir: join(repoRoot, 'www/dist') });
+    demo.browser = await launchBrowser();
+  });
+  after(async () => {
+    await demo.browser?.close();
+    await demo.server?.stop();
+  });
+  return demo;
+}
+
+/**
  * Headless Debian Chromium on a profile kept in `userDataDir`: closing it and launching it again
  * on the same folder is a browser restart (IndexedDB and its non-extractable keys included).
  * @param {string} userDataDir

@@ -1,6 +1,6 @@
 // The demo wallet: versions, then onboarding (passcode, device, registration), a wallet and its
-// first address, message signing, key export, backup, and the wallet's devices (revocation). One
-// page; each step is a <section> shown when it applies.
+// first address, signing (a message, typed data, a transaction), key export, backup, and the
+// wallet's devices (revocation). One page; each step is a <section> shown when it applies.
 import {
   WaasClient,
   WaasDevice,
@@ -12,9 +12,12 @@ import {
   type DeviceGroupEvent,
   type ExportedKeys,
   type Signature,
+  type TransactionRequest,
+  type Unlock,
 } from 'waas-sdk';
 
 import { fetchServerVersion } from './api';
+import { ETH_DECIMALS, GWEI_DECIMALS, SEPOLIA, chainIdValue, mailExample, toWei, withChainId } from './ethereum';
 import { type StoredWallet, forgetWallet, loadWallet, saveWallet } from './storage';
 import { PASSCODE_POLICY, byId, clearError, describe, showError, showProblem } from './ui';
 
@@ -46,15 +49,35 @@ const ui = {
   walletKey: byId('wallet-key', HTMLElement),
   sign: byId('sign', HTMLElement),
   signForm: byId('sign-form', HTMLFormElement),
+  signKindMessage: byId('sign-kind-message', HTMLElement),
+  signKindTypedData: byId('sign-kind-typed-data', HTMLElement),
+  signKindTransaction: byId('sign-kind-transaction', HTMLElement),
   signMessage: byId('sign-message', HTMLTextAreaElement),
+  signChainField: byId('sign-chain-field', HTMLElement),
+  signChain: byId('sign-chain', HTMLInputElement),
+  typedData: byId('typed-data', HTMLTextAreaElement),
+  typedDataReset: byId('typed-data-reset', HTMLButtonElement),
+  txType: byId('tx-type', HTMLSelectElement),
+  txNonce: byId('tx-nonce', HTMLInputElement),
+  txTo: byId('tx-to', HTMLInputElement),
+  txValue: byId('tx-value', HTMLInputElement),
+  txValueWei: byId('tx-value-wei', HTMLOutputElement),
+  txGas: byId('tx-gas', HTMLInputElement),
+  txFeesEip1559: byId('tx-fees-eip1559', HTMLElement),
+  txMaxFee: byId('tx-max-fee', HTMLInputElement),
+  txMaxFeeWei: byId('tx-max-fee-wei', HTMLOutputElement),
+  txPriorityFee: byId('tx-priority-fee', HTMLInputElement),
+  txPriorityFeeWei: byId('tx-priority-fee-wei', HTMLOutputElement),
+  txFeesLegacy: byId('tx-fees-legacy', HTMLElement),
+  txGasPrice: byId('tx-gas-price', HTMLInputElement),
+  txGasPriceWei: byId('tx-gas-price-wei', HTMLOutputElement),
+  txData: byId('tx-data', HTMLTextAreaElement),
   signPasscode: byId('sign-passcode', HTMLInputElement),
+  signSubmit: byId('sign-submit', HTMLButtonElement),
   signError: byId('sign-error', HTMLElement),
   signResult: byId('sign-result', HTMLElement),
-  signedMessage: byId('signed-message', HTMLElement),
-  signature: byId('signature', HTMLElement),
-  signatureR: byId('signature-r', HTMLElement),
-  signatureS: byId('signature-s', HTMLElement),
-  signatureV: byId('signature-v', HTMLElement),
+  signResultTitle: byId('sign-result-title', HTMLElement),
+  signRows: byId('sign-rows', HTMLElement),
   exportSection: byId('export', HTMLElement),
   exportForm: byId('export-form', HTMLFormElement),
   exportPasscode: byId('export-passcode', HTMLInputElement),
@@ -256,16 +279,6 @@ function showWallet(app: App, wallet: StoredWallet, focus: boolean): void {
   showDeviceState(app);
 }
 
-function showSignature(message: string, signature: Signature): void {
-  const { signature: bytes, r, s, v } = signature.signedPayload;
-  ui.signedMessage.textContent = message;
-  ui.signature.textContent = bytes;
-  ui.signatureR.textContent = r;
-  ui.signatureS.textContent = s;
-  ui.signatureV.textContent = String(v);
-  ui.signResult.hidden = false;
-}
-
 /** What the page remembers of a wallet `createWallet` made. */
 function toStored(deviceName: string, created: CreatedWallet): StoredWallet {
   const mpcKey = created.address.mpcKeys[0];
@@ -377,20 +390,271 @@ function wireCreateWallet(app: App): void {
   });
 }
 
+// --- signing --------------------------------------------------------------------------------------
+
+type SignKind = 'message' | 'typed-data' | 'transaction';
+
+/** Each kind: its fields, its button's text, the heading of its result and the status once done. */
+const SIGN_KINDS: Record<SignKind, { fields: HTMLElement; button: string; title: string; done: string }> = {
+  message: {
+    fields: ui.signKindMessage,
+    button: 'Sign message',
+    title: 'Signed message',
+    done: 'Message signed.',
+  },
+  'typed-data': {
+    fields: ui.signKindTypedData,
+    button: 'Sign typed data',
+    title: 'Signed typed data',
+    done: 'Typed data signed.',
+  },
+  transaction: {
+    fields: ui.signKindTransaction,
+    button: 'Sign transaction',
+    title: 'Signed transaction (not broadcast)',
+    done: 'Transaction signed. It was not broadcast.',
+  },
+};
+
+function selectedKind(): SignKind {
+  const value = ui.signForm.querySelector<HTMLInputElement>('input[name="kind"]:checked')?.value;
+  return value === 'typed-data' || value === 'transaction' ? value : 'message';
+}
+
+/** Shows the fields of the chosen kind (the chain id for typed data and transactions). */
+function showSignKind(): void {
+  const kind = selectedKind();
+  for (const [each, { fields }] of Object.entries(SIGN_KINDS)) fields.hidden = each !== kind;
+  ui.signChainField.hidden = kind === 'message';
+  ui.signSubmit.textContent = SIGN_KINDS[kind].button;
+  // An error was about the kind before; a result shown stays, headed with what it is.
+  clearError(ui.signError);
+}
+
+/** Shows the fee fields of the transaction's type: EIP-1559's two, or legacy's gas price. */
+function showTransactionType(): void {
+  const legacy = ui.txType.value === 'legacy';
+  ui.txFeesEip1559.hidden = legacy;
+  ui.txFeesLegacy.hidden = !legacy;
+}
+
+/** A form field the page cannot read, named for people; the field gets the focus. */
+class FieldProblem extends Error {
+  constructor(
+    readonly field: HTMLElement,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An amount field: ETH or gwei as typed, and the exact wei shown under it. */
+interface AmountField {
+  input: HTMLInputElement;
+  wei: HTMLOutputElement;
+  label: string;
+  decimals: number;
+}
+
+const AMOUNTS = {
+  value: { input: ui.txValue, wei: ui.txValueWei, label: 'Value', decimals: ETH_DECIMALS },
+  maxFee: { input: ui.txMaxFee, wei: ui.txMaxFeeWei, label: 'Max fee per gas', decimals: GWEI_DECIMALS },
+  priorityFee: {
+    input: ui.txPriorityFee,
+    wei: ui.txPriorityFeeWei,
+    label: 'Max priority fee per gas',
+    decimals: GWEI_DECIMALS,
+  },
+  gasPrice: { input: ui.txGasPrice, wei: ui.txGasPriceWei, label: 'Gas price', decimals: GWEI_DECIMALS },
+} satisfies Record<string, AmountField>;
+
+function amount(field: AmountField): bigint {
+  try {
+    return toWei(field.input.value, field.decimals);
+  } catch (error) {
+    throw new FieldProblem(field.input, `${field.label}: ${describeProblem(error)}.`);
+  }
+}
+
+function showWei(field: AmountField): void {
+  try {
+    field.wei.textContent = `= ${toWei(field.input.value, field.decimals)} wei`;
+  } catch (error) {
+    field.wei.textContent = `Not an amount yet: ${describeProblem(error)}.`;
+  }
+}
+
+function describeProblem(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function wholeNumber(input: HTMLInputElement, label: string): bigint {
+  const text = input.value.trim();
+  if (!/^\d+$/.test(text)) throw new FieldProblem(input, `${label}: write a whole number, in decimal digits.`);
+  return BigInt(text);
+}
+
+function isHex(text: string): text is `0x${string}` {
+  return text.startsWith('0x');
+}
+
+/** An optional `0x` field: undefined when empty. The SDK checks the digits and the length. */
+function optionalHex(input: HTMLInputElement | HTMLTextAreaElement, label: string): `0x${string}` | undefined {
+  const text = input.value.trim();
+  if (text === '') return undefined;
+  if (!isHex(text)) throw new FieldProblem(input, `${label}: write it as 0x and hex digits, or leave it empty.`);
+  return text;
+}
+
+/** The transaction form as the SDK takes it: quantities as bigint, wei exact. */
+function readTransaction(): TransactionRequest {
+  const legacy = ui.txType.value === 'legacy';
+  const transaction: TransactionRequest = {
+    type: legacy ? 'legacy' : 'eip1559',
+    chainId: wholeNumber(ui.signChain, 'Chain id'),
+    nonce: wholeNumber(ui.txNonce, 'Nonce'),
+    gas: wholeNumber(ui.txGas, 'Gas limit'),
+    value: amount(AMOUNTS.value),
+  };
+  if (legacy) {
+    transaction.gasPrice = amount(AMOUNTS.gasPrice);
+  } else {
+    transaction.maxFeePerGas = amount(AMOUNTS.maxFee);
+    transaction.maxPriorityFeePerGas = amount(AMOUNTS.priorityFee);
+  }
+  const to = optionalHex(ui.txTo, 'To');
+  if (to !== undefined) transaction.to = to;
+  const data = optionalHex(ui.txData, 'Data');
+  if (data !== undefined) transaction.data = data;
+  return transaction;
+}
+
+/** One line of a result: a label and its value (text, or elements). */
+interface Row {
+  label: string;
+  value: string | Node[];
+  testid?: string;
+}
+
+function signatureRows(signature: Signature): Row[] {
+  const { signature: bytes, r, s, v } = signature.signedPayload;
+  return [
+    { label: 'Signature (65 bytes)', value: bytes, testid: 'signature' },
+    { label: 'r', value: r, testid: 'signature-r' },
+    { label: 's', value: s, testid: 'signature-s' },
+    { label: 'v', value: String(v), testid: 'signature-v' },
+  ];
+}
+
+/** The raw signed transaction: a monospace block that selects whole, and a copy button. */
+function rawTransactionRow(raw: string): Row {
+  const block = document.createElement('pre');
+  block.className = 'raw';
+  block.dataset['testid'] = 'tx-raw';
+  block.textContent = raw;
+  return { label: 'Raw signed transaction', value: [block, copyButton('Copy raw transaction', raw)] };
+}
+
+function showSigned(kind: SignKind, rows: Row[]): void {
+  ui.signResultTitle.textContent = SIGN_KINDS[kind].title;
+  const lines = rows.flatMap(({ label, value, testid }) => {
+    const term = document.createElement('dt');
+    term.textContent = label;
+    const description = document.createElement('dd');
+    description.className = 'long';
+    if (testid !== undefined) description.dataset['testid'] = testid;
+    if (typeof value === 'string') description.textContent = value;
+    else description.append(...value);
+    return [term, description];
+  });
+  ui.signRows.replaceChildren(...lines);
+  ui.signResult.hidden = false;
+}
+
+/** What a submission of the form signs: its SDK call, resolving with the rows to show. */
+type Signing = (client: WaasClient, mpcKey: string, unlock: Unlock) => Promise<Row[]>;
+
+/** The chosen kind's fields, read now (a FieldProblem if the page cannot read one). */
+function readSigning(kind: SignKind): Signing {
+  switch (kind) {
+    case 'message': {
+      const message = ui.signMessage.value;
+      return async (client, mpcKey, unlock) => {
+        const signature = await client.signMessage(mpcKey, message, unlock);
+        return [{ label: 'Message', value: message, testid: 'signed-message' }, ...signatureRows(signature)];
+      };
+    }
+    case 'typed-data': {
+      // The JSON text as typed: the SDK parses it (numbers of any size stay exact) and says
+      // what is wrong with it.
+      const typedData = ui.typedData.value;
+      return async (client, mpcKey, unlock) => {
+        const signature = await client.signTypedData(mpcKey, typedData, unlock);
+        const digest = { label: 'Digest (EIP-712)', value: signature.payload, testid: 'typed-digest' };
+        return [digest, ...signatureRows(signature)];
+      };
+    }
+    case 'transaction': {
+      const transaction = readTransaction();
+      return async (client, mpcKey, unlock) => {
+        const signed = await client.signTransaction(mpcKey, transaction, unlock);
+        return [
+          rawTransactionRow(signed.rawTransaction),
+          { label: 'Hash', value: signed.hash, testid: 'tx-hash' },
+          ...signatureRows(signed.signature),
+        ];
+      };
+    }
+  }
+}
+
+/** The typed data's example again, for the chain id in the form (Sepolia if it is not one). */
+function resetTypedData(): void {
+  ui.typedData.value = mailExample(chainIdValue(ui.signChain.value) ?? SEPOLIA);
+}
+
 function wireSign(app: App): void {
+  for (const radio of ui.signForm.querySelectorAll<HTMLInputElement>('input[name="kind"]')) {
+    radio.addEventListener('change', showSignKind);
+  }
+  showSignKind();
+  ui.txType.addEventListener('change', showTransactionType);
+  showTransactionType();
+  for (const field of Object.values(AMOUNTS)) {
+    field.input.addEventListener('input', () => showWei(field));
+    showWei(field);
+  }
+  resetTypedData();
+  ui.typedDataReset.addEventListener('click', resetTypedData);
+  ui.signChain.addEventListener('input', () => {
+    const chainId = chainIdValue(ui.signChain.value);
+    const rewritten = chainId === undefined ? undefined : withChainId(ui.typedData.value, chainId);
+    if (rewritten !== undefined) ui.typedData.value = rewritten;
+  });
+
   ui.signForm.addEventListener('submit', (event) => {
     event.preventDefault();
-    const message = ui.signMessage.value;
+    ui.signResult.hidden = true;
+    const kind = selectedKind();
+    let signing: Signing;
+    try {
+      signing = readSigning(kind);
+    } catch (error) {
+      if (!(error instanceof FieldProblem)) throw error;
+      // Found by the page itself: nothing was asked of the SDK, and the passcode stays typed.
+      showProblem(ui.signError, error.message);
+      setStatus(`Not signed: ${error.message}`, 'error');
+      error.field.focus();
+      return;
+    }
     const passcode = ui.signPasscode.value;
     ui.signPasscode.value = '';
-    ui.signResult.hidden = true;
     const busyText = 'Signing: this device and the server sign together…';
     void run(app, ui.signForm, ui.signError, busyText, async () => {
       const wallet = app.wallet;
       if (!wallet) throw new Error('create a wallet first');
-      const signature = await app.client.signMessage(wallet.mpcKey, message, { passcode });
-      showSignature(message, signature);
-      setStatus('Message signed.', 'ready');
+      showSigned(kind, await signing(app.client, wallet.mpcKey, { passcode }));
+      setStatus(SIGN_KINDS[kind].done, 'ready');
     }).then((ok) => {
       if (!ok) ui.signPasscode.focus();
     });
