@@ -213,6 +213,20 @@ fn json_of(value: &JsValue, radix: u8, what: &str) -> Result<String, SdkError> {
         .ok_or_else(|| SdkError::InvalidArgument(format!("{what} is not a JSON-like object")))
 }
 
+/// The integer fields of a transaction.
+const QUANTITY_FIELDS: [&str; 7] = [
+    "chainId",
+    "nonce",
+    "gas",
+    "maxFeePerGas",
+    "maxPriorityFeePerGas",
+    "gasPrice",
+    "value",
+];
+
+/// 2^53 - 1, JavaScript's `Number.MAX_SAFE_INTEGER`.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
 /// A `TransactionRequest` as waas-eth reads it, from a shallow copy: the type named as waas-eth
 /// names it (or inferred: `legacy` when only `gasPrice` is given, else `eip1559`), `gasLimit` and
 /// `input` under their JSON-RPC names `gas` and `data`, `from` dropped (the key signs).
@@ -248,6 +262,16 @@ fn read_transaction(transaction: &JsValue) -> Result<Transaction, SdkError> {
         _ => kind,
     };
     set("type", &kind).map_err(failed)?;
+    // A number above 2^53 lost digits before it got here: JSON would carry the rounded value.
+    for name in QUANTITY_FIELDS {
+        if let Some(number) = get(name).as_f64()
+            && !(number >= 0.0 && number.fract() == 0.0 && number <= MAX_SAFE_INTEGER)
+        {
+            return Err(SdkError::InvalidArgument(format!(
+                "transaction.{name}: {number} is not a safe non-negative integer: pass a bigint or a string"
+            )));
+        }
+    }
     serde_json::from_str(&json_of(&fields, 16, "transaction")?)
         .map_err(|error| SdkError::InvalidArgument(format!("transaction: {error}")))
 }
