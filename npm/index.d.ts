@@ -2,6 +2,7 @@
 /// <reference lib="esnext.disposable" />
 
 export * from './waas_sdk.js';
+import type { Quantity, SignableMessage, TransactionRequest, TypedDataDefinition, Unlock, WaasClient } from './waas_sdk.js';
 
 /**
  * Every `code` a {@link WaasError} can carry. Codes are stable: never renamed or reused, so code
@@ -87,3 +88,94 @@ export declare function initAsync(source?: InitInput | Promise<InitInput>): Prom
  * with a `WaasError` of code `INIT_FAILED`; a failed load is tried again on the next call.
  */
 export declare function initFullAsync(source?: InitInput | Promise<InitInput>): Promise<void>;
+
+/** What a signature is asked for, as an unlock callback is told before it answers. */
+export type SigningRequest =
+  | { kind: 'message'; message: SignableMessage }
+  | { kind: 'typedData'; typedData: TypedDataDefinition }
+  | { kind: 'transaction'; transaction: TransactionRequest };
+
+/**
+ * How the adapters (`createEip1193Provider`, `toViemAccount`) unlock the key: an `Unlock` for
+ * every signature, or a function asked once per signature (e.g. to prompt the user), told what is
+ * signed. A function that returns nothing (`null`, `undefined`, `false`) or throws rejects the
+ * request (EIP-1193 code 4001).
+ */
+export type UnlockSource =
+  | Unlock
+  | ((request: SigningRequest) => Unlock | null | undefined | false | Promise<Unlock | null | undefined | false>);
+
+/** A `0x` hex string. */
+type Hex = `0x${string}`;
+
+/** The methods `createEip1193Provider` answers itself, with their parameters and results. */
+export interface Eip1193Methods {
+  eth_accounts: { params?: readonly []; result: [Hex] };
+  eth_requestAccounts: { params?: readonly []; result: [Hex] };
+  /** The provider's chain, `0x` hex. */
+  eth_chainId: { params?: readonly []; result: Hex };
+  /** `[message, address]`: `0x` hex bytes, or text (signed as UTF-8). Resolves the 65-byte signature. */
+  personal_sign: { params: readonly [message: string, address: string]; result: Hex };
+  /** `[address, typedData]`: the typed data as an object or its JSON text. */
+  eth_signTypedData_v4: { params: readonly [address: string, typedData: TypedDataDefinition]; result: Hex };
+  /** Resolves the signed raw transaction. With an `rpcUrl`, a missing nonce, gas or fees are filled as for eth_sendTransaction. */
+  eth_signTransaction: { params: readonly [transaction: Eip1193Transaction]; result: Hex };
+  /** Fills the missing nonce, gas and fees from `rpcUrl`, signs, sends, and resolves the transaction hash. */
+  eth_sendTransaction: { params: readonly [transaction: Eip1193Transaction]; result: Hex };
+}
+
+/** A transaction as dapps send it: `from` (if given) must be the provider's account, `chainId`
+ * (if given) its chain; nonce, gas and fees may be left out when the provider has an `rpcUrl`. */
+export type Eip1193Transaction = Partial<TransactionRequest> & {
+  from?: string;
+  gasLimit?: Quantity;
+  input?: Hex;
+};
+
+/** An EIP-1193 provider (the interface of `window.ethereum`). */
+export interface Eip1193Provider {
+  request<M extends keyof Eip1193Methods>(args: { method: M } & Omit<Eip1193Methods[M], 'result'>): Promise<Eip1193Methods[M]['result']>;
+  /** Any other method goes to `rpcUrl` (never one about accounts or signing), else fails with 4200. */
+  request<M extends string>(args: {
+    method: M & (M extends keyof Eip1193Methods ? never : unknown);
+    params?: readonly unknown[] | object;
+  }): Promise<unknown>;
+  /** `connect` is emitted once, on the first request. */
+  on(event: 'connect', listener: (info: { chainId: Hex }) => void): this;
+  on(event: string, listener: (...args: any[]) => void): this;
+  removeListener(event: string, listener: (...args: any[]) => void): this;
+}
+
+export interface Eip1193ProviderOptions {
+  client: WaasClient;
+  /** The key that signs (`address.mpcKeys[0]` of `createWallet` or `generateAddress`). */
+  mpcKey: string;
+  /** The key's address, as the same call gave it. */
+  address: Hex;
+  /** The chain transactions are signed for (EIP-155): a number, a bigint or `0x` hex. */
+  chainId: number | bigint | Hex;
+  unlock: UnlockSource;
+  /** A JSON-RPC endpoint of the chain: read-only methods are sent there, and eth_sendTransaction fills and sends through it. */
+  rpcUrl?: string | URL;
+}
+
+/**
+ * An EIP-1193 provider for one key: eth_accounts, eth_requestAccounts, eth_chainId,
+ * personal_sign, eth_signTypedData_v4, eth_signTransaction and eth_sendTransaction are answered
+ * and signed here; other methods go to `rpcUrl`. Throws a `WaasError` (`INVALID_ARGUMENT`) for
+ * bad options.
+ */
+export declare function createEip1193Provider(options: Eip1193ProviderOptions): Eip1193Provider;
+
+/**
+ * The errors the provider rejects with: 4001 the unlock was refused, 4100 another account,
+ * 4200 an unsupported method, 4901 `rpcUrl` serves another chain, -32602 invalid parameters (the
+ * SDK's `INVALID_ARGUMENT`), -32603 anything else; the node's own errors keep their code. `data`
+ * carries the SDK's `WaasError` code as `waasCode`.
+ */
+export declare class ProviderRpcError extends Error {
+  readonly name: 'ProviderRpcError';
+  readonly code: number;
+  /** `{ waasCode, retryAfterSeconds? }` for the SDK's errors; the node's `data` for its own. */
+  readonly data?: unknown;
+}

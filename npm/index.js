@@ -2,6 +2,7 @@
 import { load, loadFull } from './loader.js';
 
 export { WaasError } from './loader.js';
+export { createEip1193Provider, ProviderRpcError } from './eip1193.js';
 __EXPORTS__
 
 // Literal `new URL(..., import.meta.url)` expressions, so bundlers such as Vite emit both .wasm

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { load, loadFull } from './loader.js';
 
 export { WaasError } from './loader.js';
+export { createEip1193Provider, ProviderRpcError } from './eip1193.js';
 __EXPORTS__
 
 const mainModule = () => readFile(new URL('./waas_sdk_bg.wasm', import.meta.url));

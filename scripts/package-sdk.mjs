@@ -1,5 +1,6 @@
 // Turns wasm-bindgen's output in pkg/ into the npm package: entries for browsers and Node with an
-// initAsync() guard (npm/*.js), tightened types (npm/index.d.ts) and a package.json.
+// initAsync() guard (npm/*.js), the EIP-1193 provider (npm/eip1193.js), the `waas-sdk/viem` entry
+// (npm/viem.js), tightened types (npm/*.d.ts) and a package.json.
 // Run by scripts/build.sh after wasm-bindgen and wasm-opt, with both builds in pkg/: the main module
 // (waas_sdk*) and the full module (waas_sdk_full*, feature `rare-flows`).
 import { execFileSync } from 'node:child_process';
@@ -76,10 +77,10 @@ const fill = (template) =>
     .replace('__EXPORTS__', exportsLine)
     .replace('__WAAS_ERROR_MODULE__', errorModules[0])
     .replace('__FULL_ONLY_METHODS__', JSON.stringify(fullOnlyMethods.sort()));
-for (const file of ['loader.js', 'index.js', 'node.js']) {
+for (const file of ['loader.js', 'index.js', 'node.js', 'eip1193.js', 'viem.js']) {
   writeFileSync(join(pkg, file), fill(file));
 }
-copyFileSync(join(templates, 'index.d.ts'), join(pkg, 'index.d.ts'));
+for (const file of ['index.d.ts', 'viem.d.ts']) copyFileSync(join(templates, file), join(pkg, file));
 // The full build's types are the package's: the main module's WaasClient has the same methods once
 // the loader adds the full-only ones, each async like the original.
 copyFileSync(join(pkg, 'waas_sdk_full.d.ts'), join(pkg, 'waas_sdk.d.ts'));
@@ -94,6 +95,9 @@ const metadata = JSON.parse(
 );
 const crate = metadata.packages.find((/** @type {{name: string}} */ p) => p.name === 'waas-sdk');
 if (!crate) fail('no waas-sdk package in cargo metadata');
+// waas-sdk/viem is tested against the workspace's viem: that release is the lowest one declared.
+const viemVersion = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).devDependencies?.viem;
+if (!/^2\.\d+\.\d+$/.test(viemVersion ?? '')) fail(`package.json's devDependencies pin no viem 2.x.y (${viemVersion})`);
 
 const manifest = {
   name: 'waas-sdk',
@@ -109,6 +113,10 @@ const manifest = {
       node: './node.js',
       default: './index.js',
     },
+    './viem': {
+      types: './viem.d.ts',
+      default: './viem.js',
+    },
     './waas_sdk_bg.wasm': './waas_sdk_bg.wasm',
     './waas_sdk_full_bg.wasm': './waas_sdk_full_bg.wasm',
     './package.json': './package.json',
@@ -117,7 +125,10 @@ const manifest = {
     'index.js',
     'node.js',
     'loader.js',
+    'eip1193.js',
+    'viem.js',
     'index.d.ts',
+    'viem.d.ts',
     'waas_sdk.d.ts',
     'waas_sdk_bg.js',
     'waas_sdk_bg.wasm',
@@ -128,11 +139,15 @@ const manifest = {
   ],
   // Only the loader runs code at import time (it installs the not-initialized guard).
   sideEffects: ['./loader.js'],
+  // Only waas-sdk/viem imports viem; the rest of the package works without it.
+  peerDependencies: { viem: `^${viemVersion}` },
+  peerDependenciesMeta: { viem: { optional: true } },
   engines: { node: '>=20' },
   keywords: ['wallet', 'mpc', 'threshold-ecdsa', 'secp256k1', 'wasm'],
 };
 writeFileSync(join(pkg, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 console.log(
-  `package-sdk: pkg/ is waas-sdk@${crate.version} exporting ${names.join(', ')}, WaasError, initAsync, initFullAsync;` +
+  `package-sdk: pkg/ is waas-sdk@${crate.version} exporting ${names.join(', ')}, WaasError, initAsync, initFullAsync,` +
+    ` createEip1193Provider, ProviderRpcError, and waas-sdk/viem's toViemAccount;` +
     ` WaasClient methods from the full module: ${fullOnlyMethods.join(', ')}`,
 );

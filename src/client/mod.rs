@@ -80,15 +80,17 @@ export interface MpcWallet { '@type'?: 'MPCWallet'; name: string; deviceGroup: s
 export interface Signature {
   '@type'?: 'Signature';
   mpcKey: string;
-  /** The digest signed. */
+  /** The digest signed, `0x` hex. */
   payload: string;
-  /** What the digest is of (docs/protocol/ethereum.md); none for a raw digest. */
-  typedPayload?:
-    | { type: 'eip191'; message: `0x${string}` }
-    | { type: 'eip712'; typedData: unknown }
-    | { type: 'transaction'; transaction: Record<string, unknown> };
+  /** What `payload` is the digest of (none for a bare digest: `createSignature`, `signPayload`). */
+  typedPayload?: TypedPayload;
   signedPayload: { r: string; s: string; v: number; signature: string };
 }
+/** What a signature's digest is of, as the request gave it (the server computed the same digest). */
+export type TypedPayload =
+  | { type: 'eip191'; message: `0x${string}` }
+  | { type: 'eip712'; typedData: Exclude<TypedDataDefinition, string> }
+  | { type: 'transaction'; transaction: TransactionRequest & { type: 'eip1559' | 'legacy' } };
 export interface Address { address: string; network: string; mpcWallet: string; mpcKeys: string[]; derivationPath: string; }
 /** A device group; `mpcKeyExportMetadata` (once key generation is done) is what
  * `exportPrivateKeys` takes. */
