@@ -29,13 +29,17 @@ export interface TransactionRequest {
   type?: 'eip1559' | 'legacy' | '0x2' | '0x0';
   chainId: Quantity;
   nonce: Quantity;
-  gas: Quantity;
+  /** The gas limit (or `gasLimit`, ethers' name). */
+  gas?: Quantity;
+  gasLimit?: Quantity;
   maxFeePerGas?: Quantity;
   maxPriorityFeePerGas?: Quantity;
   gasPrice?: Quantity;
   to?: `0x${string}` | null;
   value?: Quantity;
   data?: `0x${string}`;
+  /** `data` under JSON-RPC's newer name. */
+  input?: `0x${string}`;
   accessList?: { address: `0x${string}`; storageKeys: `0x${string}`[] }[];
 }
 /** A signed transaction: `rawTransaction` is what `eth_sendRawTransaction` takes, `hash` its
