@@ -238,11 +238,12 @@ fn read_transaction(transaction: &JsValue) -> Result<Transaction, SdkError> {
     if !transaction.is_object() {
         return Err(SdkError::InvalidArgument("transaction is an object".into()));
     }
-    let fields = Object::assign(&Object::new(), transaction.unchecked_ref());
+    let failed = |_| SdkError::InvalidArgument("transaction: a field cannot be read".into());
+    // try_assign: a throwing getter (or Proxy) becomes an error here, not a throw through wasm.
+    let fields = Object::try_assign(&Object::new(), transaction.unchecked_ref()).map_err(failed)?;
     let get = |name: &str| Reflect::get(&fields, &name.into()).unwrap_or(JsValue::UNDEFINED);
     let set = |name: &str, value: &JsValue| Reflect::set(&fields, &name.into(), value).map(drop);
     let delete = |name: &str| Reflect::delete_property(&fields, &name.into()).map(drop);
-    let failed = |_| SdkError::InvalidArgument("transaction: a field cannot be read".into());
     delete("from").map_err(failed)?;
     for (alias, name) in [("gasLimit", "gas"), ("input", "data")] {
         let value = get(alias);

@@ -56,7 +56,9 @@ impl<'de> Deserialize<'de> for TypedPayload {
             ),
             "eip712" => (
                 wire.typed_data
-                    .map(|typed_data| Self::TypedData { typed_data }),
+                    .map(|typed_data| Self::typed_data(typed_data.get().to_owned()))
+                    .transpose()
+                    .map_err(D::Error::custom)?,
                 wire.message.is_some() || wire.transaction.is_some(),
             ),
             "transaction" => (

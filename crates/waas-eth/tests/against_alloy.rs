@@ -229,4 +229,16 @@ fn unusable_transactions_are_refused_before_signing() {
         assert!(error.to_string().starts_with(field), "{field}: {error}");
     }
     assert!(Transaction::Eip1559(base).signing_hash().is_ok());
+    // A legacy transaction without a chain id would be valid on every chain (no EIP-155).
+    let legacy = LegacyTransaction {
+        chain_id: 0u64.into(),
+        nonce: 0u64.into(),
+        gas_price: 1u64.into(),
+        gas: 21_000u64.into(),
+        to: None,
+        value: Quantity::default(),
+        data: Bytes::default(),
+    };
+    let error = Transaction::Legacy(legacy).signing_hash().unwrap_err();
+    assert!(error.to_string().starts_with("chainId"), "{error}");
 }

@@ -219,7 +219,17 @@ async fn payloads_that_cannot_be_signed_are_refused() {
     if let Transaction::Eip1559(tx) = &mut no_chain {
         tx.chain_id = waas_eth::Quantity::default();
     }
+    // A chain of 1,600 types overflowed a worker's stack inside the EIP-712 encoder, aborting the
+    // whole server: refused before it now (docs/protocol/ethereum.md).
+    let mut chain = mail();
+    for i in 0..1600 {
+        chain["types"][format!("T{i}")] =
+            serde_json::json!([{ "name": "x", "type": format!("T{}[]", i + 1) }]);
+    }
+    chain["primaryType"] = "T0".into();
+    chain["message"] = serde_json::json!({ "x": [] });
     for typed in [
+        TypedPayload::typed_data(chain.to_string()).unwrap(),
         TypedPayload::typed_data(not_mail.to_string()).unwrap(),
         TypedPayload::Transaction {
             transaction: Box::new(tip_above_cap),
@@ -242,6 +252,8 @@ async fn payloads_that_cannot_be_signed_are_refused() {
             "nonce":"0x0","maxPriorityFeePerGas":"0x1","maxFeePerGas":"0x2","gasLimit":"0x5208"}}}"#,
         r#"{"typedPayload":{"type":"eip191","message":"not hex"}}"#,
         r#"{"typedPayload":{"type":"eip4844","transaction":{}}}"#,
+        // Typed data is an object, not JSON text in a string.
+        r#"{"typedPayload":{"type":"eip712","typedData":"{\"types\":{}}"}}"#,
     ] {
         device
             .client
@@ -275,6 +287,18 @@ async fn a_request_id_names_one_payload() {
     );
     device
         .create_typed_signature_call(key, &message("pay 100"), None, Some("request-1"))
+        .send()
+        .await
+        .assert_error(ErrorCode::InvalidArgument, None);
+    // The same digest is not the same request: a raw digest first, then the message it is of.
+    let digest = waas_eth::personal_message_digest(b"pay 2");
+    let raw: Operation = device
+        .create_signature_call(key, &digest, Some("request-2"))
+        .ok()
+        .await;
+    assert_ne!(raw.name, first.name);
+    device
+        .create_typed_signature_call(key, &message("pay 2"), Some(&digest), Some("request-2"))
         .send()
         .await
         .assert_error(ErrorCode::InvalidArgument, None);

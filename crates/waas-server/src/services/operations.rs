@@ -26,7 +26,14 @@ impl<S: Store> Services<S> {
     ) -> Result<Operation, ApiError> {
         let group_name = key_name.device_group_name();
         self.ensure_can_read(caller, &group_name).await?;
-        let digest = request_digest(&request)?;
+        // Off the async threads: hashing typed data is bounded (waas-eth) but not free.
+        let (request, digest) = tokio::task::spawn_blocking(move || {
+            let digest = request_digest(&request);
+            (request, digest)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        let digest = digest?;
         let typed_payload = request
             .typed_payload
             .as_ref()
