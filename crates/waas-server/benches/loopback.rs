@@ -9,6 +9,7 @@
 //! test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod measure;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -16,45 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use measure::{clock_ticks, cpu_ticks, ms, quantile, setting, signed_wallets};
 use support::eth::assert_signed_by;
-use support::{TestServer, default_pool, sha256};
-
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|value| value.parse().unwrap_or_else(|_| panic!("{name}={value:?}")))
-        .unwrap_or(default)
-}
-
-/// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`; 100 on Linux).
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// User + system CPU time of a process so far, in ticks (`pid` may be `self`).
-fn cpu_ticks(pid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    // There, index 0 is field 3 (state), so utime (field 14) is index 11 and stime index 12.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
-/// The latency at quantile `q` (nearest rank) of sorted samples.
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn ms(duration: Duration) -> String {
-    format!("{:.1} ms", duration.as_secs_f64() * 1e3)
-}
+use support::{TestServer, sha256};
 
 fn main() {
     let bench = std::env::args().any(|arg| arg == "--bench");
@@ -71,17 +36,7 @@ fn main() {
 async fn run(signatures: usize, concurrency: usize, wallet_count: usize) {
     let server = TestServer::start();
     let device = Arc::new(server.device().await);
-    let mut wallets = Vec::new();
-    for _ in 0..wallet_count {
-        let wallet = device.create_wallet(&default_pool()).await;
-        let address = device.generate_address(&wallet.wallet.name, None).await;
-        // One signing per wallet before measuring: connections, caches and the pairing load.
-        let digest = sha256(b"warm-up");
-        device
-            .sign(&wallet.pairing, &address.mpc_keys[0], &digest)
-            .await;
-        wallets.push(Arc::new((wallet, address)));
-    }
+    let wallets = signed_wallets(&device, wallet_count).await;
 
     let pid = server.pid().to_string();
     let (server_before, device_before) = (cpu_ticks(&pid), cpu_ticks("self"));

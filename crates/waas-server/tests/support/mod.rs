@@ -6,7 +6,8 @@
 //! signings taken round by round ([`StartedKeygen`], [`StartedSigning`]); the passcode and the
 //! device archive ([`passcode`]); the device backup and its string ([`backup`]).
 //!
-//! Shared by every test target and by `benches/loopback.rs`; each uses part of it.
+//! Shared by every test target and by the benches (`benches/loopback.rs`, `benches/load.rs`);
+//! each uses part of it.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 pub mod backup;
