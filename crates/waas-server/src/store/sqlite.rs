@@ -6,8 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
 use waas_api::resources::{DeviceGroupEventType, DeviceState};
@@ -16,12 +15,17 @@ use waas_api::{
     PasscodeLoginName, PoolName,
 };
 
+use super::rows::{
+    address_row, attempts_row, backup_row, device_row, device_state, device_state_text,
+    epoch_value, event_kind, event_text, group_state, key_row, kind_text, login_row, next_version,
+    operation_row, pairing_state, parse, state_text, stored_i64, stored_u64,
+};
 use super::{
     AddressRecord, Attempts, BackupRecord, Committed, Created, DEFAULT_POOL, DeviceRecord,
-    GroupEventRecord, GroupRecord, GroupState, KeyRecord, LoginOutcome, LoginRecord, LoginState,
-    LoginUse, NewBackup, NewLogin, NewOperation, NewWallet, OperationKind, OperationRecord,
-    OperationState, PairingRecord, PairingState, PasscodeRecord, PoolRecord, Replacement,
-    Revocation, StepEffect, StepUpdate, Store, StoreError, WalletRecord,
+    GroupEventRecord, GroupRecord, KeyRecord, LoginOutcome, LoginRecord, LoginUse, NewLogin,
+    NewOperation, NewWallet, OperationKind, OperationRecord, OperationState, PairingRecord,
+    PasscodeRecord, PoolRecord, Revocation, StepEffect, StepUpdate, Store, StoreError,
+    WalletRecord,
 };
 use crate::ServerError;
 use crate::time::now_ms;
@@ -142,163 +146,6 @@ async fn begin_immediate(
     connection: &mut SqliteConnection,
 ) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, StoreError> {
     Ok(sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?)
-}
-
-fn parse<T: FromStr>(text: &str) -> Result<T, StoreError> {
-    text.parse()
-        .map_err(|_| StoreError::Corrupt(format!("bad stored name {text:?}")))
-}
-
-fn device_state(text: &str) -> Result<DeviceState, StoreError> {
-    match text {
-        "ACTIVE" => Ok(DeviceState::Active),
-        "REVOKED" => Ok(DeviceState::Revoked),
-        other => Err(StoreError::Corrupt(format!("device state {other:?}"))),
-    }
-}
-
-fn device_state_text(state: DeviceState) -> &'static str {
-    match state {
-        DeviceState::Active => "ACTIVE",
-        // Fail closed: a state this build does not know is not a usable device.
-        _ => "REVOKED",
-    }
-}
-
-fn kind_text(kind: OperationKind) -> &'static str {
-    match kind {
-        OperationKind::CreateDeviceGroup => "CREATE_DEVICE_GROUP",
-        OperationKind::CreateSignature => "CREATE_SIGNATURE",
-        OperationKind::PrepareDeviceArchive => "PREPARE_DEVICE_ARCHIVE",
-        OperationKind::PrepareDeviceBackup => "PREPARE_DEVICE_BACKUP",
-        OperationKind::AddDevice => "ADD_DEVICE",
-    }
-}
-
-fn event_text(kind: DeviceGroupEventType) -> &'static str {
-    match kind {
-        DeviceGroupEventType::DeviceAdded => "DEVICE_ADDED",
-        _ => "DEVICE_REVOKED",
-    }
-}
-
-fn event_kind(text: &str) -> Result<DeviceGroupEventType, StoreError> {
-    match text {
-        "DEVICE_ADDED" => Ok(DeviceGroupEventType::DeviceAdded),
-        "DEVICE_REVOKED" => Ok(DeviceGroupEventType::DeviceRevoked),
-        other => Err(StoreError::Corrupt(format!("event type {other:?}"))),
-    }
-}
-
-fn state_text(state: OperationState) -> &'static str {
-    match state {
-        OperationState::Pending => "PENDING",
-        OperationState::Running => "RUNNING",
-        OperationState::Done => "DONE",
-        OperationState::Failed => "FAILED",
-    }
-}
-
-fn device_row(row: &SqliteRow) -> Result<DeviceRecord, StoreError> {
-    Ok(DeviceRecord {
-        name: parse(row.try_get("name")?)?,
-        auth_public_key: row.try_get("auth_public_key")?,
-        archive_public_key: row.try_get("archive_public_key")?,
-        state: device_state(row.try_get("state")?)?,
-        create_time_ms: row.try_get("create_time_ms")?,
-    })
-}
-
-fn key_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
-    Ok(KeyRecord {
-        name: parse(row.try_get("name")?)?,
-        derivation_path: row.try_get("derivation_path")?,
-        public_key: row.try_get("public_key")?,
-        address: row.try_get("address")?,
-    })
-}
-
-fn address_row(row: &SqliteRow) -> Result<AddressRecord, StoreError> {
-    Ok(AddressRecord {
-        address: row.try_get("address")?,
-        network: row.try_get("network")?,
-        mpc_wallet: parse(row.try_get("mpc_wallet")?)?,
-        key: key_row(row)?,
-    })
-}
-
-fn operation_row(row: &SqliteRow) -> Result<OperationRecord, StoreError> {
-    let kind = match row.try_get("kind")? {
-        "CREATE_DEVICE_GROUP" => OperationKind::CreateDeviceGroup,
-        "CREATE_SIGNATURE" => OperationKind::CreateSignature,
-        "PREPARE_DEVICE_ARCHIVE" => OperationKind::PrepareDeviceArchive,
-        "PREPARE_DEVICE_BACKUP" => OperationKind::PrepareDeviceBackup,
-        "ADD_DEVICE" => OperationKind::AddDevice,
-        other => return Err(StoreError::Corrupt(format!("operation kind {other:?}"))),
-    };
-    let state = match row.try_get("state")? {
-        "PENDING" => OperationState::Pending,
-        "RUNNING" => OperationState::Running,
-        "DONE" => OperationState::Done,
-        "FAILED" => OperationState::Failed,
-        other => return Err(StoreError::Corrupt(format!("operation state {other:?}"))),
-    };
-    let epoch: i64 = row.try_get("epoch")?;
-    let round: i64 = row.try_get("round")?;
-    Ok(OperationRecord {
-        name: parse(&format!("operations/{}", row.try_get::<&str, _>("id")?))?,
-        kind,
-        device_group: parse(row.try_get("device_group")?)?,
-        device: parse(row.try_get("device")?)?,
-        epoch: u64::try_from(epoch).map_err(|_| StoreError::Corrupt("epoch".into()))?,
-        state,
-        round: u8::try_from(round).map_err(|_| StoreError::Corrupt("round".into()))?,
-        input_hash: row.try_get("input_hash")?,
-        reply: row.try_get("reply")?,
-        session_sealed: row.try_get("session_sealed")?,
-        metadata: row.try_get("metadata")?,
-        params: row.try_get("params")?,
-        response: row.try_get("response")?,
-        error: row.try_get("error")?,
-        request_hash: row.try_get("request_hash")?,
-        create_time_ms: row.try_get("create_time_ms")?,
-        update_time_ms: row.try_get("update_time_ms")?,
-    })
-}
-
-fn backup_row(row: &SqliteRow) -> Result<BackupRecord, StoreError> {
-    let epoch: i64 = row.try_get("epoch")?;
-    let replaced_by: Option<&str> = row.try_get("replaced_by")?;
-    Ok(BackupRecord {
-        device_group: parse(row.try_get("device_group")?)?,
-        device: parse(row.try_get("device")?)?,
-        epoch: stored_u64(epoch, "epoch")?,
-        material: NewBackup {
-            backup: parse(row.try_get("backup")?)?,
-            pairing_id: row.try_get("pairing_id")?,
-            decryption_share_sealed: row.try_get("decryption_share_sealed")?,
-            device_key_share: row.try_get("device_key_share")?,
-            server_key_share: row.try_get("server_key_share")?,
-            device_ciphertext: row.try_get("device_ciphertext")?,
-            server_ciphertext: row.try_get("server_ciphertext")?,
-        },
-        create_time_ms: row.try_get("create_time_ms")?,
-        replaced_time_ms: row.try_get("replaced_time_ms")?,
-        replaced_by: replaced_by.map(replacement).transpose()?,
-    })
-}
-
-/// `backups.replaced_by`: a backup's id (`…/mpcOperations/{id}`), or the login of the passcode
-/// reset that retired it (`…/passcodeLogins/{id}`).
-fn replacement(text: &str) -> Result<Replacement, StoreError> {
-    match text.parse() {
-        Ok(backup) => Ok(Replacement::Backup(backup)),
-        Err(_) => parse(text).map(Replacement::PasscodeReset),
-    }
-}
-
-fn epoch_value(epoch: u64) -> Result<i64, StoreError> {
-    i64::try_from(epoch).map_err(|_| StoreError::Corrupt("epoch out of range".into()))
 }
 
 async fn operation_by_request(
@@ -555,11 +402,7 @@ impl Store for SqliteStore {
         .bind(name.to_string())
         .fetch_all(&mut *connection)
         .await?;
-        let state = match row.try_get("state")? {
-            "CREATING" => GroupState::Creating,
-            "ACTIVE" => GroupState::Active,
-            other => return Err(StoreError::Corrupt(format!("group state {other:?}"))),
-        };
+        let state = group_state(row.try_get("state")?)?;
         Ok(Some(GroupRecord {
             name: name.clone(),
             state,
@@ -603,14 +446,8 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|(state, pairing_id, pairing_sealed)| {
-            let state = match state.as_str() {
-                "PENDING" => PairingState::Pending,
-                "CONFIRMED" => PairingState::Confirmed,
-                "RETIRED" => PairingState::Retired,
-                other => return Err(StoreError::Corrupt(format!("pairing state {other:?}"))),
-            };
             Ok(PairingRecord {
-                state,
+                state: pairing_state(&state)?,
                 pairing_id,
                 pairing_sealed,
             })
@@ -1138,28 +975,7 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let state = match row.try_get("state")? {
-            "STARTED" => LoginState::Started,
-            "FINISHED" => LoginState::Finished,
-            "USED" => LoginState::Used,
-            "FAILED" => LoginState::Failed,
-            "REVOKED" => LoginState::Revoked,
-            other => return Err(StoreError::Corrupt(format!("login state {other:?}"))),
-        };
-        Ok(Some(LoginRecord {
-            name: name.clone(),
-            device: parse(row.try_get("device")?)?,
-            record_version: stored_u64(row.try_get("record_version")?, "record version")?,
-            state,
-            state_sealed: row.try_get("state_sealed")?,
-            session_sealed: row.try_get("session_sealed")?,
-            create_time_ms: row.try_get("create_time_ms")?,
-            finish_time_ms: row.try_get("finish_time_ms")?,
-            reset_version: row
-                .try_get::<Option<i64>, _>("reset_version")?
-                .map(|version| stored_u64(version, "reset version"))
-                .transpose()?,
-        }))
+        login_row(name, &row).map(Some)
     }
 
     async fn finish_passcode_login(
@@ -1299,18 +1115,6 @@ async fn attempts(
     row.map(attempts_row).transpose()
 }
 
-/// Attempts as stored: failures, last attempt, locked.
-fn attempts_row(
-    (failures, last_attempt_ms, locked): (i64, i64, bool),
-) -> Result<Attempts, StoreError> {
-    Ok(Attempts {
-        failures: u32::try_from(failures)
-            .map_err(|_| StoreError::Corrupt("failure count".into()))?,
-        last_attempt_ms,
-        locked,
-    })
-}
-
 /// A backup's failed recovery attempts, if any were recorded.
 async fn recovery_attempts(
     connection: &mut sqlx::SqliteConnection,
@@ -1338,21 +1142,6 @@ async fn record_at(
             .fetch_optional(connection)
             .await?;
     Ok(row.is_some())
-}
-
-fn stored_u64(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} out of range")))
-}
-
-fn stored_i64(value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::Corrupt("value out of range".into()))
-}
-
-/// The record version after `version` (a reset's).
-fn next_version(version: u64) -> Result<u64, StoreError> {
-    version
-        .checked_add(1)
-        .ok_or_else(|| StoreError::Corrupt("record version out of range".into()))
 }
 
 /// [`Store::commit_step`] on the writer connection, in one transaction.
@@ -1842,6 +1631,7 @@ fn sqlite_path(database: &str) -> Result<&str, ServerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{LoginState, NewBackup, Replacement};
 
     /// Registers an active device `name` whose auth key is `[key]`.
     async fn add_device(store: &SqliteStore, name: &str, key: u8) -> DeviceName {
