@@ -31,11 +31,9 @@ impl PgDatabase {
         let name = format!("waas_test_{}", uuid::Uuid::new_v4().simple());
         admin(&server, format!("CREATE DATABASE {name}"));
         let (base, _) = server.rsplit_once('/').unwrap();
-        Self {
-            url: format!("{base}/{name}"),
-            server,
-            name,
-        }
+        let url = format!("{base}/{name}");
+        admin(&url, COMPAT.to_owned());
+        Self { url, server, name }
     }
 }
 
@@ -48,7 +46,7 @@ impl Drop for PgDatabase {
     }
 }
 
-/// Runs one statement on the server's maintenance database, on a thread and runtime of its own
+/// Runs statements on a database of the server (`url`), on a thread and runtime of its own
 /// (a test's runtime may be the caller's, and cannot be blocked on).
 fn admin(server: &str, statement: String) {
     let server = server.to_owned();
@@ -59,7 +57,7 @@ fn admin(server: &str, statement: String) {
             .unwrap()
             .block_on(async {
                 let mut connection = PgConnection::connect(&server).await?;
-                sqlx::query(AssertSqlSafe(statement.clone()))
+                sqlx::raw_sql(AssertSqlSafe(statement.clone()))
                     .execute(&mut connection)
                     .await?;
                 connection.close().await
@@ -97,4 +95,95 @@ pub async fn pg_dump(url: &str, skipped: &[&str]) -> String {
     }
     connection.close().await.unwrap();
     dump
+}
+
+/// The SQLite functions the tests' own SQL uses ([`pg_query`], [`pg_execute`]), in a schema of
+/// their own: the server never sees them (its tables are in `public`), nor does [`pg_dump`].
+const COMPAT: &str = r"
+    CREATE SCHEMA waas_test_compat;
+    CREATE FUNCTION waas_test_compat.quote(value bytea) RETURNS text LANGUAGE sql IMMUTABLE
+        AS $$ SELECT CASE WHEN value IS NULL THEN 'NULL'
+                          ELSE 'X''' || upper(encode(value, 'hex')) || '''' END $$;
+    CREATE FUNCTION waas_test_compat.hex(value bytea) RETURNS text LANGUAGE sql IMMUTABLE
+        AS $$ SELECT coalesce(upper(encode(value, 'hex')), '') $$;
+    CREATE FUNCTION waas_test_compat.ifnull(value text, otherwise text) RETURNS text
+        LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(value, otherwise) $$;
+    CREATE FUNCTION waas_test_compat.ifnull(value bigint, otherwise text) RETURNS text
+        LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(value::text, otherwise) $$;
+";
+
+/// A connection to `url` that finds the SQLite functions of [`COMPAT`].
+async fn compat_connection(url: &str) -> PgConnection {
+    let mut connection = PgConnection::connect(url).await.unwrap();
+    sqlx::query("SET search_path = public, waas_test_compat")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection
+}
+
+/// A test's SQL, written for SQLite, as PostgreSQL reads it: each `?` becomes its parameter as
+/// a quoted literal (PostgreSQL gives it the type its place needs, as SQLite's affinity does
+/// for text parameters), and a blob literal `x'…'` becomes a bytea one (`'\x…'`).
+fn to_postgres(sql: &str, params: &[&str]) -> String {
+    let mut out = String::new();
+    let mut params = params.iter();
+    let mut chars = sql.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '?' => {
+                let param = params.next().expect("fewer parameters than ?s");
+                out.push('\'');
+                out.push_str(&param.replace('\'', "''"));
+                out.push('\'');
+            }
+            '\'' => {
+                // A string literal, copied whole; right after a lone x, a blob.
+                let mut before = out.chars().rev();
+                let blob = matches!(before.next(), Some('x' | 'X'))
+                    && !before
+                        .next()
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_');
+                if blob {
+                    out.pop();
+                    out.push_str("'\\x");
+                } else {
+                    out.push('\'');
+                }
+                for c in chars.by_ref() {
+                    out.push(c);
+                    if c == '\'' {
+                        break;
+                    }
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    assert!(params.next().is_none(), "more parameters than ?s");
+    out
+}
+
+/// [`super::db_query`] on PostgreSQL.
+pub async fn pg_query(url: &str, sql: &str, params: &[&str]) -> Vec<String> {
+    let mut connection = compat_connection(url).await;
+    let statement = to_postgres(sql, params);
+    let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(statement.clone()))
+        .fetch_all(&mut connection)
+        .await
+        .unwrap_or_else(|error| panic!("{statement}: {error}"));
+    connection.close().await.unwrap();
+    rows
+}
+
+/// [`super::db_execute`] on PostgreSQL.
+pub async fn pg_execute(url: &str, sql: &str, params: &[&str]) -> u64 {
+    let mut connection = compat_connection(url).await;
+    let statement = to_postgres(sql, params);
+    let done = sqlx::query(AssertSqlSafe(statement.clone()))
+        .execute(&mut connection)
+        .await
+        .unwrap_or_else(|error| panic!("{statement}: {error}"));
+    connection.close().await.unwrap();
+    done.rows_affected()
 }

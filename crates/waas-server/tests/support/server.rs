@@ -64,13 +64,18 @@ impl TestServer {
         self.dir.path().join(file)
     }
 
-    /// The SQLite file. Tests that read or write it directly run on SQLite only.
+    /// The SQLite file (not on PostgreSQL: see [`Self::postgres_url`]).
     pub fn database(&self) -> PathBuf {
         assert!(
             self.postgres.is_none(),
-            "this test reads the SQLite file directly: it runs on SQLite only"
+            "the suite runs on PostgreSQL: there is no SQLite file"
         );
         self.path("waas.db")
+    }
+
+    /// The PostgreSQL database's URL, when the suite runs on PostgreSQL.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|database| database.url.as_str())
     }
 
     /// `--database`: the SQLite file, or the PostgreSQL database's URL.
@@ -273,7 +278,10 @@ impl TestServer {
 
     /// [`db_execute`](super::db_execute) on this server's database, while it runs.
     pub async fn db_execute(&self, sql: &str, params: &[&str]) -> u64 {
-        super::db_execute(&self.database(), sql, params).await
+        match self.postgres_url() {
+            Some(url) => super::postgres::pg_execute(url, sql, params).await,
+            None => super::db_execute(&self.database(), sql, params).await,
+        }
     }
 
     /// Adds `device` to `group` in the database, as AddDevice will: a second device of a group.
@@ -289,7 +297,10 @@ impl TestServer {
 
     /// [`db_query`](super::db_query) on this server's database, while it runs.
     pub async fn db_query(&self, sql: &str, params: &[&str]) -> Vec<String> {
-        super::db_query(&self.database(), sql, params).await
+        match self.postgres_url() {
+            Some(url) => super::postgres::pg_query(url, sql, params).await,
+            None => super::db_query(&self.database(), sql, params).await,
+        }
     }
 }
 
