@@ -1,12 +1,13 @@
 //! Persistence behind one trait, [`Store`], with two backends the services and handlers cannot
 //! tell apart: [`SqliteStore`], the embedded default, and [`PostgresStore`], for replicas
-//! sharing one database. What they share (values as text, rows as records) is in `rows.rs`.
+//! sharing one database. They share their SQL (`sql.rs`) and their reading of rows (`rows.rs`).
 //!
 //! The store holds what it is given: secrets arrive sealed (`*_sealed`, see `sealing.rs`) and
 //! the store never sees a key. Every method is one transaction.
 
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;
