@@ -68,6 +68,14 @@ run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk -p waas-mpc --lib 
   --target wasm32-unknown-unknown --quiet -- -D warnings &&
   cargo clippy -p waas-api --lib --target wasm32-unknown-unknown --quiet -- -D warnings'
 run_suite native-tests cargo cargo test --workspace
+# The server again, on PostgreSQL: a throwaway cluster (scripts/postgres.sh), the store's tests
+# (each in a database of its own) and every integration suite with each test server on a database
+# of its own (api.rs alone builds its app in-process on SQLite). A new suite is added here too.
+run_suite server-postgres cargo bash scripts/postgres.sh env WAAS_TEST_DATABASE=postgres bash -c '
+  cargo test -p waas-server --lib postgres &&
+  cargo test -p waas-server --test archive --test backup --test bad_input --test concurrency \
+    --test cors --test crash --test ethereum --test flow --test passcode --test process \
+    --test recovery --test review_fixes --test revoke'
 run_suite build check bash scripts/build.sh
 run_suite wasm-node cargo cargo test --target wasm32-unknown-unknown -p waas-sdk -p waas-mpc \
   --test sdk_node --test wasm_node

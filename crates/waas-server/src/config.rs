@@ -19,7 +19,9 @@ pub struct Config {
     #[arg(long, env = "WAAS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// The database: a SQLite file path, or a `sqlite:` URL. Created, with its folder, if missing.
+    /// The database: a SQLite file path or `sqlite:` URL (created, with its folder, if missing),
+    /// or a PostgreSQL URL, `postgres://user:password@host:port/database` (the database must
+    /// exist; its tables are created and migrated at start).
     #[arg(
         long,
         env = "WAAS_DATABASE",

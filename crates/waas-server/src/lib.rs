@@ -1,5 +1,6 @@
 //! The reference WaaS server: the REST API of `waas-api` and the server's side of every protocol of
-//! `waas-mpc`, persisted in an embedded SQLite database by default.
+//! `waas-mpc`, persisted in an embedded SQLite database by default, or in PostgreSQL
+//! (`--database postgres://…`), where several replicas may share one database.
 //!
 //! [`run`] is the whole server; [`app`] builds the router alone, for tests that call it in-process.
 
@@ -21,7 +22,7 @@ pub use api::{app, cors};
 pub use config::{Command, Config};
 pub use error::{ApiError, ServerError};
 pub use services::{Services, Settings};
-pub use store::{DEFAULT_POOL, SqliteStore, Store};
+pub use store::{DEFAULT_POOL, PostgresStore, SqliteStore, Store};
 
 /// Opens the database, binds the listener, serves until `shutdown` resolves, then closes the
 /// database cleanly.
@@ -35,7 +36,22 @@ pub async fn run(
     // Flags first, so a bad one stops the server before it creates any file.
     let cors = api::cors(&config.allowed_origins)
         .map_err(|error| ServerError::Config(error.to_string()))?;
-    let store = SqliteStore::open(&config.database).await?;
+    if store::is_postgres_url(&config.database) {
+        let store = PostgresStore::open(&config.database).await?;
+        serve(config, cors, store, shutdown).await
+    } else {
+        let store = SqliteStore::open(&config.database).await?;
+        serve(config, cors, store, shutdown).await
+    }
+}
+
+/// [`run`] on an open store.
+async fn serve<S: Store>(
+    config: Config,
+    cors: Option<tower_http::cors::CorsLayer>,
+    store: S,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     // Loaded at start so a missing or unsafe key fails now, not at the first operation.
     let (master_key, created) = sealing::MasterKey::load_or_create(&config.master_key_file)?;
     if created {
@@ -94,7 +110,7 @@ pub async fn run(
 /// their sessions), forgets passcode logins past their use and deletes the backups replaced for
 /// longer than the retention, so that no MPC session, login secret or replaced d_srv outlives
 /// its use. The first sweep runs at start.
-async fn expire_operations(services: Services<SqliteStore>) {
+async fn expire_operations<S: Store>(services: Services<S>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
     loop {
         every.tick().await;
@@ -117,10 +133,13 @@ pub async fn unlock_passcode(
     group: &waas_api::DeviceGroupName,
     device: &waas_api::DeviceName,
 ) -> Result<String, ServerError> {
-    let before = on_existing(database, async |store| {
-        store.unlock_passcode(group, device).await
-    })
-    .await?;
+    let before = if store::is_postgres_url(database) {
+        let store = PostgresStore::open_existing(database).await?;
+        closing(&store, store.unlock_passcode(group, device).await).await?
+    } else {
+        let store = SqliteStore::open_existing(database).await?;
+        closing(&store, store.unlock_passcode(group, device).await).await?
+    };
     Ok(match before {
         Some(before) => {
             tracing::info!(%group, %device, failures = before.failures, locked = before.locked, "unlocked the passcode");
@@ -138,10 +157,13 @@ pub async fn unlock_recovery(
     group: &waas_api::DeviceGroupName,
     backup: Option<&waas_api::MpcOperationName>,
 ) -> Result<String, ServerError> {
-    let before = on_existing(database, async |store| {
-        store.unlock_recovery(group, backup).await
-    })
-    .await?;
+    let before = if store::is_postgres_url(database) {
+        let store = PostgresStore::open_existing(database).await?;
+        closing(&store, store.unlock_recovery(group, backup).await).await?
+    } else {
+        let store = SqliteStore::open_existing(database).await?;
+        closing(&store, store.unlock_recovery(group, backup).await).await?
+    };
     if before.is_empty() {
         return Ok(match backup {
             Some(backup) => {
@@ -160,13 +182,11 @@ pub async fn unlock_recovery(
     Ok(lines.join("\n"))
 }
 
-/// Runs an operator command's `work` on the existing database `database`, then closes it.
-async fn on_existing<T>(
-    database: &str,
-    work: impl AsyncFnOnce(&SqliteStore) -> Result<T, store::StoreError>,
+/// Closes an operator command's store, then gives its `result`.
+async fn closing<T>(
+    store: &impl Store,
+    result: Result<T, store::StoreError>,
 ) -> Result<T, ServerError> {
-    let store = SqliteStore::open_existing(database).await?;
-    let result = work(&store).await;
     store.close().await;
     Ok(result?)
 }

@@ -16,8 +16,8 @@ use waas_mpc::{BackupContext, BackupRound1, BackupRound3, Role, ciphertexts_hash
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use waas_server::SqliteStore;
 use waas_server::store::{BackupRecord, Store};
+use waas_server::{PostgresStore, SqliteStore};
 
 use support::backup::{Backup, backup_op_of, full_backup, prepare_backup_call};
 use support::{PASSCODE, TestDevice, TestServer, default_pool, flip};
@@ -28,7 +28,7 @@ async fn backup_rows(server: &TestServer, group: &DeviceGroupName) -> Vec<String
         .db_query(
             "SELECT backup || '|' || device || '|' || epoch || '|' || hex(device_ciphertext)
                  || '|' || hex(server_ciphertext) FROM backups WHERE device_group = ?
-                 ORDER BY rowid",
+                 ORDER BY create_time_ms, backup",
             &[&group.to_string()],
         )
         .await
@@ -39,7 +39,8 @@ async fn replacements(server: &TestServer, group: &DeviceGroupName) -> Vec<Strin
     server
         .db_query(
             "SELECT backup || ' ' || ifnull('replaced by ' || replaced_by, 'current')
-                 FROM backups WHERE device_group = ? ORDER BY rowid",
+                 FROM backups WHERE device_group = ?
+                 ORDER BY create_time_ms, backup",
             &[&group.to_string()],
         )
         .await
@@ -61,9 +62,22 @@ async fn live_backup(
     retention: Duration,
 ) -> Option<BackupRecord> {
     let backup: MpcOperationName = backup.parse().unwrap();
-    let store = SqliteStore::open(server.database().to_str().unwrap())
-        .await
-        .unwrap();
+    match server.postgres_url() {
+        Some(url) => live_in(&PostgresStore::open(url).await.unwrap(), &backup, retention).await,
+        None => {
+            let database = server.database();
+            let store = SqliteStore::open(database.to_str().unwrap()).await.unwrap();
+            live_in(&store, &backup, retention).await
+        }
+    }
+}
+
+/// [`live_backup`] on an open store, which it closes.
+async fn live_in(
+    store: &impl Store,
+    backup: &MpcOperationName,
+    retention: Duration,
+) -> Option<BackupRecord> {
     let now = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -73,7 +87,7 @@ async fn live_backup(
     .unwrap();
     let retention = i64::try_from(retention.as_millis()).unwrap();
     let live = store
-        .live_backup(&backup.device_group_name(), &backup, now - retention)
+        .live_backup(&backup.device_group_name(), backup, now - retention)
         .await
         .unwrap();
     store.close().await;

@@ -19,7 +19,7 @@ use support::{PASSCODE, TestDevice, TestServer, Wallet, b64, default_pool, flip}
 async fn attempts(server: &TestServer, group: &DeviceGroupName, device: &TestDevice) -> String {
     let rows = server
         .db_query(
-            "SELECT failures || '|' || locked FROM passcode_attempts
+            "SELECT failures || '|' || CAST(locked AS INTEGER) FROM passcode_attempts
              WHERE device_group = ? AND device = ?",
             &[&group.to_string(), &device.name.to_string()],
         )
@@ -147,7 +147,7 @@ async fn a_registered_passcode_logs_in_and_wrong_ones_are_counted() {
     // Its state is gone, its session secret kept sealed for one use.
     let row = server
         .db_query(
-            "SELECT state || '|' || quote(state_sealed) || '|' || (session_sealed IS NOT NULL)
+            "SELECT state || '|' || quote(state_sealed) || '|' || CAST(session_sealed IS NOT NULL AS INTEGER)
              FROM passcode_logins WHERE id = ?",
             &[login.name.login().as_str()],
         )

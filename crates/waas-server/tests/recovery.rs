@@ -257,7 +257,8 @@ async fn recover(device: &TestDevice, owned: &Owned) -> Pairing {
 async fn recovery_count(server: &TestServer, group: &DeviceGroupName) -> Vec<String> {
     server
         .db_query(
-            "SELECT failures || '|' || locked FROM recovery_attempts WHERE device_group = ?",
+            "SELECT failures || '|' || CAST(locked AS INTEGER) FROM recovery_attempts
+             WHERE device_group = ?",
             &[&group.to_string()],
         )
         .await
@@ -267,7 +268,8 @@ async fn recovery_count(server: &TestServer, group: &DeviceGroupName) -> Vec<Str
 async fn backup_count(server: &TestServer, backup: &str) -> Vec<String> {
     server
         .db_query(
-            "SELECT failures || '|' || locked FROM recovery_attempts WHERE backup = ?",
+            "SELECT failures || '|' || CAST(locked AS INTEGER) FROM recovery_attempts
+             WHERE backup = ?",
             &[backup],
         )
         .await

@@ -1,10 +1,16 @@
-//! Persistence behind one trait, [`Store`], so a PostgreSQL backend can follow without touching
-//! the services or the handlers. [`SqliteStore`] is the embedded default.
+//! Persistence behind one trait, [`Store`], with two backends the services and handlers cannot
+//! tell apart: [`SqliteStore`], the embedded default, and [`PostgresStore`], for replicas
+//! sharing one database. They share their SQL (`sql.rs`) and their reading of rows (`rows.rs`).
 //!
 //! The store holds what it is given: secrets arrive sealed (`*_sealed`, see `sealing.rs`) and
 //! the store never sees a key. Every method is one transaction.
 
+mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 
@@ -15,6 +21,7 @@ use waas_api::{
     PasscodeLoginName, PoolName,
 };
 
+pub use postgres::{PostgresStore, is_postgres_url};
 pub use sqlite::SqliteStore;
 
 /// The pool every fresh server has, so the demo works without an operator step.

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 /// Tables left out: the ids of used request tokens are recorded by design, even for requests
 /// that are then refused.
-const SKIPPED: &[&str] = &["request_tokens"];
+pub(super) const SKIPPED: &[&str] = &["request_tokens"];
 
 /// Every row of every table (but [`SKIPPED`]), one line per row, each value SQL-quoted, in rowid
 /// order. Read through a separate connection while the server runs (the database is in WAL mode,

@@ -16,6 +16,7 @@ mod db;
 mod device;
 pub mod eth;
 pub mod passcode;
+mod postgres;
 mod server;
 mod started;
 
@@ -23,6 +24,7 @@ pub use client::{Auth, Call, Client, Raw, Signer, b64, mint, random_hex, sha256}
 pub use db::{db_dump, db_execute, db_query};
 pub use device::{ApiKeyClient, DeviceKeys, Signed, TestDevice, Wallet, reply};
 pub use passcode::{Login, PASSCODE, archive_op_of};
+pub use postgres::{PgDatabase, on_postgres};
 pub use server::TestServer;
 pub use started::{StartedKeygen, StartedSigning, flip, mpc_operation_of};
 

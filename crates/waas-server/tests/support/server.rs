@@ -29,6 +29,9 @@ pub struct DevApiKey {
 /// is printed so the failure comes with the server's side of the story.
 pub struct TestServer {
     dir: tempfile::TempDir,
+    /// Its database when the suite runs on PostgreSQL ([`super::on_postgres`]); else a SQLite
+    /// file in `dir`.
+    postgres: Option<super::PgDatabase>,
     child: Option<Child>,
     /// Shared with every client made from this server: a restart picks a new port (port 0), and
     /// clients follow it without being rebuilt.
@@ -47,6 +50,7 @@ impl TestServer {
     pub fn start_with(extra_args: &[&str]) -> Self {
         let mut server = Self {
             dir: tempfile::tempdir().unwrap(),
+            postgres: super::on_postgres().then(super::PgDatabase::create),
             child: None,
             base: Arc::new(RwLock::new(String::new())),
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
@@ -60,9 +64,26 @@ impl TestServer {
         self.dir.path().join(file)
     }
 
-    /// The SQLite file.
+    /// The SQLite file (not on PostgreSQL: see [`Self::postgres_url`]).
     pub fn database(&self) -> PathBuf {
+        assert!(
+            self.postgres.is_none(),
+            "the suite runs on PostgreSQL: there is no SQLite file"
+        );
         self.path("waas.db")
+    }
+
+    /// The PostgreSQL database's URL, when the suite runs on PostgreSQL.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|database| database.url.as_str())
+    }
+
+    /// `--database`: the SQLite file, or the PostgreSQL database's URL.
+    fn database_arg(&self) -> std::ffi::OsString {
+        match &self.postgres {
+            Some(database) => database.url.clone().into(),
+            None => self.path("waas.db").into(),
+        }
     }
 
     fn spawn(&mut self) {
@@ -73,7 +94,7 @@ impl TestServer {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--database")
-            .arg(self.database())
+            .arg(self.database_arg())
             .arg("--master-key-file")
             .arg(self.path("master.key"))
             .arg("--dev-api-key-file")
@@ -173,7 +194,10 @@ impl TestServer {
 
     /// [`db_dump`] of this server's database.
     pub async fn db_dump(&self) -> String {
-        db_dump(&self.database()).await
+        match &self.postgres {
+            Some(database) => super::postgres::pg_dump(&database.url, super::db::SKIPPED).await,
+            None => db_dump(&self.database()).await,
+        }
     }
 
     /// Sends `call` between two [`db_dump`]s: it must be refused as `code`, and change nothing.
@@ -235,7 +259,7 @@ impl TestServer {
             .args(args)
             // The server's own data flags, as an operator would pass them.
             .arg("--database")
-            .arg(self.database())
+            .arg(self.database_arg())
             .arg("--master-key-file")
             .arg(self.path("master.key"))
             .env("WAAS_LOG", "warn")
@@ -254,7 +278,10 @@ impl TestServer {
 
     /// [`db_execute`](super::db_execute) on this server's database, while it runs.
     pub async fn db_execute(&self, sql: &str, params: &[&str]) -> u64 {
-        super::db_execute(&self.database(), sql, params).await
+        match self.postgres_url() {
+            Some(url) => super::postgres::pg_execute(url, sql, params).await,
+            None => super::db_execute(&self.database(), sql, params).await,
+        }
     }
 
     /// Adds `device` to `group` in the database, as AddDevice will: a second device of a group.
@@ -270,12 +297,16 @@ impl TestServer {
 
     /// [`db_query`](super::db_query) on this server's database, while it runs.
     pub async fn db_query(&self, sql: &str, params: &[&str]) -> Vec<String> {
-        super::db_query(&self.database(), sql, params).await
+        match self.postgres_url() {
+            Some(url) => super::postgres::pg_query(url, sql, params).await,
+            None => super::db_query(&self.database(), sql, params).await,
+        }
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // The process first; its database (a field) is dropped after this body.
         self.kill();
         if std::thread::panicking() {
             eprintln!("{}", self.logs());

@@ -1,0 +1,186 @@
+//! PostgreSQL, for several replicas on one database (`--database postgres://…`). The schema
+//! lives in `migrations-postgres/`, numbered as SQLite's `migrations/` (each file the same
+//! change), and is applied at start under sqlx's migration lock, so replicas starting together
+//! migrate once.
+//!
+//! SQLite has one writer at a time, so a read followed by a write in one of its transactions
+//! sees nothing change in between. PostgreSQL runs transactions at once (READ COMMITTED here),
+//! so every read-modify-write of this store holds the rows it decides on:
+//! - compare-and-set updates (`UPDATE … WHERE round = $n`, a login `WHERE state = 'FINISHED'`)
+//!   lock the row and re-check their condition on its latest version, as they did;
+//! - inserts guarded by a unique key (`ON CONFLICT`, request tokens, pairings, keys) conflict
+//!   with the row another transaction inserts, committed or not;
+//! - a read whose answer a write depends on takes a row lock (`FOR UPDATE`, `FOR SHARE`), and
+//!   where the row may not exist yet (a first passcode or recovery attempt, a first request
+//!   id), a transaction-scoped advisory lock on its key ([`lock_key`]);
+//! - locks are taken in one order, device, then group, then the rest, so that exchange steps,
+//!   revocations and passcode resets wait for each other instead of deadlocking.
+//!
+//! Every connection runs with `synchronous_commit = on`, whatever the server's default: a commit
+//! is on disk before the caller answers (what SQLite's `synchronous = FULL` commits give).
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::{Connection, PgPool, Row};
+use waas_api::resources::{DeviceGroupEventType, DeviceState};
+use waas_api::{
+    DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName, OperationName,
+    PasscodeLoginName, PoolName,
+};
+
+use super::rows::{
+    address_row, attempts_row, backup_row, device_row, device_state, device_state_text,
+    epoch_value, event_kind, event_text, group_state, key_row, kind_text, login_row, next_version,
+    operation_row, pairing_state, parse, state_text, stored_i64, stored_u64,
+};
+use super::sql::Lock;
+use super::{
+    AddressRecord, Attempts, BackupRecord, Committed, Created, DEFAULT_POOL, DeviceRecord,
+    GroupEventRecord, GroupRecord, KeyRecord, LoginOutcome, LoginRecord, LoginUse, NewLogin,
+    NewOperation, NewWallet, OperationKind, OperationRecord, OperationState, PairingRecord,
+    PasscodeRecord, PoolRecord, Revocation, StepEffect, StepUpdate, Store, StoreError,
+    WalletRecord,
+};
+use crate::ServerError;
+use crate::time::now_ms;
+
+/// The PostgreSQL store: a pool of connections, cheap to clone, shared by every request. It
+/// keeps nothing between calls: every answer comes from the database, so replicas agree.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    /// The same pool: the shared SQL writes single statements through `writer`.
+    writer: PgPool,
+}
+
+/// Whether `--database` names a PostgreSQL database.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+impl PostgresStore {
+    /// Connects to the database of `--database` (a `postgres://` URL; the database must exist),
+    /// migrates it to the current schema and makes sure `pools/default` exists.
+    pub async fn open(database: &str) -> Result<Self, ServerError> {
+        let options = connect_options(database)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations-postgres").run(&pool).await?;
+        let store = Self {
+            writer: pool.clone(),
+            pool,
+        };
+        store.ensure_default_pool().await?;
+        Ok(store)
+    }
+
+    /// Opens the database of an operator command: as [`Self::open`] (a PostgreSQL database is
+    /// never created by connecting to it, so a mistyped name fails there).
+    pub async fn open_existing(database: &str) -> Result<Self, ServerError> {
+        Self::open(database).await
+    }
+
+    async fn ensure_default_pool(&self) -> Result<(), StoreError> {
+        let created = self
+            .create_pool(&PoolRecord {
+                name: DEFAULT_POOL
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("default pool name".into()))?,
+                display_name: "Default pool".into(),
+                create_time_ms: now_ms(),
+                export_enabled: true,
+            })
+            .await?;
+        if created {
+            tracing::info!(pool = DEFAULT_POOL, "created the default pool");
+        }
+        Ok(())
+    }
+
+    /// Starts a transaction (READ COMMITTED: see the module's notes on locking).
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Runs `write` on a connection of its own (SQLite's store switches its writer to
+    /// `synchronous = FULL` here; every PostgreSQL connection commits durably already).
+    async fn write_durably<T, E: From<StoreError>>(
+        &self,
+        write: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut connection = self.pool.acquire().await.map_err(StoreError::from)?;
+        write(&mut connection).await
+    }
+}
+
+/// The connection options of a `postgres://` URL, with durable commits.
+fn connect_options(database: &str) -> Result<PgConnectOptions, ServerError> {
+    if !is_postgres_url(database) {
+        return Err(ServerError::UnsupportedDatabase(database.to_owned()));
+    }
+    Ok(PgConnectOptions::from_str(database)?
+        .options([("synchronous_commit", "on")])
+        .application_name("waas-server"))
+}
+
+/// Starts a transaction on `connection`.
+async fn begin_immediate(
+    connection: &mut PgConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
+    Ok(connection.begin().await?)
+}
+
+/// Locks a group's row until the transaction ends (`FOR NO KEY UPDATE`): exchange steps with an
+/// effect on the group, and passcode resets, take it before they write, so they run one at a
+/// time per group, as SQLite's single writer ran them.
+async fn lock_group(connection: &mut PgConnection, group: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT name FROM device_groups WHERE name = $1 FOR NO KEY UPDATE")
+        .bind(group)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Share-locks, in name order, the devices a passcode reset of `group` reads or changes the
+/// rows of: its members, and the devices with open operations or logins in it. A revocation
+/// (which locks its device first, `FOR UPDATE`) either finishes before or waits.
+async fn lock_group_devices(connection: &mut PgConnection, group: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "SELECT name FROM devices WHERE name IN (
+             SELECT device FROM device_group_devices WHERE device_group = $1
+             UNION SELECT device FROM operations
+                 WHERE device_group = $1 AND state IN ('PENDING', 'RUNNING')
+             UNION SELECT device FROM passcode_logins
+                 WHERE device_group = $1 AND state IN ('STARTED', 'FINISHED'))
+         ORDER BY name FOR SHARE",
+    )
+    .bind(group)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Takes a transaction-scoped advisory lock on `key` (released at commit or rollback): it guards
+/// a row that may not exist yet, which `FOR UPDATE` cannot lock. The key is hashed to 64 bits;
+/// a collision only makes two unrelated writers wait for each other.
+async fn lock_key(connection: &mut PgConnection, key: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+super::sql::sql_store!(
+    store: PostgresStore,
+    database: sqlx::Postgres,
+    connection: PgConnection,
+    order: "seq",
+    for_update: " FOR UPDATE",
+    for_share: " FOR SHARE",
+    for_share_of_device: " FOR SHARE OF d",
+    for_no_key_update: " FOR NO KEY UPDATE",
+);
