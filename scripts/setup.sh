@@ -25,6 +25,22 @@ for component in rustfmt clippy; do
   fi
 done
 
+step "Rust nightly and cargo-fuzz (the fuzz suite, fuzz/README.md)"
+# libFuzzer's instrumentation needs nightly; the project itself builds on stable.
+if rustup toolchain list | grep -q '^nightly-'; then
+  skip "$(rustc +nightly --version)"
+else
+  rustup toolchain install nightly --profile minimal
+fi
+cargo_fuzz_version=0.13.2
+have=$(cargo fuzz --version 2>/dev/null | awk '{ print $2 }' || true)
+if [ "$have" = "$cargo_fuzz_version" ]; then
+  skip "cargo-fuzz $have"
+else
+  echo "    installing cargo-fuzz $cargo_fuzz_version (found: ${have:-none}); this takes a minute or two"
+  cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked --force --quiet
+fi
+
 step "wasm-bindgen-cli at the Cargo.lock version"
 # The CLI must match the wasm-bindgen crate exactly, or the generated glue does not fit the module.
 if [ ! -f Cargo.lock ]; then cargo generate-lockfile; fi

@@ -85,6 +85,9 @@ run_suite typescript check bash -c 'node_modules/.bin/tsc -p www && node_modules
 # resolve features differently and recompile its dependencies).
 run_suite e2e-playwright node bash -c '{ [ -x target/debug/waas-server ] || cargo build --quiet -p waas-server; } &&
   node --test --test-reporter=spec --test-concurrency=1 tests/e2e/*.test.mjs'
+# Every fuzz target for a few seconds from its committed corpus (fuzz/README.md): its own
+# nightly build in fuzz/target, so it shares nothing with the suites above.
+run_suite fuzz check bash scripts/fuzz.sh
 
 step "summary (logs in $logs/)"
 printf '%-22s %-22s %-26s %5s\n' suite result tests time

@@ -675,12 +675,21 @@ impl BackupString {
         ] {
             bytes.extend_from_slice(field);
         }
-        let check = string_checksum(&bytes);
-        bytes.extend_from_slice(&check);
-        Ok(Zeroizing::new(format!(
+        Ok(Self::text_of(&bytes))
+    }
+
+    /// The string of a content (version and body): the prefix, then Base58 of the content and
+    /// its checksum. Public for the fuzz target only, which needs strings whose checksum holds
+    /// to reach the body's decoder behind it.
+    #[doc(hidden)]
+    pub fn text_of(content: &[u8]) -> Zeroizing<String> {
+        let mut bytes = Zeroizing::new(Vec::with_capacity(content.len() + 4));
+        bytes.extend_from_slice(content);
+        bytes.extend_from_slice(&string_checksum(content));
+        Zeroizing::new(format!(
             "{STRING_PREFIX}{}",
             bs58::encode(&bytes[..]).into_string()
-        )))
+        ))
     }
 
     /// Reads a string made by [`Self::encode`]; every point and the decryption half are checked.

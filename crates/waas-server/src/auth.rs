@@ -10,8 +10,7 @@ use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use waas_api::auth::{
-    ALGORITHM, CLOCK_LEEWAY_SECS, MAX_JTI_LEN, MAX_TOKEN_LIFETIME_SECS, RequestClaims, TokenHeader,
-    reason,
+    CLOCK_LEEWAY_SECS, MAX_JTI_LEN, MAX_TOKEN_LIFETIME_SECS, RequestToken, reason,
 };
 use waas_api::resources::DeviceState;
 use waas_api::{DeviceName, RegistrationData, ResourceId};
@@ -19,9 +18,6 @@ use zeroize::Zeroizing;
 
 use crate::store::{DeviceRecord, Store};
 use crate::{ApiError, ServerError};
-
-/// The longest token accepted, in bytes: a bound on the work an unauthenticated caller causes.
-const MAX_TOKEN_LEN: usize = 4096;
 
 /// Who made a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,20 +65,11 @@ pub(crate) async fn authenticate<S: Store>(
         .ok_or_else(|| {
             ApiError::unauthenticated("missing `Authorization: Bearer <token>` header")
         })?;
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(ApiError::unauthenticated("the token is too long"));
-    }
-    let mut parts = token.split('.');
-    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ApiError::unauthenticated("the token is not a compact JWS"));
-    };
-    let header: TokenHeader = decode_json(header_b64)?;
-    if header.alg != ALGORITHM || header.typ.as_deref().is_some_and(|typ| typ != "JWT") {
-        return Err(ApiError::unauthenticated("the token must be an ES256 JWT"));
-    }
-    let claims: RequestClaims = decode_json(claims_b64)?;
+    let RequestToken {
+        claims,
+        signed,
+        signature: signature_b64,
+    } = RequestToken::parse(token).map_err(|error| ApiError::unauthenticated(error.to_string()))?;
 
     if claims.aud != audience {
         return Err(ApiError::unauthenticated(
@@ -131,7 +118,6 @@ pub(crate) async fn authenticate<S: Store>(
         .ok()
         .and_then(|bytes| p256::ecdsa::Signature::from_slice(&bytes).ok())
         .ok_or_else(|| ApiError::unauthenticated("the token's signature is malformed"))?;
-    let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
     key.verify(signed.as_bytes(), &signature)
         .map_err(|_| ApiError::unauthenticated("the token's signature does not verify"))?;
     // Only after the signature: nobody but the device itself learns that it was revoked.
@@ -159,14 +145,6 @@ pub(crate) async fn authenticate<S: Store>(
 /// The refusal of a revoked device's requests, with a reason the SDK reports as DEVICE_REVOKED.
 pub(crate) fn revoked() -> ApiError {
     ApiError::denied("the device has been revoked").with_reason(reason::DEVICE_REVOKED)
-}
-
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, ApiError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| ApiError::unauthenticated("the token is not base64url"))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|_| ApiError::unauthenticated("the token's header or claims are malformed"))
 }
 
 /// The principal a token subject names, with its public key and whether it may still act.
