@@ -17,6 +17,7 @@ mod device;
 pub mod eth;
 pub mod passcode;
 mod postgres;
+pub mod recovery;
 mod server;
 mod started;
 
