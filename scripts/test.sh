@@ -67,7 +67,9 @@ run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk -p waas-mpc --lib 
   cargo clippy -p waas-sdk --lib --tests --features rare-flows \
   --target wasm32-unknown-unknown --quiet -- -D warnings &&
   cargo clippy -p waas-api --lib --target wasm32-unknown-unknown --quiet -- -D warnings'
-run_suite native-tests cargo cargo test --workspace
+# Under a throwaway PostgreSQL cluster (scripts/postgres.sh): the replica suite (tests/replicas.rs)
+# runs two servers on one PostgreSQL database whatever the other suites run on.
+run_suite native-tests cargo bash scripts/postgres.sh cargo test --workspace
 # The server again, on PostgreSQL: a throwaway cluster (scripts/postgres.sh), the store's tests
 # (each in a database of its own) and every integration suite with each test server on a database
 # of its own (api.rs alone builds its app in-process on SQLite). A new suite is added here too.

@@ -20,7 +20,7 @@ use waas_server::store::{BackupRecord, Store};
 use waas_server::{PostgresStore, SqliteStore};
 
 use support::backup::{Backup, backup_op_of, full_backup, prepare_backup_call};
-use support::{PASSCODE, TestDevice, TestServer, default_pool, flip};
+use support::{PASSCODE, TestDevice, TestServer, default_pool, flip, revoke_call};
 
 /// The group's backups rows, oldest first: the backup's id, device, epoch, and (hex) ct_x, ct_s.
 async fn backup_rows(server: &TestServer, group: &DeviceGroupName) -> Vec<String> {
@@ -595,15 +595,8 @@ async fn a_revocation_leaves_the_backup() {
     let group = &wallet.device_group;
     let (backup, ct_x, ct_s) = full_backup(&device, &wallet).await;
 
-    let revoked: waas_api::resources::Device = device
-        .client
-        .post("/v1/device:revoke")
-        .json(&RevokeDeviceRequest {
-            name: device.name.clone(),
-            login: None,
-        })
-        .ok()
-        .await;
+    let revoked: waas_api::resources::Device =
+        revoke_call(&device.client, &device.name, None).ok().await;
     assert_eq!(revoked.state, waas_api::resources::DeviceState::Revoked);
     // The server's halves of the pairings are gone; the backup (what recovery needs) stays.
     let pairings = server

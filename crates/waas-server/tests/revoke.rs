@@ -8,23 +8,10 @@ mod support;
 
 use waas_api::auth::reason::DEVICE_REVOKED;
 use waas_api::passcode::reason::LOGIN_INVALID;
-use waas_api::resources::{Device, DeviceState, RevokeDeviceRequest};
+use waas_api::resources::{Device, DeviceState};
 use waas_api::{DeviceName, ErrorCode, PasscodeLoginName};
 
-use support::{Call, Client, PASSCODE, TestDevice, TestServer};
-
-/// RevokeDevice of `device` by whoever `client` signs as, with a step-up login or none; built
-/// but not sent.
-fn revoke_call<'a>(
-    client: &'a Client,
-    device: &DeviceName,
-    login: Option<&PasscodeLoginName>,
-) -> Call<'a> {
-    client.post("/v1/device:revoke").json(&RevokeDeviceRequest {
-        name: device.clone(),
-        login: login.cloned(),
-    })
-}
+use support::{PASSCODE, TestDevice, TestServer, revoke_call};
 
 /// How many of the server's pairing halves `device` has.
 async fn pairings_of(server: &TestServer, device: &TestDevice) -> Vec<String> {

@@ -1,8 +1,8 @@
 //! Signed HTTP calls: ES256 request tokens minted for each request, and raw responses that keep
 //! the request with them so a failed assertion shows both.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -16,7 +16,7 @@ use sha2::Digest as _;
 use waas_api::auth::{MAX_TOKEN_LIFETIME_SECS, RequestClaims};
 use waas_api::{ErrorBody, ErrorCode};
 
-use super::AUDIENCE;
+use super::{AUDIENCE, Route};
 
 /// Unpadded base64url, the encoding of tokens, registration data and protocol messages.
 pub fn b64(bytes: &[u8]) -> String {
@@ -116,13 +116,13 @@ pub enum Auth {
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: Arc<RwLock<String>>,
+    route: Route,
     signer: Option<Arc<Signer>>,
 }
 
 impl Client {
-    /// A client for the server at `base` (which follows restarts).
-    pub fn new(base: Arc<RwLock<String>>, signer: Option<Signer>) -> Self {
+    /// A client for the servers of `route` (which follows restarts).
+    pub fn new(route: Route, signer: Option<Signer>) -> Self {
         let http = reqwest::Client::builder()
             // Plain HTTP to 127.0.0.1: never through a proxy from the environment.
             .no_proxy()
@@ -132,7 +132,7 @@ impl Client {
             .unwrap();
         Self {
             http,
-            base,
+            route,
             signer: signer.map(Arc::new),
         }
     }
@@ -228,7 +228,8 @@ impl Call<'_> {
             }
             (Auth::Claims(_), None) => panic!("Auth::Claims needs a client with a signer"),
         };
-        let url = format!("{}{path}", client.base.read().unwrap());
+        let (server, base) = client.route.pick();
+        let url = format!("{base}{path}");
         let mut request = client.http.request(method.clone(), &url);
         if let Some(value) = authorization {
             request = request.header("authorization", value);
@@ -249,6 +250,7 @@ impl Call<'_> {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let response_body = response.bytes().await.unwrap().to_vec();
+        client.route.answered(&server, &path);
         Raw {
             request: format!("{method} {path}"),
             request_body: excerpt(&body),

@@ -1,7 +1,7 @@
 //! The native test device: its keys, its registration, a typed helper for every route, and its
 //! side of key generation and signing, driven over HTTP exactly as the browser SDK will.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,13 +16,14 @@ use waas_api::resources::{
 };
 use waas_api::{
     DeviceGroupName, DeviceName, MpcKeyName, MpcOperationName, MpcWalletName, OperationName,
-    PoolName, RegistrationData,
+    PasscodeLoginName, PoolName, RegistrationData,
 };
 use waas_mpc::{Keygen, Pairing, SessionId, Signing, SigningRequest};
 
 use super::client::{Auth, Call, Client, Raw, Signer, b64};
 use super::default_pool;
 use super::eth::{hex0x, hex32};
+use super::route::Route;
 use super::server::DevApiKey;
 
 /// A secret from 32 random bytes, drawn again in the (negligible) case they are not a valid scalar.
@@ -114,6 +115,21 @@ pub struct Signed {
     pub derivation_path: Vec<u32>,
 }
 
+/// RevokeDevice of `device` by whoever `client` signs as, with a step-up login or none; built
+/// but not sent.
+pub fn revoke_call<'a>(
+    client: &'a Client,
+    device: &DeviceName,
+    login: Option<&PasscodeLoginName>,
+) -> Call<'a> {
+    client
+        .post("/v1/device:revoke")
+        .json(&waas_api::resources::RevokeDeviceRequest {
+            name: device.clone(),
+            login: login.cloned(),
+        })
+}
+
 /// The decoded reply of an exchange, panicking with the request if there is none.
 pub fn reply(response: &ExchangeResponse, round: u8) -> Vec<u8> {
     assert_eq!(response.round, Some(round), "{response:?}");
@@ -157,15 +173,15 @@ pub struct TestDevice {
 
 impl TestDevice {
     /// Makes fresh keys and registers them.
-    pub async fn register(base: Arc<RwLock<String>>) -> Self {
+    pub async fn register(route: Route) -> Self {
         let keys = DeviceKeys::random();
-        let device: Device = Client::new(base.clone(), None)
+        let device: Device = Client::new(route.clone(), None)
             .post("/v1/device:register")
             .json(&keys.register_request())
             .ok()
             .await;
         let client = Client::new(
-            base,
+            route,
             Some(Signer::new(keys.auth.clone(), device.name.to_string())),
         );
         Self {
@@ -574,11 +590,11 @@ pub struct ApiKeyClient {
 
 impl ApiKeyClient {
     /// From the dev API key file.
-    pub fn new(base: Arc<RwLock<String>>, key: &DevApiKey) -> Self {
+    pub fn new(route: Route, key: &DevApiKey) -> Self {
         let signing_key = p256::ecdsa::SigningKey::from_pkcs8_pem(&key.private_key).unwrap();
         Self {
             name: key.name.clone(),
-            client: Client::new(base, Some(Signer::new(signing_key, key.name.clone()))),
+            client: Client::new(route, Some(Signer::new(signing_key, key.name.clone()))),
         }
     }
 

@@ -18,14 +18,16 @@ pub mod eth;
 pub mod passcode;
 mod postgres;
 pub mod recovery;
+mod route;
 mod server;
 mod started;
 
 pub use client::{Auth, Call, Client, Raw, Signer, b64, mint, random_hex, sha256};
 pub use db::{db_dump, db_execute, db_query};
-pub use device::{ApiKeyClient, DeviceKeys, Signed, TestDevice, Wallet, reply};
+pub use device::{ApiKeyClient, DeviceKeys, Signed, TestDevice, Wallet, reply, revoke_call};
 pub use passcode::{Login, PASSCODE, archive_op_of};
 pub use postgres::{PgDatabase, on_postgres};
+pub use route::{Address, Route, Trap};
 pub use server::TestServer;
 pub use started::{StartedKeygen, StartedSigning, flip, mpc_operation_of};
 

@@ -1,4 +1,5 @@
-//! A `waas-server` process on a temporary folder, killed (SIGKILL) and restarted on the same files.
+//! A `waas-server` process on a temporary folder, killed (SIGKILL) and restarted on the same files;
+//! on PostgreSQL, replicas of it: more processes on the same database and keys.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -10,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use waas_api::ErrorCode;
 
-use super::{AUDIENCE, ApiKeyClient, Call, Client, Raw, TestDevice, db_dump};
+use super::{AUDIENCE, ApiKeyClient, Call, Client, PgDatabase, Raw, Route, TestDevice, db_dump};
 
 /// How long the server may take to print its first line (it creates and migrates the database).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,10 +29,15 @@ pub struct DevApiKey {
 /// A running server. Dropping it kills the process; if the test is panicking, the server's stderr
 /// is printed so the failure comes with the server's side of the story.
 pub struct TestServer {
-    dir: tempfile::TempDir,
-    /// Its database when the suite runs on PostgreSQL ([`super::on_postgres`]); else a SQLite
-    /// file in `dir`.
-    postgres: Option<super::PgDatabase>,
+    /// Its keys, logs and SQLite file; shared with its replicas.
+    dir: Arc<tempfile::TempDir>,
+    /// Its database when it runs on PostgreSQL ([`super::on_postgres`], [`Self::on_postgres`]);
+    /// else a SQLite file in `dir`. Shared with its replicas, dropped after the last.
+    postgres: Option<Arc<PgDatabase>>,
+    /// `server` for the first process on these files, `replica-N` for the others (log names).
+    label: String,
+    /// How many replicas were made of it (for their labels).
+    replicas: usize,
     child: Option<Child>,
     /// Shared with every client made from this server: a restart picks a new port (port 0), and
     /// clients follow it without being rebuilt.
@@ -48,9 +54,26 @@ impl TestServer {
 
     /// Starts a server on fresh files with extra flags (e.g. `--allowed-origin`).
     pub fn start_with(extra_args: &[&str]) -> Self {
+        Self::start_on(super::on_postgres(), extra_args)
+    }
+
+    /// Starts a server on a fresh PostgreSQL database, whatever the suite runs on (replicas
+    /// need one): the test PostgreSQL server must be there (`scripts/postgres.sh`).
+    pub fn on_postgres() -> Self {
+        Self::on_postgres_with(&[])
+    }
+
+    /// [`Self::on_postgres`] with extra flags.
+    pub fn on_postgres_with(extra_args: &[&str]) -> Self {
+        Self::start_on(true, extra_args)
+    }
+
+    fn start_on(postgres: bool, extra_args: &[&str]) -> Self {
         let mut server = Self {
-            dir: tempfile::tempdir().unwrap(),
-            postgres: super::on_postgres().then(super::PgDatabase::create),
+            dir: Arc::new(tempfile::tempdir().unwrap()),
+            postgres: postgres.then(|| Arc::new(PgDatabase::create())),
+            label: "server".to_owned(),
+            replicas: 0,
             child: None,
             base: Arc::new(RwLock::new(String::new())),
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
@@ -58,6 +81,28 @@ impl TestServer {
         };
         server.spawn();
         server
+    }
+
+    /// Starts another process on this server's database, master key and flags: a replica,
+    /// stateless as the first one. PostgreSQL only (a SQLite file has one server).
+    pub fn replica(&mut self) -> Self {
+        assert!(
+            self.postgres.is_some(),
+            "replicas share a PostgreSQL database: start with TestServer::on_postgres"
+        );
+        self.replicas += 1;
+        let mut replica = Self {
+            dir: self.dir.clone(),
+            postgres: self.postgres.clone(),
+            label: format!("replica-{}", self.replicas),
+            replicas: 0,
+            child: None,
+            base: Arc::new(RwLock::new(String::new())),
+            extra_args: self.extra_args.clone(),
+            starts: 0,
+        };
+        replica.spawn();
+        replica
     }
 
     fn path(&self, file: &str) -> PathBuf {
@@ -89,7 +134,7 @@ impl TestServer {
     fn spawn(&mut self) {
         self.starts += 1;
         // One stderr file per start, so a crash test shows each run's logs apart.
-        let log = File::create(self.path(&format!("server-{}.log", self.starts))).unwrap();
+        let log = File::create(self.log_path(self.starts)).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_waas-server"))
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -155,6 +200,21 @@ impl TestServer {
         self.base.read().unwrap().clone()
     }
 
+    /// Where clients of this server send: to it alone.
+    pub fn route(&self) -> Route {
+        Route::to(self.base.clone())
+    }
+
+    /// Where clients of these replicas send: to each in turn.
+    pub fn route_across(servers: &[&TestServer]) -> Route {
+        Route::across(servers.iter().map(|server| server.base.clone()).collect())
+    }
+
+    /// Its address, as a [`Route`] holds it.
+    pub fn address(&self) -> super::Address {
+        self.base.clone()
+    }
+
     /// The process id (for `/proc/<pid>/stat`).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap()
@@ -164,11 +224,15 @@ impl TestServer {
     pub fn logs(&self) -> String {
         (1..=self.starts)
             .map(|start| {
-                let text = std::fs::read_to_string(self.path(&format!("server-{start}.log")))
-                    .unwrap_or_default();
-                format!("--- server stderr, start {start} ---\n{text}")
+                let text = std::fs::read_to_string(self.log_path(start)).unwrap_or_default();
+                format!("--- {} stderr, start {start} ---\n{text}", self.label)
             })
             .collect()
+    }
+
+    /// The stderr file of one start.
+    fn log_path(&self, start: usize) -> PathBuf {
+        self.path(&format!("{}-{start}.log", self.label))
     }
 
     /// The dev API key the server created on first start.
@@ -179,17 +243,17 @@ impl TestServer {
 
     /// A client without credentials (public routes, and negative tests that add their own).
     pub fn anonymous(&self) -> Client {
-        Client::new(self.base.clone(), None)
+        Client::new(self.route(), None)
     }
 
     /// A client that signs with the dev API key.
     pub fn api_key(&self) -> ApiKeyClient {
-        ApiKeyClient::new(self.base.clone(), &self.dev_api_key())
+        ApiKeyClient::new(self.route(), &self.dev_api_key())
     }
 
     /// A new device (fresh keys), registered.
     pub async fn device(&self) -> TestDevice {
-        TestDevice::register(self.base.clone()).await
+        TestDevice::register(self.route()).await
     }
 
     /// [`db_dump`] of this server's database.
