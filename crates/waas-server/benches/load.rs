@@ -4,7 +4,9 @@
 //! `cargo bench -p waas-server --bench load` builds the server with the bench (release) profile
 //! and prints a Markdown table for docs/benchmarks.md. Knobs (environment): `WAAS_LOAD_SESSIONS`
 //! (200 signing sessions in flight at every moment), `WAAS_LOAD_SECONDS` (60),
-//! `WAAS_LOAD_WALLETS` (8). Bounded: no session starts after the time is up, and each waits at
+//! `WAAS_LOAD_WALLETS` (8), `WAAS_LOAD_DATABASE` (`sqlite`: one server on a SQLite file;
+//! `postgres`: two replicas on one PostgreSQL database, each request to the next replica in
+//! turn, under `scripts/postgres.sh`). Bounded: no session starts after the time is up, and each waits at
 //! most `WAAS_LOAD_TIMEOUT_SECONDS` (120). Run without `--bench` (as `cargo test --benches`
 //! does) it runs 4 sessions for 2 seconds, as a smoke test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use measure::{clock_ticks, cpu_ticks, ms, peak_memory_kib, quantile, setting, signed_wallets};
 use support::eth::assert_signed_by;
-use support::{TestServer, sha256};
+use support::{TestDevice, TestServer, sha256};
 
 fn main() {
     let bench = std::env::args().any(|arg| arg == "--bench");
@@ -27,11 +29,17 @@ fn main() {
     let seconds = setting("WAAS_LOAD_SECONDS", if bench { 60 } else { 2 });
     let wallets = setting("WAAS_LOAD_WALLETS", if bench { 8 } else { 1 });
     let timeout = setting("WAAS_LOAD_TIMEOUT_SECONDS", 120);
+    let replicas = match std::env::var("WAAS_LOAD_DATABASE").as_deref() {
+        Ok("sqlite") | Err(_) => 1,
+        Ok("postgres") => 2,
+        Ok(other) => panic!("WAAS_LOAD_DATABASE={other}: sqlite or postgres"),
+    };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(run(
+            replicas,
             sessions,
             Duration::from_secs(seconds as u64),
             wallets,
@@ -39,13 +47,30 @@ fn main() {
         ));
 }
 
-async fn run(sessions: usize, duration: Duration, wallet_count: usize, timeout: usize) {
-    let server = TestServer::start();
-    let device = Arc::new(server.device().await);
+async fn run(
+    replicas: usize,
+    sessions: usize,
+    duration: Duration,
+    wallet_count: usize,
+    timeout: usize,
+) {
+    // One server on SQLite, or replicas on one PostgreSQL database behind a round-robin route.
+    let mut servers = vec![if replicas > 1 {
+        TestServer::on_postgres()
+    } else {
+        TestServer::start()
+    }];
+    for _ in 1..replicas {
+        let replica = servers[0].replica();
+        servers.push(replica);
+    }
+    let route = TestServer::route_across(&servers.iter().collect::<Vec<_>>());
+    let device = Arc::new(TestDevice::register(route).await);
     let wallets = signed_wallets(&device, wallet_count).await;
 
-    let pid = server.pid().to_string();
-    let (server_before, device_before) = (cpu_ticks(&pid), cpu_ticks("self"));
+    let pids: Vec<String> = servers.iter().map(|s| s.pid().to_string()).collect();
+    let servers_cpu = || pids.iter().map(|pid| cpu_ticks(pid)).sum::<u64>();
+    let (server_before, device_before) = (servers_cpu(), cpu_ticks("self"));
     let next = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let failures = Arc::new(Mutex::new(Vec::new()));
@@ -101,9 +126,17 @@ async fn run(sessions: usize, duration: Duration, wallet_count: usize, timeout: 
     let per_signature = |before: u64, after: u64| {
         Duration::from_secs_f64((after - before) as f64 / ticks / done.max(1) as f64)
     };
-    let server_cpu = per_signature(server_before, cpu_ticks(&pid));
+    let server_cpu = per_signature(server_before, servers_cpu());
     let device_cpu = per_signature(device_before, cpu_ticks("self"));
-    let server_peak = peak_memory_kib(&pid);
+    let server_peaks: Vec<String> = pids
+        .iter()
+        .map(|pid| format!("{:.1} MiB", peak_memory_kib(pid) as f64 / 1024.0))
+        .collect();
+    let setup = if replicas > 1 {
+        format!("{replicas} replicas on one PostgreSQL database, each request to the next in turn")
+    } else {
+        "one server on SQLite in a temporary folder".to_owned()
+    };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let profile = if cfg!(debug_assertions) {
         "debug"
@@ -116,8 +149,8 @@ async fn run(sessions: usize, duration: Duration, wallet_count: usize, timeout: 
     println!();
     println!(
         "{sessions} signing sessions in flight for {} s, over {wallet_count} wallet(s) of one \
-         device; server and device on the same {cores}-core machine, {profile} build, SQLite in a \
-         temporary folder. Latency: CreateSignature to a done GetOperation, both rounds included.",
+         device; {setup}; servers and device on the same {cores}-core machine, {profile} build. \
+         Latency: CreateSignature to a done GetOperation, both rounds included.",
         duration.as_secs()
     );
     println!();
@@ -134,10 +167,10 @@ async fn run(sessions: usize, duration: Duration, wallet_count: usize, timeout: 
         println!("| latency p99 | {} |", ms(quantile(&latencies, 0.99)));
     }
     println!(
-        "| server peak memory (VmHWM) | {:.1} MiB |",
-        server_peak as f64 / 1024.0
+        "| server peak memory (VmHWM, each) | {} |",
+        server_peaks.join(", ")
     );
-    println!("| server CPU per signature | {} |", ms(server_cpu));
+    println!("| server CPU per signature (all) | {} |", ms(server_cpu));
     println!(
         "| device CPU per signature (this process) | {} |",
         ms(device_cpu)
