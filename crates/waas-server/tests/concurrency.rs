@@ -9,7 +9,7 @@ use waas_api::MpcOperationName;
 use waas_api::resources::Address;
 
 use support::eth::assert_signed_by;
-use support::{Raw, TestDevice, TestServer, default_pool, sha256};
+use support::{Raw, TestDevice, TestServer, default_pool, on_postgres, sha256};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_signings_at_once_all_complete_and_verify() {
@@ -105,8 +105,15 @@ async fn twice_at_once(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_exchange_twice_at_once_gets_one_answer() {
-    let server = TestServer::start();
-    let device = server.device().await;
+    let mut server = TestServer::start();
+    // On PostgreSQL the two copies go to two replicas of one database, one each (the route
+    // takes them in turn): at most one output of a phase leaves the servers, whichever runs it.
+    let replica = on_postgres().then(|| server.replica());
+    let route = match &replica {
+        Some(replica) => TestServer::route_across(&[&server, replica]),
+        None => server.route(),
+    };
+    let device = TestDevice::register(route.clone()).await;
 
     // Key generation, every round sent twice at once.
     let mut keygen = device.begin_keygen().await;
@@ -130,5 +137,17 @@ async fn the_same_exchange_twice_at_once_gets_one_answer() {
             .finish(&device, &wallet.pairing, &round4.json())
             .await;
         assert_signed_by(&digest, &signed.signature.signed_payload, &address.address);
+    }
+    if let Some(replica) = &replica {
+        let copies = route.served_where(":exchange");
+        let on_replica = copies
+            .iter()
+            .filter(|by| std::sync::Arc::ptr_eq(by, &replica.address()))
+            .count();
+        assert_eq!(
+            on_replica * 2,
+            copies.len(),
+            "each pair split over the replicas"
+        );
     }
 }
