@@ -67,14 +67,13 @@ run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk -p waas-mpc --lib 
   cargo clippy -p waas-sdk --lib --tests --features rare-flows \
   --target wasm32-unknown-unknown --quiet -- -D warnings &&
   cargo clippy -p waas-api --lib --target wasm32-unknown-unknown --quiet -- -D warnings'
-# Under a throwaway PostgreSQL cluster (scripts/postgres.sh): the replica suite (tests/replicas.rs)
-# runs two servers on one PostgreSQL database whatever the other suites run on.
+# Under a throwaway PostgreSQL cluster (scripts/postgres.sh): the store's tests run on SQLite and
+# PostgreSQL, and the replica suite (tests/replicas.rs) runs servers on one PostgreSQL database.
 run_suite native-tests cargo bash scripts/postgres.sh cargo test --workspace
-# The server again, on PostgreSQL: a throwaway cluster (scripts/postgres.sh), the store's tests
-# (each in a database of its own) and every integration suite with each test server on a database
-# of its own (api.rs alone builds its app in-process on SQLite). A new suite is added here too.
+# The server's integration suites again, on PostgreSQL (a throwaway cluster, scripts/postgres.sh):
+# each test server on a database of its own (api.rs alone builds its app in-process on SQLite;
+# the store's own tests and replicas.rs ran on both above). A new suite is added here too.
 run_suite server-postgres cargo bash scripts/postgres.sh env WAAS_TEST_DATABASE=postgres bash -c '
-  cargo test -p waas-server --lib postgres &&
   cargo test -p waas-server --test archive --test backup --test bad_input --test concurrency \
     --test cors --test crash --test ethereum --test flow --test passcode --test process \
     --test recovery --test review_fixes --test revoke'
