@@ -1,9 +1,10 @@
-//! Store-level tests, each run against both stores: SQLite always, PostgreSQL when
-//! `WAAS_TEST_POSTGRES_URL` names a server (`scripts/postgres.sh` starts one), each test in a
-//! database of its own, created here and dropped after. Tests that open two stores on one
-//! database play two replicas of the server.
+//! Store-level tests, each run against both stores: SQLite, and PostgreSQL on the server that
+//! `WAAS_TEST_POSTGRES_URL` names (`scripts/postgres.sh` starts one), each test in a database of
+//! its own, created here and dropped after. Tests that open two stores on one database play two
+//! replicas of the server; the migration tests start from a database an older server left.
 
 use std::future::Future;
+use std::str::FromStr;
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tokio::task::JoinSet;
@@ -89,17 +90,71 @@ impl Drop for TestDb {
 /// A store a test can open on its [`TestDb`].
 pub(super) trait Backend: Store {
     fn open_db(db: &TestDb) -> impl Future<Output = Self> + Send;
+
+    /// Migrates the empty database of `db` up to `version` only (as an older server left it)
+    /// and runs `statements` on it. Blob literals are written `x'…'` and booleans `TRUE` or
+    /// `FALSE`, which both dialects read (blobs rewritten for PostgreSQL).
+    fn migrated_to(
+        db: &TestDb,
+        version: i64,
+        statements: &[&str],
+    ) -> impl Future<Output = ()> + Send;
 }
 
 impl Backend for SqliteStore {
     async fn open_db(db: &TestDb) -> Self {
         Self::open(&db.url).await.unwrap()
     }
+
+    async fn migrated_to(db: &TestDb, version: i64, statements: &[&str]) {
+        let old = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", db.url))
+                    .unwrap()
+                    .create_if_missing(true)
+                    .foreign_keys(true),
+            )
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations")
+            .run_to(version, &old)
+            .await
+            .unwrap();
+        for statement in statements {
+            sqlx::query(AssertSqlSafe(*statement))
+                .execute(&old)
+                .await
+                .unwrap();
+        }
+        old.close().await;
+    }
 }
 
 impl Backend for PostgresStore {
     async fn open_db(db: &TestDb) -> Self {
         Self::open(&db.url).await.unwrap()
+    }
+
+    async fn migrated_to(db: &TestDb, version: i64, statements: &[&str]) {
+        let old = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&db.url)
+            .await
+            .unwrap();
+        sqlx::migrate!("./migrations-postgres")
+            .run_to(version, &old)
+            .await
+            .unwrap();
+        for statement in statements {
+            // x'0a' (SQLite's blob literal) is a bit string to PostgreSQL: '\x0a' is its bytea.
+            let statement = statement.replace("x'", "'\\x");
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&old)
+                .await
+                .unwrap();
+        }
+        old.close().await;
     }
 }
 
@@ -132,7 +187,19 @@ on_both_stores!(
     two_replicas_accept_a_token_id_once,
     two_replicas_count_every_passcode_attempt,
     two_replicas_commit_a_round_once,
+    migrating_to_several_backups_a_group_keeps_every_backup_current,
+    migrating_to_counts_per_backup_keeps_a_groups_lock_on_each_of_its_backups,
 );
+
+/// The pool `pools/p`, the device `devices/d` and its active group `pools/p/deviceGroups/g`,
+/// as every migration since 0003 keeps them.
+const OLD_GROUP: [&str; 3] = [
+    "INSERT INTO pools (name, create_time_ms) VALUES ('pools/p', 1)",
+    "INSERT INTO devices (name, auth_public_key, archive_public_key, state, create_time_ms)
+     VALUES ('devices/d', x'01', x'02', 'ACTIVE', 1)",
+    "INSERT INTO device_groups (name, pool, state, create_time_ms)
+     VALUES ('pools/p/deviceGroups/g', 'pools/p', 'ACTIVE', 1)",
+];
 
 /// How many calls race in the tests of two replicas.
 const RACERS: usize = 12;
@@ -680,5 +747,111 @@ async fn a_token_id_is_accepted_once_and_forgotten_after_it_expires<S: Backend>(
             .await
             .unwrap()
     );
+    store.close().await;
+}
+
+async fn migrating_to_several_backups_a_group_keeps_every_backup_current<S: Backend>(db: &TestDb) {
+    // A database as 0006 left it: one backup per group.
+    S::migrated_to(
+        db,
+        6,
+        &[
+            OLD_GROUP[0],
+            OLD_GROUP[1],
+            OLD_GROUP[2],
+            "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
+             decryption_share_sealed, device_key_share, server_key_share, device_ciphertext,
+             server_ciphertext, create_time_ms)
+         VALUES ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b', 'devices/d',
+             2, x'03', x'04', x'05', x'06', x'07', x'08', 9)",
+        ],
+    )
+    .await;
+
+    let store = S::open_db(db).await;
+    let group: DeviceGroupName = "pools/p/deviceGroups/g".parse().unwrap();
+    let backup: MpcOperationName = "pools/p/deviceGroups/g/mpcOperations/b".parse().unwrap();
+    let kept = store
+        .live_backup(&group, &backup, i64::MAX)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            kept.device.to_string(),
+            kept.epoch,
+            kept.material.pairing_id,
+            kept.material.decryption_share_sealed,
+            kept.material.server_ciphertext,
+            kept.create_time_ms,
+            kept.replaced_time_ms,
+            kept.replaced_by,
+        ),
+        (
+            "devices/d".into(),
+            2,
+            vec![3],
+            vec![4],
+            vec![8],
+            9,
+            None,
+            None
+        )
+    );
+    store.close().await;
+}
+
+async fn migrating_to_counts_per_backup_keeps_a_groups_lock_on_each_of_its_backups<S: Backend>(
+    db: &TestDb,
+) {
+    // A database as 0008 left it: a group's recovery count, locked, and two backups.
+    S::migrated_to(
+        db,
+        8,
+        &[
+            OLD_GROUP[0],
+            OLD_GROUP[1],
+            OLD_GROUP[2],
+            "INSERT INTO recovery_attempts (device_group, failures, last_attempt_ms, locked)
+         VALUES ('pools/p/deviceGroups/g', 10, 7, TRUE)",
+            "INSERT INTO backups (device_group, backup, device, epoch, pairing_id,
+             decryption_share_sealed, device_key_share, server_key_share, device_ciphertext,
+             server_ciphertext, create_time_ms)
+         VALUES ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b1',
+             'devices/d', 0, x'03', x'04', x'05', x'06', x'07', x'08', 9),
+             ('pools/p/deviceGroups/g', 'pools/p/deviceGroups/g/mpcOperations/b2',
+             'devices/d', 0, x'03', x'04', x'05', x'06', x'07', x'08', 9)",
+        ],
+    )
+    .await;
+
+    let store = S::open_db(db).await;
+    let locked = Attempts {
+        failures: 10,
+        last_attempt_ms: 7,
+        locked: true,
+    };
+    let group: DeviceGroupName = "pools/p/deviceGroups/g".parse().unwrap();
+    let b1: MpcOperationName = "pools/p/deviceGroups/g/mpcOperations/b1".parse().unwrap();
+    let b2: MpcOperationName = "pools/p/deviceGroups/g/mpcOperations/b2".parse().unwrap();
+    for backup in [&b1, &b2] {
+        assert_eq!(store.recovery_attempts(backup).await.unwrap(), locked);
+    }
+    // The operator unlocks one backup, then the group's others.
+    assert_eq!(
+        store.unlock_recovery(&group, Some(&b1)).await.unwrap(),
+        [(b1.clone(), locked)]
+    );
+    assert_eq!(
+        store.recovery_attempts(&b1).await.unwrap(),
+        Attempts {
+            last_attempt_ms: 7,
+            ..Attempts::default()
+        }
+    );
+    assert_eq!(store.recovery_attempts(&b2).await.unwrap(), locked);
+    let all = store.unlock_recovery(&group, None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(!store.recovery_attempts(&b2).await.unwrap().locked);
     store.close().await;
 }
