@@ -3,6 +3,7 @@
 # seconds from its committed corpus. Fails on the first crash, panic, timeout or out-of-memory.
 #   scripts/fuzz.sh                 every target, FUZZ_SECONDS (default 4) each
 #   scripts/fuzz.sh sign typed_data  just these
+#   scripts/fuzz.sh --build-only     the build alone (npm test starts it early, in the background)
 # New inputs the fuzzer finds go to a temporary folder, so the committed corpus stays as it is;
 # a crashing input is kept in fuzz/artifacts/<target>/ (see fuzz/README.md to reproduce it).
 set -euo pipefail
@@ -18,13 +19,16 @@ seconds=${FUZZ_SECONDS:-4}
 # times slower in the curve arithmetic and the OT engine.
 flags=(--sanitizer none --release)
 
+step "build the fuzz targets (nightly, release with debug assertions)"
+cargo +nightly fuzz build --fuzz-dir fuzz "${flags[@]}"
+if [ "${1:-}" = --build-only ]; then
+  exit 0
+fi
+
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo +nightly fuzz list --fuzz-dir fuzz)
 fi
-
-step "build the fuzz targets (nightly, release with debug assertions)"
-cargo +nightly fuzz build --fuzz-dir fuzz "${flags[@]}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

@@ -17,6 +17,14 @@ export WASM_BINDGEN_TEST_TIMEOUT=120
 
 logs=target/test-logs
 mkdir -p "$logs"
+
+# The fuzz targets build on nightly into fuzz/target and share nothing with the suites below, so
+# they build now, in the background at the lowest priority: on the cycles the suites leave idle
+# (servers starting, browsers waiting), instead of minutes of their own at the end. The fuzz
+# suite waits for this build, and would show its errors.
+nice -n 19 bash scripts/fuzz.sh --build-only >"$logs/fuzz-build.log" 2>&1 &
+fuzz_build=$!
+trap 'kill "$fuzz_build" 2>/dev/null || true' EXIT
 summary=()
 total_passed=0
 total_failed=0
@@ -86,8 +94,9 @@ run_suite typescript check bash -c 'node_modules/.bin/tsc -p www && node_modules
 # resolve features differently and recompile its dependencies).
 run_suite e2e-playwright node bash -c '{ [ -x target/debug/waas-server ] || cargo build --quiet -p waas-server; } &&
   node --test --test-reporter=spec --test-concurrency=1 tests/e2e/*.test.mjs'
-# Every fuzz target for a few seconds from its committed corpus (fuzz/README.md): its own
-# nightly build in fuzz/target, so it shares nothing with the suites above.
+# Every fuzz target for a few seconds from its committed corpus (fuzz/README.md), once their
+# background build is done (the suite's own build step is then a no-op, or shows the error).
+wait "$fuzz_build" || true
 run_suite fuzz check bash scripts/fuzz.sh
 
 step "summary (logs in $logs/)"
