@@ -15,6 +15,7 @@ mod client;
 mod db;
 mod device;
 pub mod eth;
+pub mod exits;
 pub mod passcode;
 mod postgres;
 pub mod recovery;
