@@ -67,10 +67,13 @@ run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk -p waas-mpc --lib 
   cargo clippy -p waas-sdk --lib --tests --features rare-flows \
   --target wasm32-unknown-unknown --quiet -- -D warnings &&
   cargo clippy -p waas-api --lib --target wasm32-unknown-unknown --quiet -- -D warnings'
+# Every crate's tests, the server's on SQLite; and its PostgreSQL fault suite (postgres_faults),
+# which makes, stops and crashes clusters of its own (scripts/postgres.sh --cluster).
 run_suite native-tests cargo cargo test --workspace
 # The server again, on PostgreSQL: a throwaway cluster (scripts/postgres.sh), the store's tests
 # (each in a database of its own) and every integration suite with each test server on a database
-# of its own (api.rs alone builds its app in-process on SQLite). A new suite is added here too.
+# of its own (api.rs alone builds its app in-process on SQLite). A new suite is added here too,
+# but for postgres_faults, which is on PostgreSQL already (clusters of its own, in native-tests).
 run_suite server-postgres cargo bash scripts/postgres.sh env WAAS_TEST_DATABASE=postgres bash -c '
   cargo test -p waas-server --lib postgres &&
   cargo test -p waas-server --test archive --test backup --test bad_input --test concurrency \

@@ -12,6 +12,7 @@
 
 pub mod backup;
 mod client;
+pub mod cluster;
 mod db;
 mod device;
 pub mod eth;
@@ -19,6 +20,7 @@ pub mod exits;
 pub mod passcode;
 mod postgres;
 pub mod recovery;
+pub mod retrying;
 mod server;
 mod started;
 
