@@ -238,24 +238,28 @@ async fn postgres_restarted_and_stopped_under_load_costs_retries_only() {
     let mut server = Server::start(&database);
     let via = Arc::new(Retrying::start(&server.url).await);
 
-    // Before the faults: four wallets, the first with the passcode and a backup.
+    // Before the faults: four wallets, the first two with the passcode (to back up), the first
+    // with a backup.
     let mut holders = Vec::new();
     for _ in 0..4 {
         holders.push(holder(&via).await);
     }
-    let first = &holders[0];
-    first
-        .device
-        .register_passcode(&first.wallet.device_group, PASSCODE)
-        .await;
-    let before = made_backup(&first.device, &first.wallet).await;
+    for holder in &holders[..2] {
+        holder
+            .device
+            .register_passcode(&holder.wallet.device_group, PASSCODE)
+            .await;
+    }
+    let before = made_backup(&holders[0].device, &holders[0].wallet).await;
     let holders = Arc::new(holders);
     let before = Arc::new(before);
     let setup = started.elapsed();
 
     // The load: each wallet signs, over and over; one task creates a wallet for a new device,
     // backs up the first wallet and recovers it (with the backup made before) on a new device,
-    // over and over. All of it through the retrying forwarder, until the faults are over.
+    // over and over. All of it through the retrying forwarder, until the faults are over. (One
+    // device's backups run one at a time: a second PrepareDeviceBackup gets the first's
+    // operation while it has not started.)
     let over = Arc::new(AtomicBool::new(false));
     let mut signers: Vec<JoinHandle<usize>> = Vec::new();
     for index in 0..holders.len() {
@@ -279,7 +283,7 @@ async fn postgres_restarted_and_stopped_under_load_costs_retries_only() {
             while !over.load(Ordering::SeqCst) || created.is_empty() {
                 created.push(holder(&via).await);
                 let first = &holders[0];
-                made.push(made_backup(&first.device, &first.wallet).await);
+                made.push((0, made_backup(&first.device, &first.wallet).await));
                 first
                     .recover_and_sign(&via, &before, "recovered during the faults")
                     .await;
@@ -293,9 +297,38 @@ async fn postgres_restarted_and_stopped_under_load_costs_retries_only() {
     on_cluster(&cluster, |cluster| cluster.restart(Shutdown::Fast)).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     on_cluster(&cluster, |cluster| cluster.restart(Shutdown::Immediate)).await;
+    // Two devices registered now, to create a wallet and to recover one during the stop.
+    let (spare, newcomer) = (via.device().await, via.device().await);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     on_cluster(&cluster, |cluster| cluster.stop(Shutdown::Fast)).await;
     let stopped = Instant::now();
+    // A key generation, a backup (of the second wallet) and a recovery whose first requests meet
+    // the stop, so each of them waits it out whatever the timing of the flows above.
+    let across_the_stop = {
+        let (holders, before) = (holders.clone(), before.clone());
+        tokio::spawn(async move {
+            let (first, second) = (&holders[0], &holders[1]);
+            let (created, made, ()) = tokio::join!(
+                async {
+                    let (wallet, address) = wallet_of(&spare).await;
+                    let created = Holder {
+                        device: spare,
+                        wallet,
+                        address,
+                    };
+                    created.sign("a wallet made across the stop").await;
+                    created
+                },
+                made_backup(&second.device, &second.wallet),
+                async {
+                    let pairing = recover(&newcomer, &first.owned(&before)).await;
+                    let what = "recovered across the stop";
+                    sign_checked(&newcomer, &pairing, &first.address, what).await;
+                },
+            );
+            (created, (1, made))
+        })
+    };
     assert_unavailable_now(&server.url, &holders[1].device).await;
     tokio::time::sleep(Duration::from_secs(3).saturating_sub(stopped.elapsed())).await;
     on_cluster(&cluster, PgCluster::start_again).await;
@@ -306,7 +339,10 @@ async fn postgres_restarted_and_stopped_under_load_costs_retries_only() {
     for signer in signers {
         signings.push(signer.await.unwrap());
     }
-    let (created, made) = flows.await.unwrap();
+    let (mut created, mut made) = flows.await.unwrap();
+    let (wallet, backup) = across_the_stop.await.unwrap();
+    created.push(wallet);
+    made.push(backup);
     let during = via.counts();
     let faults = started.elapsed() - setup;
 
@@ -316,8 +352,11 @@ async fn postgres_restarted_and_stopped_under_load_costs_retries_only() {
             .sign(&format!("after the faults, wallet {index}"))
             .await;
     }
-    for (index, made) in std::iter::once(&*before).chain(&made).enumerate() {
-        holders[0]
+    for (index, (of, made)) in std::iter::once((0, &*before))
+        .chain(made.iter().map(|(of, made)| (*of, made)))
+        .enumerate()
+    {
+        holders[of]
             .recover_and_sign(&via, made, &format!("after the faults, backup {index}"))
             .await;
     }

@@ -9,7 +9,7 @@
 //! Any other failure answer is passed to the device as it came (its helper then fails the test)
 //! and recorded, as is a 503 that breaks the contract (no `Retry-After`, another code).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,8 @@ pub struct Counts {
     pub requests: u64,
     /// `UNAVAILABLE` answers, each followed by a retry.
     pub unavailable: u64,
+    /// The same, by route (`POST /v1/pools/*/deviceGroups/*/mpcOperations/*:exchange`).
+    pub unavailable_by_route: BTreeMap<String, u64>,
     /// Attempts without an HTTP answer, each followed by a retry.
     pub no_answer: u64,
     /// Everything else that failed: `METHOD /path: what`.
@@ -237,7 +239,13 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
                             return respond(status, &response_headers, bytes);
                         }
                     }
-                    shared.count(|counts| counts.unavailable += 1);
+                    shared.count(|counts| {
+                        counts.unavailable += 1;
+                        *counts
+                            .unavailable_by_route
+                            .entry(route(&method, &path))
+                            .or_default() += 1;
+                    });
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -255,6 +263,27 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         }
         return respond(status, &response_headers, bytes);
     }
+}
+
+/// A request's route, its ids left out: `/v1/{collection}/{id}/…` with each id `*` (a verb after
+/// `:` kept), no query.
+fn route(method: &reqwest::Method, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    let segments: Vec<String> = path
+        .split('/')
+        .enumerate()
+        .map(|(index, segment)| {
+            if index >= 3 && index % 2 == 1 {
+                match segment.split_once(':') {
+                    Some((_, verb)) => format!("*:{verb}"),
+                    None => "*".to_owned(),
+                }
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect();
+    format!("{method} {}", segments.join("/"))
 }
 
 /// The server's answer, passed on.
