@@ -27,6 +27,8 @@
 # nothing a test needs. Crashes of PostgreSQL itself (kill, pg_ctl stop -m immediate) still
 # recover from its log.
 set -euo pipefail
+# Failures inside $(…) stop the script too.
+shopt -s inherit_errexit
 
 usage() {
   echo "usage: $0 COMMAND... | --install | --cluster init|start|stop|restart|delete [DIR [MODE]]" >&2
