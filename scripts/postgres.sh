@@ -1,25 +1,40 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL cluster for the server's tests.
+# Throwaway PostgreSQL clusters for the server's tests.
 #
 #   bash scripts/postgres.sh COMMAND...
+#       Creates a cluster in a temporary folder, starts it on 127.0.0.1 on a free port, runs
+#       COMMAND with WAAS_TEST_POSTGRES_URL set to it (a superuser URL: the tests create and drop
+#       a database each), then stops the cluster and deletes its folder, whatever COMMAND did (and
+#       on Ctrl-C). Exits with COMMAND's status.
+#   bash scripts/postgres.sh --install
+#       Installs PostgreSQL from Debian if `initdb` is missing (scripts/setup.sh runs it).
+#   bash scripts/postgres.sh --cluster ACTION ...
+#       One step of a cluster that a test manages itself, because it stops and restarts it (the
+#       fault suite, crates/waas-server/tests/support/cluster.rs):
+#         init              creates a cluster in a new temporary folder; prints the folder
+#         start DIR         starts it (on a free port the first time, on the same port after);
+#                           prints its superuser URL
+#         stop DIR MODE     stops it: MODE fast (sessions ended, a clean shutdown) or immediate
+#                           (processes killed: a crash, recovered from the log at the next start)
+#         restart DIR MODE  stop and start in one (pg_ctl restart)
+#         delete DIR        stops it (immediate) if it runs and deletes its folder
 #
-# Installs PostgreSQL from Debian if `initdb` is missing, creates a cluster in a temporary folder,
-# starts it on 127.0.0.1 on a free port, runs COMMAND with WAAS_TEST_POSTGRES_URL set to it (a
-# superuser URL: the tests create and drop a database each), then stops the cluster and deletes
-# its folder, whatever COMMAND did (and on Ctrl-C). Exits with COMMAND's status.
+# Every mode installs PostgreSQL first if it is missing. initdb and pg_ctl refuse to run as root:
+# as root (CI), clusters belong to the system user `waas-pg`, created if missing, and their
+# commands run through runuser.
 #
-# initdb and pg_ctl refuse to run as root: as root (CI), the cluster belongs to the system user
-# `waas-pg`, created if missing, and its commands run through runuser.
-#
-# The cluster runs with fsync off: it is deleted afterwards, and a crash of this machine loses
+# Clusters run with fsync off: they are deleted afterwards, and a crash of this machine loses
 # nothing a test needs. Crashes of PostgreSQL itself (kill, pg_ctl stop -m immediate) still
 # recover from its log.
 set -euo pipefail
+# Failures inside $(…) stop the script too.
+shopt -s inherit_errexit
 
-if [ $# -eq 0 ]; then
-  echo "usage: $0 COMMAND..." >&2
+usage() {
+  echo "usage: $0 COMMAND... | --install | --cluster init|start|stop|restart|delete [DIR [MODE]]" >&2
   exit 2
-fi
+}
+[ $# -gt 0 ] || usage
 
 log() { printf '    [postgres] %s\n' "$*" >&2; }
 
@@ -39,13 +54,18 @@ if [ -z "$bin" ]; then
   log "installing postgresql (Debian package)"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  $sudo apt-get update -qq </dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql \
+    </dev/null >/dev/null
   bin=$(pg_bin || true)
   [ -n "$bin" ] || { log "postgresql installed, but no initdb found"; exit 1; }
 fi
+if [ "$1" = --install ]; then
+  echo "PostgreSQL $("$bin/postgres" --version | awk '{ print $3 }') in $bin"
+  exit 0
+fi
 
-# Who owns and runs the cluster.
+# Who owns and runs clusters.
 if [ "$(id -u)" -eq 0 ]; then
   owner=waas-pg
   if ! id -u "$owner" >/dev/null 2>&1; then
@@ -57,33 +77,26 @@ else
   as_owner() { "$@"; }
 fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/waas-pg.XXXXXX")
-chmod 0755 "$dir"
-chown "$owner" "$dir"
-data=$dir/data
-password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
-printf '%s\n' "$password" >"$dir/pwfile"
-chown "$owner" "$dir/pwfile"
-chmod 0600 "$dir/pwfile"
-
-started=""
-stop() {
-  local status=$?
-  if [ -n "$started" ]; then
-    as_owner "$bin/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
-    log "stopped"
+# init: a new cluster in a new folder (printed), its superuser's password in DIR/password.
+cluster_init() {
+  local dir
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/waas-pg.XXXXXX")
+  chmod 0755 "$dir"
+  chown "$owner" "$dir"
+  local password
+  password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+  (umask 077 && printf '%s\n' "$password" >"$dir/password")
+  cp "$dir/password" "$dir/pwfile"
+  chown "$owner" "$dir/pwfile"
+  if ! as_owner "$bin/initdb" -D "$dir/data" -U postgres --pwfile="$dir/pwfile" \
+    --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1; then
+    cat "$dir/initdb.log" >&2
+    rm -rf "$dir"
+    exit 1
   fi
-  rm -rf "$dir"
-  exit "$status"
+  rm -f "$dir/pwfile"
+  echo "$dir"
 }
-trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-as_owner "$bin/initdb" -D "$data" -U postgres --pwfile="$dir/pwfile" --auth=scram-sha-256 \
-  --encoding=UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 ||
-  { cat "$dir/initdb.log" >&2; exit 1; }
-rm -f "$dir/pwfile"
 
 # A free port: one nothing listens on, tried until the server starts (another process may take
 # it between the check and the start).
@@ -98,22 +111,94 @@ free_port() {
   done
 }
 
-for attempt in 1 2 3 4 5; do
-  port=$(free_port)
-  # Sockets in the cluster's folder, not /var/run/postgresql (absent without the service).
-  if as_owner "$bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 30 start -o \
+# pg_ctl ACTION on the cluster in $1, listening on port $2 (sockets in the cluster's folder, not
+# /var/run/postgresql, absent without the service); extra pg_ctl arguments after.
+pg_ctl_on() {
+  local dir=$1 port=$2 action=$3
+  shift 3
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 "$action" "$@" -o \
     "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-    >/dev/null; then
-    started=yes
-    break
-  fi
-  log "could not start on port $port (attempt $attempt)"
-  tail -n 5 "$dir/server.log" >&2 || true
-done
-[ -n "$started" ] || { log "PostgreSQL did not start"; exit 1; }
+    >/dev/null
+}
 
-export WAAS_TEST_POSTGRES_URL="postgres://postgres:$password@127.0.0.1:$port/postgres"
-log "PostgreSQL $("$bin/postgres" --version | awk '{ print $3 }') on 127.0.0.1:$port, data in $data (owner $owner)"
+# start: on the port of its first start, or a free one then (remembered in DIR/port).
+cluster_start() {
+  local dir=$1 port attempt
+  if [ -f "$dir/port" ]; then
+    port=$(cat "$dir/port")
+    pg_ctl_on "$dir" "$port" start || { tail -n 5 "$dir/server.log" >&2; exit 1; }
+  else
+    for attempt in 1 2 3 4 5; do
+      port=$(free_port)
+      if pg_ctl_on "$dir" "$port" start; then
+        echo "$port" >"$dir/port"
+        break
+      fi
+      log "could not start on port $port (attempt $attempt)"
+      tail -n 5 "$dir/server.log" >&2 || true
+    done
+    [ -f "$dir/port" ] || { log "PostgreSQL did not start"; exit 1; }
+  fi
+  echo "postgres://postgres:$(cat "$dir/password")@127.0.0.1:$port/postgres"
+}
+
+mode_of() {
+  case ${1:-} in
+    fast | immediate) echo "$1" ;;
+    *) usage ;;
+  esac
+}
+
+cluster_stop() {
+  as_owner "$bin/pg_ctl" -D "$1/data" -m "$(mode_of "${2:-}")" -w -t 30 stop >/dev/null
+}
+
+cluster_restart() {
+  pg_ctl_on "$1" "$(cat "$1/port")" restart -m "$(mode_of "${2:-}")"
+}
+
+cluster_delete() {
+  local dir=$1
+  # Only a folder of ours: a mistyped argument must not delete anything else.
+  case $dir in
+    "${TMPDIR:-/tmp}"/waas-pg.*) ;;
+    *) log "not a cluster folder: $dir"; exit 2 ;;
+  esac
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
+}
+
+if [ "$1" = --cluster ]; then
+  [ $# -ge 2 ] || usage
+  action=$2
+  shift 2
+  case $action in
+    init) cluster_init ;;
+    start) [ $# -eq 1 ] || usage; cluster_start "$1" ;;
+    stop) [ $# -eq 2 ] || usage; cluster_stop "$1" "$2" ;;
+    restart) [ $# -eq 2 ] || usage; cluster_restart "$1" "$2" ;;
+    delete) [ $# -eq 1 ] || usage; cluster_delete "$1" ;;
+    *) usage ;;
+  esac
+  exit 0
+fi
+
+dir=$(cluster_init)
+cleanup() {
+  local status=$?
+  cluster_delete "$dir"
+  log "stopped"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+export WAAS_TEST_POSTGRES_URL
+WAAS_TEST_POSTGRES_URL=$(cluster_start "$dir")
+log "PostgreSQL $("$bin/postgres" --version | awk '{ print $3 }') on 127.0.0.1:$(cat "$dir/port"), data in $dir/data (owner $owner)"
 
 # Not exec: the trap stops the cluster once the command is done.
 set +e

@@ -66,6 +66,11 @@ else
   echo "    installed $(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
 fi
 
+step "PostgreSQL (Debian package): the server's PostgreSQL suites and its fault suite"
+# scripts/postgres.sh installs it when missing and says so; then it names what it found.
+found=$(bash scripts/postgres.sh --install)
+echo "    $found"
+
 step "npm dependencies (npm ci)"
 # Stamp the lockfile's hash so an unchanged lockfile skips the reinstall.
 stamp=node_modules/.waas-setup-stamp

@@ -75,16 +75,18 @@ run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk -p waas-mpc --lib 
   cargo clippy -p waas-sdk --lib --tests --features rare-flows \
   --target wasm32-unknown-unknown --quiet -- -D warnings &&
   cargo clippy -p waas-api --lib --target wasm32-unknown-unknown --quiet -- -D warnings'
-# Under a throwaway PostgreSQL cluster (scripts/postgres.sh): the store's tests run on SQLite and
-# PostgreSQL, and the replica suite (tests/replicas.rs) runs servers on one PostgreSQL database.
+# Every crate's tests, under a throwaway PostgreSQL cluster (scripts/postgres.sh): the store's
+# tests run on SQLite and on PostgreSQL, the replica suite (replicas.rs) runs servers on one
+# PostgreSQL database, and the fault suite (postgres_faults.rs) makes, stops and crashes clusters
+# of its own (scripts/postgres.sh --cluster); the other server suites run on SQLite.
 run_suite native-tests cargo bash scripts/postgres.sh cargo test --workspace
-# The server's integration suites again, on PostgreSQL (a throwaway cluster, scripts/postgres.sh):
-# each test server on a database of its own (api.rs alone builds its app in-process on SQLite;
-# the store's own tests and replicas.rs ran on both above). A new suite is added here too.
+# The server's integration suites again, on PostgreSQL: each test server on a database of its
+# own (api.rs alone builds its app in-process on SQLite; the store's tests, replicas.rs and
+# postgres_faults.rs ran on PostgreSQL above). A new suite is added here too.
 run_suite server-postgres cargo bash scripts/postgres.sh env WAAS_TEST_DATABASE=postgres bash -c '
   cargo test -p waas-server --test archive --test backup --test bad_input --test concurrency \
-    --test cors --test crash --test ethereum --test flow --test passcode --test process \
-    --test recovery --test review_fixes --test revoke'
+    --test cors --test crash --test ethereum --test flow --test passcode --test recovery \
+    --test review_fixes --test revoke'
 run_suite build check bash scripts/build.sh
 run_suite wasm-node cargo cargo test --target wasm32-unknown-unknown -p waas-sdk -p waas-mpc \
   --test sdk_node --test wasm_node

@@ -43,7 +43,8 @@ use crate::SdkError;
 use crate::browser::{fetch, subtle};
 use crate::keystore::{DEFAULT_STORE, KeyStore, Unlocked};
 
-/// How long to wait before each resend of an exchange round that got no answer.
+/// How long to wait before each resend of an exchange round that got no answer, or the answer
+/// `UNAVAILABLE` (the server's database out of reach for a moment).
 const EXCHANGE_RETRY_DELAYS_MS: [f64; 3] = [250.0, 1000.0, 2500.0];
 
 /// The largest clock correction the client accepts from the server.
@@ -850,12 +851,13 @@ impl WaasClient {
         };
         let path = format!("/v1/{operation}:exchange");
         // A round is idempotent at the server (a repeat gets the stored answer), so a request
-        // that never got an answer is sent again a few times before the operation is given up:
-        // a server restarting, or a lost answer, costs a moment instead of a new operation (in
-        // a recovery, a counted passcode attempt).
+        // that never got an answer, or was answered UNAVAILABLE (the server's database out of
+        // reach: nothing of the round was written, or all of it), is sent again a few times
+        // before the operation is given up: a server or database restarting, or a lost answer,
+        // costs a moment instead of a new operation (in a recovery, a counted passcode attempt).
         let mut sent = self.send("POST", &path, Some(&body), true).await;
         for delay_ms in EXCHANGE_RETRY_DELAYS_MS {
-            if !matches!(sent, Err(SdkError::Network(_))) {
+            if !sent.as_ref().is_err_and(resendable) {
                 break;
             }
             crate::browser::sleep(delay_ms).await;
@@ -982,6 +984,16 @@ impl WaasClient {
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(signature)
         ))
+    }
+}
+
+/// Whether an exchange round that failed so may be sent again as it was: no answer came, or the
+/// server answered `UNAVAILABLE`. Any other answer is the round's own and would come again.
+fn resendable(error: &SdkError) -> bool {
+    match error {
+        SdkError::Network(_) => true,
+        SdkError::Server { code, .. } => code == "UNAVAILABLE",
+        _ => false,
     }
 }
 
@@ -1135,4 +1147,28 @@ fn key_path(key: &MpcKeyName) -> Option<String> {
 
 fn abort_text(text: &str) -> SdkError {
     SdkError::ProtocolAbort(text.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: &str) -> SdkError {
+        SdkError::Server {
+            code: code.into(),
+            status: 503,
+            message: "m".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn an_exchange_is_sent_again_without_an_answer_or_when_unavailable_only() {
+        assert!(resendable(&SdkError::Network("refused".into())));
+        assert!(resendable(&server("UNAVAILABLE")));
+        assert!(!resendable(&server("INTERNAL")));
+        assert!(!resendable(&server("FAILED_PRECONDITION")));
+        assert!(!resendable(&SdkError::ProtocolAbort("check".into())));
+        assert!(!resendable(&SdkError::DeviceRevoked));
+    }
 }

@@ -26,7 +26,8 @@ pub enum ErrorCode {
     FailedPrecondition,
     /// Too many requests or failed attempts; try again later.
     ResourceExhausted,
-    /// The server is shutting down or a dependency (the database) is unreachable.
+    /// The server is shutting down or a dependency (the database) is unreachable for now: the
+    /// same request may be sent again after `retry_after_seconds`.
     Unavailable,
     /// The route exists in the API but this server does not implement it yet.
     Unimplemented,
@@ -68,7 +69,8 @@ pub struct ErrorBody {
     /// [`crate::auth::reason`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// When the request may be tried again, in seconds (with reason `PASSCODE_BACKOFF`).
+    /// When the request may be tried again, in seconds (with reason `PASSCODE_BACKOFF`, and with
+    /// code `UNAVAILABLE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
 }

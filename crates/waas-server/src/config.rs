@@ -30,6 +30,19 @@ pub struct Config {
     )]
     pub database: String,
 
+    /// PostgreSQL only: how long the server waits for the database. At start, a database out of
+    /// reach for this long (or refusing the login at once) stops the server with an error;
+    /// while it runs, a request that waits this long for a connection is answered UNAVAILABLE
+    /// (503, to be sent again). A duration with its unit (`5s`, `500ms`), from 100 ms to 10 min.
+    #[arg(
+        long,
+        env = "WAAS_DATABASE_CONNECT_TIMEOUT",
+        default_value = "5s",
+        value_parser = parse_connect_timeout,
+        global = true
+    )]
+    pub database_connect_timeout: Duration,
+
     /// The master key that seals shares and MPC state at rest: 32 bytes, mode 0600. Created
     /// (with its folder) on first start.
     #[arg(
@@ -166,6 +179,22 @@ fn parse_retention(text: &str) -> Result<Duration, String> {
     Ok(retention)
 }
 
+/// The bounds of `--database-connect-timeout`: below, a busy database would fail requests that a
+/// moment's wait would serve; above, a client waits for an answer longer than it would.
+const CONNECT_TIMEOUTS: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(600));
+
+/// Parses `--database-connect-timeout`: humantime's durations (`5s`, `500ms`, `1m`).
+fn parse_connect_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text.trim())
+        .map_err(|error| format!("{text:?} is not a duration like 5s or 500ms: {error}"))?;
+    let (least, most) = CONNECT_TIMEOUTS;
+    if timeout < least || timeout > most {
+        return Err("the timeout must be between 100ms and 10m".to_owned());
+    }
+    Ok(timeout)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +229,35 @@ mod tests {
             config.backup_retention,
             crate::services::DEFAULT_BACKUP_RETENTION
         );
+    }
+
+    #[test]
+    fn connect_timeout_values() {
+        assert_eq!(parse_connect_timeout("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(
+            parse_connect_timeout("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(parse_connect_timeout("10m"), Ok(Duration::from_secs(600)));
+        for bad in ["", "5", "0", "50ms", "11m", "abc"] {
+            assert!(parse_connect_timeout(bad).is_err(), "{bad}");
+        }
+        let config = Config::try_parse_from(["waas-server"]).unwrap();
+        assert_eq!(
+            config.database_connect_timeout,
+            crate::store::DEFAULT_CONNECT_TIMEOUT
+        );
+        // After an operator command, as its other data flags.
+        let config = Config::try_parse_from([
+            "waas-server",
+            "unlock-recovery",
+            "--device-group",
+            "pools/default/deviceGroups/g1",
+            "--database-connect-timeout",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(config.database_connect_timeout, Duration::from_secs(2));
     }
 
     #[test]

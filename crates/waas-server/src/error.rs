@@ -16,9 +16,20 @@ use crate::store::StoreError;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The `--database` value is not something this server can open.
-    #[error("unsupported database {0:?}: give a SQLite file path or a sqlite: URL")]
+    /// The `--database` value is not something this server can open (its password, if any,
+    /// left out: see [`ServerError::unsupported_database`]).
+    #[error(
+        "unsupported database {0:?}: give a SQLite file path, a sqlite: URL or a postgres:// URL"
+    )]
     UnsupportedDatabase(String),
+    /// PostgreSQL could not be reached, or refused the connection, at start.
+    #[error("cannot connect to the database {database}: {reason}")]
+    DatabaseConnect {
+        /// `postgres://user@host:port/database`, never the password.
+        database: String,
+        /// What failed.
+        reason: String,
+    },
     /// An operator command names a database that does not exist.
     #[error("no database at {0}")]
     NoDatabase(String),
@@ -67,6 +78,25 @@ pub enum ServerError {
     /// Serving failed.
     #[error("serving: {0}")]
     Serve(std::io::Error),
+}
+
+impl ServerError {
+    /// [`ServerError::UnsupportedDatabase`] of a `--database` value, a URL's password replaced by
+    /// `***` (`mysql://user:***@host/db`): the message is printed and logged.
+    pub fn unsupported_database(database: &str) -> Self {
+        let redacted = match database.split_once("://") {
+            Some((scheme, rest)) => match rest.split_once('@') {
+                Some((user_info, host)) if !user_info.contains('/') => {
+                    let user = user_info.split(':').next().unwrap_or_default();
+                    let hidden = if user_info.contains(':') { ":***" } else { "" };
+                    format!("{scheme}://{user}{hidden}@{host}")
+                }
+                _ => database.to_owned(),
+            },
+            None => database.to_owned(),
+        };
+        Self::UnsupportedDatabase(redacted)
+    }
 }
 
 /// A failed request, answered as `{"code", "message", "status"}` (and `reason`, when set).
@@ -166,13 +196,31 @@ impl From<NameError> for ApiError {
     }
 }
 
+/// How long a client is told to wait before it sends a request again after `UNAVAILABLE`: about
+/// what a PostgreSQL restart takes.
+pub(crate) const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
+
+impl ApiError {
+    /// The database is out of reach for now: `UNAVAILABLE` (503) with `Retry-After`. Nothing of
+    /// the request was written (or, if the connection was lost during the commit, all of it
+    /// was), so the client may send the same request again.
+    pub fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            "the database is unavailable: try again shortly",
+        )
+        .with_retry_after(UNAVAILABLE_RETRY_AFTER_SECONDS)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        // The details go to the log, not to the client.
+        // The details go to the log, not to the client. Which errors pass by themselves is
+        // decided in one place, `store::is_transient`.
         match error {
-            StoreError::Database(error) => {
-                tracing::error!(%error, "database error");
-                Self::new(ErrorCode::Unavailable, "the database is unavailable")
+            StoreError::Unavailable(error) => {
+                tracing::warn!(%error, "database unavailable");
+                Self::unavailable()
             }
             other => Self::internal(other),
         }
@@ -191,5 +239,51 @@ impl IntoResponse for ApiError {
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsupported_url_is_named_without_its_password() {
+        let text =
+            ServerError::unsupported_database("mysql://waas:s3cret@db:3306/waas").to_string();
+        assert!(text.contains("\"mysql://waas:***@db:3306/waas\""), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+        let text = ServerError::unsupported_database("mysql://db/waas").to_string();
+        assert!(text.contains("\"mysql://db/waas\""), "{text}");
+    }
+
+    #[test]
+    fn a_transient_database_error_is_unavailable_with_a_retry_time() {
+        for error in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+        ] {
+            let response = ApiError::from(StoreError::from(error)).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+        }
+        let body = ApiError::from(StoreError::from(sqlx::Error::PoolTimedOut)).body();
+        assert_eq!(
+            (body.code, body.status, body.retry_after_seconds),
+            (
+                ErrorCode::Unavailable,
+                503,
+                Some(UNAVAILABLE_RETRY_AFTER_SECONDS)
+            )
+        );
+    }
+
+    #[test]
+    fn any_other_database_error_is_internal() {
+        let body = ApiError::from(StoreError::from(sqlx::Error::RowNotFound)).body();
+        assert_eq!(
+            (body.code, body.status, body.retry_after_seconds),
+            (ErrorCode::Internal, 500, None)
+        );
+        assert_eq!(body.message, "internal error", "no detail for the client");
     }
 }

@@ -37,7 +37,8 @@ pub async fn run(
     let cors = api::cors(&config.allowed_origins)
         .map_err(|error| ServerError::Config(error.to_string()))?;
     if store::is_postgres_url(&config.database) {
-        let store = PostgresStore::open(&config.database).await?;
+        let store =
+            PostgresStore::open_with(&config.database, config.database_connect_timeout).await?;
         serve(config, cors, store, shutdown).await
     } else {
         let store = SqliteStore::open(&config.database).await?;
@@ -127,14 +128,16 @@ async fn expire_operations<S: Store>(services: Services<S>) {
 }
 
 /// `waas-server unlock-passcode`: clears a device's passcode lock and failure count in a group,
-/// on the database of `--database` (which must exist). Returns what to tell the operator.
+/// on the database of `--database` (which must exist; PostgreSQL is waited for at most
+/// `--database-connect-timeout`). Returns what to tell the operator.
 pub async fn unlock_passcode(
-    database: &str,
+    config: &Config,
     group: &waas_api::DeviceGroupName,
     device: &waas_api::DeviceName,
 ) -> Result<String, ServerError> {
+    let database = config.database.as_str();
     let before = if store::is_postgres_url(database) {
-        let store = PostgresStore::open_existing(database).await?;
+        let store = PostgresStore::open_existing(database, config.database_connect_timeout).await?;
         closing(&store, store.unlock_passcode(group, device).await).await?
     } else {
         let store = SqliteStore::open_existing(database).await?;
@@ -151,14 +154,15 @@ pub async fn unlock_passcode(
 
 /// `waas-server unlock-recovery`: clears the recovery locks and failed-recovery counts of a
 /// group's backups, or of its one backup `backup`, on the database of `--database` (which must
-/// exist). Returns what to tell the operator: one line per backup.
+/// exist; as [`unlock_passcode`]). Returns what to tell the operator: one line per backup.
 pub async fn unlock_recovery(
-    database: &str,
+    config: &Config,
     group: &waas_api::DeviceGroupName,
     backup: Option<&waas_api::MpcOperationName>,
 ) -> Result<String, ServerError> {
+    let database = config.database.as_str();
     let before = if store::is_postgres_url(database) {
-        let store = PostgresStore::open_existing(database).await?;
+        let store = PostgresStore::open_existing(database, config.database_connect_timeout).await?;
         closing(&store, store.unlock_recovery(group, backup).await).await?
     } else {
         let store = SqliteStore::open_existing(database).await?;

@@ -24,14 +24,14 @@ async fn main() -> ExitCode {
             device,
         }) => Some((
             "unlock-passcode",
-            waas_server::unlock_passcode(&config.database, device_group, device).await,
+            waas_server::unlock_passcode(&config, device_group, device).await,
         )),
         Some(Command::UnlockRecovery {
             device_group,
             backup,
         }) => Some((
             "unlock-recovery",
-            waas_server::unlock_recovery(&config.database, device_group, backup.as_ref()).await,
+            waas_server::unlock_recovery(&config, device_group, backup.as_ref()).await,
         )),
         None => None,
     };

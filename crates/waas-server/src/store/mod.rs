@@ -11,6 +11,7 @@ mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;
+mod transient;
 
 use std::future::Future;
 
@@ -21,8 +22,9 @@ use waas_api::{
     PasscodeLoginName, PoolName,
 };
 
-pub use postgres::{PostgresStore, is_postgres_url};
+pub use postgres::{DEFAULT_CONNECT_TIMEOUT, PostgresStore, is_postgres_url};
 pub use sqlite::SqliteStore;
+pub use transient::is_transient;
 
 /// The pool every fresh server has, so the demo works without an operator step.
 pub const DEFAULT_POOL: &str = "pools/default";
@@ -31,12 +33,29 @@ pub const DEFAULT_POOL: &str = "pools/default";
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database could not be reached or the query failed.
+    /// The database is out of reach or refused for a while (a lost connection, a restart, a
+    /// serialization failure, no free connection in time: see [`is_transient`]). The
+    /// transaction did not happen as a whole, so the same request may be sent again
+    /// (`UNAVAILABLE`).
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    /// The database refused a statement or answered what this server cannot read: a bug or a
+    /// damaged database, which sending again would not change.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A stored value does not parse: a bug or a damaged database.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_transient(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Database(error)
+        }
+    }
 }
 
 /// A pool as stored.

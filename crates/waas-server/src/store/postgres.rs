@@ -18,8 +18,15 @@
 //!
 //! Every connection runs with `synchronous_commit = on`, whatever the server's default: a commit
 //! is on disk before the caller answers (what SQLite's `synchronous = FULL` commits give).
+//!
+//! PostgreSQL may go away and come back (a restart, a failover) while the server runs. The
+//! server waits for it at most `--database-connect-timeout`: at start (then it exits, saying
+//! why), and for a connection during a request (then the request is answered `UNAVAILABLE`, to
+//! be sent again: `store::is_transient`). Idle connections are checked before use, so those a
+//! restart closed are replaced, and the pool recovers by itself.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row};
@@ -54,6 +61,10 @@ pub struct PostgresStore {
     writer: PgPool,
 }
 
+/// How long the server waits for PostgreSQL unless told otherwise (`--database-connect-timeout`):
+/// long enough for a restart, short enough that a client is answered before it gives up.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Whether `--database` names a PostgreSQL database.
 pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
@@ -61,13 +72,31 @@ pub fn is_postgres_url(database: &str) -> bool {
 
 impl PostgresStore {
     /// Connects to the database of `--database` (a `postgres://` URL; the database must exist),
-    /// migrates it to the current schema and makes sure `pools/default` exists.
+    /// migrates it to the current schema and makes sure `pools/default` exists. As
+    /// [`Self::open_with`] with the default timeout.
     pub async fn open(database: &str) -> Result<Self, ServerError> {
+        Self::open_with(database, DEFAULT_CONNECT_TIMEOUT).await
+    }
+
+    /// [`Self::open`], waiting at most `connect_timeout` for PostgreSQL, at start and later for
+    /// each connection a request needs (`--database-connect-timeout`).
+    pub async fn open_with(database: &str, connect_timeout: Duration) -> Result<Self, ServerError> {
         let options = connect_options(database)?;
+        first_connection(&options, connect_timeout)
+            .await
+            .map_err(|reason| ServerError::DatabaseConnect {
+                database: describe(&options),
+                reason,
+            })?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .connect_with(options)
-            .await?;
+            // While PostgreSQL is down every new connection fails: a request gives up after
+            // this long, answered UNAVAILABLE, instead of waiting for sqlx's default 30 s.
+            .acquire_timeout(connect_timeout)
+            // An idle connection is checked before a request gets it (sqlx's default, relied on
+            // here): one that a restart of PostgreSQL closed is dropped and another one opened.
+            .test_before_acquire(true)
+            .connect_lazy_with(options);
         sqlx::migrate!("./migrations-postgres").run(&pool).await?;
         let store = Self {
             writer: pool.clone(),
@@ -79,8 +108,11 @@ impl PostgresStore {
 
     /// Opens the database of an operator command: as [`Self::open`] (a PostgreSQL database is
     /// never created by connecting to it, so a mistyped name fails there).
-    pub async fn open_existing(database: &str) -> Result<Self, ServerError> {
-        Self::open(database).await
+    pub async fn open_existing(
+        database: &str,
+        connect_timeout: Duration,
+    ) -> Result<Self, ServerError> {
+        Self::open_with(database, connect_timeout).await
     }
 
     async fn ensure_default_pool(&self) -> Result<(), StoreError> {
@@ -116,10 +148,50 @@ impl PostgresStore {
     }
 }
 
+/// Connects once, so that a database out of reach stops the start with why, within `timeout`.
+/// Until then a transient failure (PostgreSQL refusing connections while it starts, or not
+/// listening yet) is tried again; any other (a wrong password, no such database) ends it at once.
+/// The reason given names no secret: sqlx's errors hold no password.
+async fn first_connection(options: &PgConnectOptions, timeout: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        match tokio::time::timeout_at(deadline, PgConnection::connect_with(options)).await {
+            // Dropped: its socket closes, and the pool opens its own connections.
+            Ok(Ok(_connection)) => return Ok(()),
+            Ok(Err(error)) if super::is_transient(&error) => last = Some(error),
+            Ok(Err(error)) => return Err(error.to_string()),
+            Err(_) => break,
+        }
+        let again = tokio::time::Instant::now() + Duration::from_millis(200);
+        tokio::time::sleep_until(again.min(deadline)).await;
+        if again >= deadline {
+            break;
+        }
+    }
+    let waited = humantime::format_duration(timeout);
+    Err(match last {
+        Some(error) => format!("{error} (tried for {waited}, --database-connect-timeout)"),
+        None => format!("no answer within {waited} (--database-connect-timeout)"),
+    })
+}
+
+/// The database as an operator recognizes it, without the password:
+/// `postgres://user@host:port/database`.
+fn describe(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username())
+    )
+}
+
 /// The connection options of a `postgres://` URL, with durable commits.
 fn connect_options(database: &str) -> Result<PgConnectOptions, ServerError> {
     if !is_postgres_url(database) {
-        return Err(ServerError::UnsupportedDatabase(database.to_owned()));
+        return Err(ServerError::unsupported_database(database));
     }
     Ok(PgConnectOptions::from_str(database)?
         .options([("synchronous_commit", "on")])

@@ -190,12 +190,12 @@ fn sqlite_path(database: &str) -> Result<&str, ServerError> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '+') =>
         {
-            return Err(ServerError::UnsupportedDatabase(database.to_owned()));
+            return Err(ServerError::unsupported_database(database));
         }
         _ => database,
     };
     if path.is_empty() {
-        return Err(ServerError::UnsupportedDatabase(database.to_owned()));
+        return Err(ServerError::unsupported_database(database));
     }
     Ok(path)
 }

@@ -12,12 +12,15 @@
 
 pub mod backup;
 mod client;
+pub mod cluster;
 mod db;
 mod device;
 pub mod eth;
+pub mod exits;
 pub mod passcode;
 mod postgres;
 pub mod recovery;
+pub mod retrying;
 mod route;
 mod server;
 mod started;

@@ -48,7 +48,7 @@ impl Drop for PgDatabase {
 
 /// Runs statements on a database of the server (`url`), on a thread and runtime of its own
 /// (a test's runtime may be the caller's, and cannot be blocked on).
-fn admin(server: &str, statement: String) {
+pub(super) fn admin(server: &str, statement: String) {
     let server = server.to_owned();
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
