@@ -15,10 +15,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, mpsc};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -33,85 +31,13 @@ use support::exits::run_server_until_exit;
 use support::recovery::{Owned, recover};
 use support::retrying::Retrying;
 use support::{
-    AUDIENCE, Client, PASSCODE, Route, Signer, TestDevice, Wallet, default_pool, random_hex, sha256,
+    Client, PASSCODE, Route, Signer, TestDevice, TestServer, Wallet, default_pool, random_hex,
+    sha256,
 };
 
 /// The servers' `--database-connect-timeout` here: while PostgreSQL is down, a request is
 /// answered within about this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A `waas-server` process on a PostgreSQL database, killed when dropped (its stderr printed if
-/// the test failed).
-struct Server {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(database: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let timeout = format!("{}s", CONNECT_TIMEOUT.as_secs());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_waas-server"))
-            .args(["--listen", "127.0.0.1:0", "--database", database])
-            .args([
-                "--database-connect-timeout",
-                &timeout,
-                "--audience",
-                AUDIENCE,
-            ])
-            .arg("--master-key-file")
-            .arg(dir.path().join("master.key"))
-            .arg("--dev-api-key-file")
-            .arg(dir.path().join("dev-api-key.json"))
-            .env("WAAS_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
-            .spawn()
-            .unwrap();
-        // The first line is the address; the rest is drained on the same thread.
-        let stdout = child.stdout.take().unwrap();
-        let (first, line) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = first.send(lines.next().and_then(Result::ok));
-            for _ in lines {}
-        });
-        let line = line.recv_timeout(Duration::from_secs(60)).ok().flatten();
-        let mut server = Self {
-            child,
-            url: String::new(),
-            dir,
-        };
-        let Some(addr) = line
-            .as_deref()
-            .and_then(|line| line.strip_prefix("waas-server listening on http://"))
-        else {
-            panic!("the server did not start: {line:?}");
-        };
-        server.url = format!("http://{addr}");
-        server
-    }
-
-    fn runs(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- server stderr ---\n{}", self.logs());
-        }
-    }
-}
 
 /// A wallet of `device` (CreateMPCWallet with a request id, so a retry is the same request) and
 /// its first address.
@@ -235,8 +161,9 @@ async fn postgres_restarted_and_stopped_under_load_costs_retries_only() {
     let started = Instant::now();
     let cluster = Arc::new(PgCluster::start());
     let database = cluster.create_database("faults");
-    let mut server = Server::start(&database);
-    let via = Arc::new(Retrying::start(&server.url).await);
+    let timeout = format!("{}s", CONNECT_TIMEOUT.as_secs());
+    let mut server = TestServer::on_database(&database, &["--database-connect-timeout", &timeout]);
+    let via = Arc::new(Retrying::start(&server.url()).await);
 
     // Before the faults: four wallets, the first two with the passcode (to back up), the first
     // with a backup.
@@ -329,7 +256,7 @@ async fn postgres_restarted_and_stopped_under_load_costs_retries_only() {
             (created, (1, made))
         })
     };
-    assert_unavailable_now(&server.url, &holders[1].device).await;
+    assert_unavailable_now(&server.url(), &holders[1].device).await;
     tokio::time::sleep(Duration::from_secs(3).saturating_sub(stopped.elapsed())).await;
     on_cluster(&cluster, PgCluster::start_again).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -360,7 +287,7 @@ async fn postgres_restarted_and_stopped_under_load_costs_retries_only() {
             .recover_and_sign(&via, made, &format!("after the faults, backup {index}"))
             .await;
     }
-    assert!(server.runs(), "the server exited");
+    assert!(server.running(), "the server exited");
 
     let counts = via.counts();
     eprintln!(

@@ -26,14 +26,25 @@ pub struct DevApiKey {
     pub private_key: String,
 }
 
+/// Where a test server's data is.
+#[derive(Clone)]
+enum Database {
+    /// `waas.db` in its folder.
+    SqliteFile,
+    /// A PostgreSQL database made for it on the test PostgreSQL server.
+    Postgres(Arc<PgDatabase>),
+    /// A PostgreSQL database the test made and owns.
+    Url(String),
+}
+
 /// A running server. Dropping it kills the process; if the test is panicking, the server's stderr
 /// is printed so the failure comes with the server's side of the story.
 pub struct TestServer {
     /// Its keys, logs and SQLite file; shared with its replicas.
     dir: Arc<tempfile::TempDir>,
-    /// Its database when it runs on PostgreSQL ([`super::on_postgres`], [`Self::on_postgres`]);
-    /// else a SQLite file in `dir`. Shared with its replicas, dropped after the last.
-    postgres: Option<Arc<PgDatabase>>,
+    /// Where its data is. Shared with its replicas; a database made for it is dropped after
+    /// the last of them.
+    database: Database,
     /// `server` for the first process on these files, `replica-N` for the others (log names).
     label: String,
     /// How many replicas were made of it (for their labels).
@@ -68,10 +79,25 @@ impl TestServer {
         Self::start_on(true, extra_args)
     }
 
+    /// Starts a server with extra flags on the PostgreSQL database at `url`, which the test
+    /// owns (say, on a cluster it stops and starts).
+    pub fn on_database(url: &str, extra_args: &[&str]) -> Self {
+        Self::start_with_database(Database::Url(url.to_owned()), extra_args)
+    }
+
     fn start_on(postgres: bool, extra_args: &[&str]) -> Self {
+        let database = if postgres {
+            Database::Postgres(Arc::new(PgDatabase::create()))
+        } else {
+            Database::SqliteFile
+        };
+        Self::start_with_database(database, extra_args)
+    }
+
+    fn start_with_database(database: Database, extra_args: &[&str]) -> Self {
         let mut server = Self {
             dir: Arc::new(tempfile::tempdir().unwrap()),
-            postgres: postgres.then(|| Arc::new(PgDatabase::create())),
+            database,
             label: "server".to_owned(),
             replicas: 0,
             child: None,
@@ -87,13 +113,13 @@ impl TestServer {
     /// stateless as the first one. PostgreSQL only (a SQLite file has one server).
     pub fn replica(&mut self) -> Self {
         assert!(
-            self.postgres.is_some(),
+            self.postgres_url().is_some(),
             "replicas share a PostgreSQL database: start with TestServer::on_postgres"
         );
         self.replicas += 1;
         let mut replica = Self {
             dir: self.dir.clone(),
-            postgres: self.postgres.clone(),
+            database: self.database.clone(),
             label: format!("replica-{}", self.replicas),
             replicas: 0,
             child: None,
@@ -112,7 +138,7 @@ impl TestServer {
     /// The SQLite file (not on PostgreSQL: see [`Self::postgres_url`]).
     pub fn database(&self) -> PathBuf {
         assert!(
-            self.postgres.is_none(),
+            self.postgres_url().is_none(),
             "the suite runs on PostgreSQL: there is no SQLite file"
         );
         self.path("waas.db")
@@ -120,13 +146,17 @@ impl TestServer {
 
     /// The PostgreSQL database's URL, when the suite runs on PostgreSQL.
     pub fn postgres_url(&self) -> Option<&str> {
-        self.postgres.as_ref().map(|database| database.url.as_str())
+        match &self.database {
+            Database::SqliteFile => None,
+            Database::Postgres(database) => Some(&database.url),
+            Database::Url(url) => Some(url),
+        }
     }
 
     /// `--database`: the SQLite file, or the PostgreSQL database's URL.
     fn database_arg(&self) -> std::ffi::OsString {
-        match &self.postgres {
-            Some(database) => database.url.clone().into(),
+        match self.postgres_url() {
+            Some(url) => url.into(),
             None => self.path("waas.db").into(),
         }
     }
@@ -195,6 +225,13 @@ impl TestServer {
         self.spawn();
     }
 
+    /// Whether its process still runs (it has not exited, nor been killed).
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().unwrap().is_none())
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         self.base.read().unwrap().clone()
@@ -258,8 +295,8 @@ impl TestServer {
 
     /// [`db_dump`] of this server's database.
     pub async fn db_dump(&self) -> String {
-        match &self.postgres {
-            Some(database) => super::postgres::pg_dump(&database.url, super::db::SKIPPED).await,
+        match self.postgres_url() {
+            Some(url) => super::postgres::pg_dump(url, super::db::SKIPPED).await,
             None => db_dump(&self.database()).await,
         }
     }
