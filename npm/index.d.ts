@@ -56,6 +56,9 @@ export type WaasErrorCode =
   | 'STORAGE_CORRUPT'
   /** An operation did not finish in time, or the wait was aborted. */
   | 'TIMEOUT'
+  /** The server cannot answer for now (its database is restarting or out of reach): make the same
+   * call again after `retryAfterSeconds`. */
+  | 'UNAVAILABLE'
   /** The environment lacks IndexedDB or WebCrypto. */
   | 'UNSUPPORTED'
   /** The server sent an address or key that differs from the device's own derivation. */
@@ -68,7 +71,8 @@ export declare class WaasError extends Error {
   constructor(code: WaasErrorCode, message: string, retryAfterSeconds?: number);
   readonly name: 'WaasError';
   readonly code: WaasErrorCode;
-  /** With `PASSCODE_BACKOFF`: how long to wait before the next passcode try. */
+  /** With `PASSCODE_BACKOFF`: how long to wait before the next passcode try; with `UNAVAILABLE`:
+   * before the call is made again. */
   readonly retryAfterSeconds?: number;
 }
 

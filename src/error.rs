@@ -52,6 +52,16 @@ pub enum SdkError {
         /// The server's finer reason, if it gave one (not part of the JS error).
         reason: Option<String>,
     },
+    /// The server is there but cannot answer for now (its database is restarting or out of
+    /// reach): the same call may be made again as it was, after `retry_after_seconds`. An MPC
+    /// round answered so was already sent again a few times before this reached the caller.
+    #[error("the server is unavailable for now, try again in {retry_after_seconds} s: {message}")]
+    Unavailable {
+        /// When to try again, from the server's `retryAfterSeconds` (1 if it gave none).
+        retry_after_seconds: u64,
+        /// The server's message.
+        message: String,
+    },
     /// The MPC protocol stopped: the server's message failed a check, or the server gave up.
     #[error("the MPC operation stopped: {0}")]
     ProtocolAbort(String),
@@ -137,6 +147,7 @@ impl SdkError {
         "PASSCODE_CHANGED",
         "DEVICE_REVOKED",
         "INVALID_BACKUP",
+        "UNAVAILABLE",
     ];
 
     /// The stable code, the `code` property of the thrown `WaasError`. Codes are never reused or
@@ -154,6 +165,7 @@ impl SdkError {
             Self::Unsupported(_) => "UNSUPPORTED",
             Self::Network(_) => "NETWORK",
             Self::Server { .. } => "SERVER",
+            Self::Unavailable { .. } => "UNAVAILABLE",
             Self::ProtocolAbort(_) => "PROTOCOL_ABORT",
             Self::Untrusted(_) => "UNTRUSTED_SERVER",
             Self::Timeout(_) => "TIMEOUT",
@@ -186,6 +198,10 @@ impl From<SdkError> for JsValue {
         let retry_after_seconds = match &error {
             SdkError::PasscodeBackoff {
                 retry_after_seconds,
+            }
+            | SdkError::Unavailable {
+                retry_after_seconds,
+                ..
             } => Some(*retry_after_seconds as f64),
             _ => None,
         };

@@ -18,7 +18,7 @@ use waas_api::resources::{
     MpcProtocol, Operation, OperationMetadata, OperationResponse, RegisterDeviceRequest, Signature,
     SignedPayload, TypedPayload, TypedPayloadJson,
 };
-use waas_api::{DeviceGroupName, ErrorBody, MpcKeyName, MpcOperationName, PoolName};
+use waas_api::{DeviceGroupName, ErrorBody, ErrorCode, MpcKeyName, MpcOperationName, PoolName};
 use waas_mpc::{Keygen, SessionId, Signing, SigningRequest, ethereum_address, parse_path};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -43,9 +43,9 @@ use crate::SdkError;
 use crate::browser::{fetch, subtle};
 use crate::keystore::{DEFAULT_STORE, KeyStore, Unlocked};
 
-/// How long to wait before each resend of an exchange round that got no answer, or the answer
-/// `UNAVAILABLE` (the server's database out of reach for a moment).
-const EXCHANGE_RETRY_DELAYS_MS: [f64; 3] = [250.0, 1000.0, 2500.0];
+/// How long to wait before each resend of an idempotent request that got no answer, or the
+/// answer `UNAVAILABLE` (the server's database out of reach for a moment).
+const RESEND_DELAYS_MS: [f64; 3] = [250.0, 1000.0, 2500.0];
 
 /// The largest clock correction the client accepts from the server.
 const MAX_CLOCK_OFFSET_MS: f64 = 24.0 * 3600.0 * 1000.0;
@@ -488,13 +488,14 @@ impl WaasClient {
             .unlock(&unlock_of(unlock)?, Some(&key.device_group_name()))
             .await?;
         let digest_hex = format!("0x{}", hex::encode(digest));
+        // A request id of its own, so that a resend names the same operation.
         let body = CreateSignatureRequest {
             payload: Some(digest_hex.clone()),
             typed_payload,
-            request_id: None,
+            request_id: Some(fresh_request_id()?),
         };
         let operation: Operation = self
-            .send("POST", &format!("/v1/{key}/signatures"), Some(&body), true)
+            .send_resending("POST", &format!("/v1/{key}/signatures"), &body)
             .await?;
         let OperationMetadata::CreateSignature { mpc_operation, .. } = &operation.metadata else {
             return Err(SdkError::Untrusted(
@@ -542,11 +543,12 @@ impl WaasClient {
 
     async fn create_wallet_operation(&self, pool: Option<String>) -> Result<Operation, SdkError> {
         let pool: PoolName = pool.as_deref().unwrap_or(DEFAULT_POOL).parse()?;
+        // A request id of its own, so that a resend names the same key generation.
         let body = CreateMpcWalletRequest {
             device: self.identity().await?.0.clone(),
-            request_id: None,
+            request_id: Some(fresh_request_id()?),
         };
-        self.send("POST", &format!("/v1/{pool}/mpcWallets"), Some(&body), true)
+        self.send_resending("POST", &format!("/v1/{pool}/mpcWallets"), &body)
             .await
     }
 
@@ -850,25 +852,36 @@ impl WaasClient {
             message: URL_SAFE_NO_PAD.encode(message),
         };
         let path = format!("/v1/{operation}:exchange");
-        // A round is idempotent at the server (a repeat gets the stored answer), so a request
-        // that never got an answer, or was answered UNAVAILABLE (the server's database out of
-        // reach: nothing of the round was written, or all of it), is sent again a few times
-        // before the operation is given up: a server or database restarting, or a lost answer,
-        // costs a moment instead of a new operation (in a recovery, a counted passcode attempt).
-        let mut sent = self.send("POST", &path, Some(&body), true).await;
-        for delay_ms in EXCHANGE_RETRY_DELAYS_MS {
-            if !sent.as_ref().is_err_and(resendable) {
-                break;
-            }
-            crate::browser::sleep(delay_ms).await;
-            sent = self.send("POST", &path, Some(&body), true).await;
-        }
+        // A round is idempotent at the server (a repeat gets the stored answer): a server or
+        // database restarting, or a lost answer, costs a moment instead of a new operation (in
+        // a recovery, a counted passcode attempt).
+        let sent = self.send_resending("POST", &path, &body).await;
         sent.map_err(|error| match error {
             SdkError::Server { code, message, .. } if code == "ABORTED" => {
                 SdkError::ProtocolAbort(message)
             }
             other => other,
         })
+    }
+
+    /// [`Self::send`] of a request the server treats as idempotent (an exchange round, a create
+    /// with a request id), sent again a few times when it got no answer or was answered
+    /// UNAVAILABLE (the server's database out of reach: nothing of it was written, or all of it).
+    async fn send_resending<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, SdkError> {
+        let mut sent = self.send(method, path, Some(body), true).await;
+        for delay_ms in RESEND_DELAYS_MS {
+            if !sent.as_ref().is_err_and(resendable) {
+                break;
+            }
+            crate::browser::sleep(delay_ms).await;
+            sent = self.send(method, path, Some(body), true).await;
+        }
+        sent
     }
 
     /// One API call: JSON body, request token, clock correction from `Date`, typed answer. A
@@ -987,14 +1000,17 @@ impl WaasClient {
     }
 }
 
-/// Whether an exchange round that failed so may be sent again as it was: no answer came, or the
+/// A random request id (128 bits, hex): one per call the SDK may send again.
+fn fresh_request_id() -> Result<String, SdkError> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|error| SdkError::Crypto(error.to_string()))?;
+    Ok(hex::encode(id))
+}
+
+/// Whether a request that failed so may be sent again as it was: no answer came, or the
 /// server answered `UNAVAILABLE`. Any other answer is the round's own and would come again.
 fn resendable(error: &SdkError) -> bool {
-    match error {
-        SdkError::Network(_) => true,
-        SdkError::Server { code, .. } => code == "UNAVAILABLE",
-        _ => false,
-    }
+    matches!(error, SdkError::Network(_) | SdkError::Unavailable { .. })
 }
 
 /// The server's URL: `''` (this page's origin), HTTPS, or plain HTTP to the loopback only (key
@@ -1039,6 +1055,11 @@ fn server_error(error: ErrorBody, status: u16) -> SdkError {
         Some(passcode::PASSCODE_CHANGED) => SdkError::PasscodeChangedElsewhere(error.message),
         // This device's own requests are refused: it was revoked (only it is told so).
         Some(reason::DEVICE_REVOKED) => SdkError::DeviceRevoked,
+        // The server's database is restarting or out of reach: the same call goes through later.
+        _ if error.code == ErrorCode::Unavailable => SdkError::Unavailable {
+            retry_after_seconds: error.retry_after_seconds.unwrap_or(1),
+            message: error.message,
+        },
         reason => SdkError::Server {
             code: error_code(&error),
             status,
@@ -1153,21 +1174,41 @@ fn abort_text(text: &str) -> SdkError {
 mod tests {
     use super::*;
 
-    fn server(code: &str) -> SdkError {
-        SdkError::Server {
-            code: code.into(),
-            status: 503,
-            message: "m".into(),
-            reason: None,
-        }
+    /// The SDK's reading of a server's error answer with `code` (and HTTP status 503).
+    fn answered(code: ErrorCode, retry_after_seconds: Option<u64>) -> SdkError {
+        let mut body = ErrorBody::new(code, "m");
+        body.retry_after_seconds = retry_after_seconds;
+        server_error(body, 503)
+    }
+
+    #[test]
+    fn unavailable_is_its_own_error_with_when_to_retry() {
+        let error = answered(ErrorCode::Unavailable, Some(2));
+        assert_eq!(error.code(), "UNAVAILABLE");
+        assert!(matches!(
+            error,
+            SdkError::Unavailable {
+                retry_after_seconds: 2,
+                ..
+            }
+        ));
+        let error = answered(ErrorCode::Unavailable, None);
+        assert!(matches!(
+            error,
+            SdkError::Unavailable {
+                retry_after_seconds: 1,
+                ..
+            }
+        ));
+        assert_eq!(answered(ErrorCode::Internal, None).code(), "SERVER");
     }
 
     #[test]
     fn an_exchange_is_sent_again_without_an_answer_or_when_unavailable_only() {
         assert!(resendable(&SdkError::Network("refused".into())));
-        assert!(resendable(&server("UNAVAILABLE")));
-        assert!(!resendable(&server("INTERNAL")));
-        assert!(!resendable(&server("FAILED_PRECONDITION")));
+        assert!(resendable(&answered(ErrorCode::Unavailable, None)));
+        assert!(!resendable(&answered(ErrorCode::Internal, None)));
+        assert!(!resendable(&answered(ErrorCode::FailedPrecondition, None)));
         assert!(!resendable(&SdkError::ProtocolAbort("check".into())));
         assert!(!resendable(&SdkError::DeviceRevoked));
     }
