@@ -43,6 +43,17 @@ pub struct Config {
     )]
     pub database_connect_timeout: Duration,
 
+    /// PostgreSQL only: the most connections this server opens to the database at once (each
+    /// request holds one for its transaction). Replicas each have their own: keep their sum
+    /// under the database's `max_connections`.
+    #[arg(
+        long,
+        env = "WAAS_DATABASE_MAX_CONNECTIONS",
+        default_value_t = crate::store::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub database_max_connections: u32,
+
     /// The master key that seals shares and MPC state at rest: 32 bytes, mode 0600. Created
     /// (with its folder) on first start.
     #[arg(
@@ -228,6 +239,23 @@ mod tests {
         assert_eq!(
             config.backup_retention,
             crate::services::DEFAULT_BACKUP_RETENTION
+        );
+    }
+
+    #[test]
+    fn max_connections_values() {
+        let parse = |value: &str| {
+            Config::try_parse_from(["waas-server", "--database-max-connections", value])
+                .map(|config| config.database_max_connections)
+        };
+        assert_eq!(parse("64").unwrap(), 64);
+        for bad in ["0", "-1", "10001", "many"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let config = Config::try_parse_from(["waas-server"]).unwrap();
+        assert_eq!(
+            config.database_max_connections,
+            crate::store::DEFAULT_MAX_CONNECTIONS
         );
     }
 

@@ -37,8 +37,12 @@ pub async fn run(
     let cors = api::cors(&config.allowed_origins)
         .map_err(|error| ServerError::Config(error.to_string()))?;
     if store::is_postgres_url(&config.database) {
-        let store =
-            PostgresStore::open_with(&config.database, config.database_connect_timeout).await?;
+        let store = PostgresStore::open_with(
+            &config.database,
+            config.database_connect_timeout,
+            config.database_max_connections,
+        )
+        .await?;
         serve(config, cors, store, shutdown).await
     } else {
         let store = SqliteStore::open(&config.database).await?;

@@ -22,7 +22,9 @@ use waas_api::{
     PasscodeLoginName, PoolName,
 };
 
-pub use postgres::{DEFAULT_CONNECT_TIMEOUT, PostgresStore, is_postgres_url};
+pub use postgres::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, PostgresStore, is_postgres_url,
+};
 pub use sqlite::SqliteStore;
 pub use transient::is_transient;
 

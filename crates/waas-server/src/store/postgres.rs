@@ -65,6 +65,10 @@ pub struct PostgresStore {
 /// long enough for a restart, short enough that a client is answered before it gives up.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `--database-max-connections`' default: each replica's pool. PostgreSQL's own default limit is
+/// 100 connections in all, so 16 leaves room for several replicas and the operator's tools.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
 /// Whether `--database` names a PostgreSQL database.
 pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
@@ -75,12 +79,17 @@ impl PostgresStore {
     /// migrates it to the current schema and makes sure `pools/default` exists. As
     /// [`Self::open_with`] with the default timeout.
     pub async fn open(database: &str) -> Result<Self, ServerError> {
-        Self::open_with(database, DEFAULT_CONNECT_TIMEOUT).await
+        Self::open_with(database, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS).await
     }
 
     /// [`Self::open`], waiting at most `connect_timeout` for PostgreSQL, at start and later for
-    /// each connection a request needs (`--database-connect-timeout`).
-    pub async fn open_with(database: &str, connect_timeout: Duration) -> Result<Self, ServerError> {
+    /// each connection a request needs (`--database-connect-timeout`), with at most
+    /// `max_connections` open (`--database-max-connections`).
+    pub async fn open_with(
+        database: &str,
+        connect_timeout: Duration,
+        max_connections: u32,
+    ) -> Result<Self, ServerError> {
         let options = connect_options(database)?;
         first_connection(&options, connect_timeout)
             .await
@@ -89,7 +98,7 @@ impl PostgresStore {
                 reason,
             })?;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(max_connections)
             // While PostgreSQL is down every new connection fails: a request gives up after
             // this long, answered UNAVAILABLE, instead of waiting for sqlx's default 30 s.
             .acquire_timeout(connect_timeout)
@@ -112,7 +121,8 @@ impl PostgresStore {
         database: &str,
         connect_timeout: Duration,
     ) -> Result<Self, ServerError> {
-        Self::open_with(database, connect_timeout).await
+        // One command, one connection at a time.
+        Self::open_with(database, connect_timeout, 2).await
     }
 
     async fn ensure_default_pool(&self) -> Result<(), StoreError> {
