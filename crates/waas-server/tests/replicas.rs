@@ -21,7 +21,7 @@ use support::backup::{MadeBackup, made_backup};
 use support::eth::assert_signed_by;
 use support::recovery::{Owned, Recovery, recover};
 use support::{
-    Auth, PASSCODE, Route, TestDevice, TestServer, Trap, Wallet, archive_op_of, default_pool,
+    Auth, PASSCODE, Route, TestDevice, TestServer, Trap, Wallet, archive_op_of, default_pool, flip,
     mpc_operation_of, revoke_call, sha256,
 };
 
@@ -317,4 +317,70 @@ async fn a_replica_killed_in_the_middle_of_any_operation_leaves_it_to_the_other(
     )
     .await;
     assert_signs(&newcomer, &recovered, &address, "the recovered device").await;
+}
+
+/// The failed-check answer (`exchange.rs`), the only thing a device learns of a failed check.
+const FAILED_CHECK: &str = "the MPC operation failed a check and was stopped";
+
+/// A signing's round 3 sent honest to one replica and, at the same moment, with its
+/// multiplication (OT) data changed to the other (a terminal check: review_fixes.rs). Whichever
+/// replica runs the changed message's check, the pairing is retired: a device never learns
+/// that a check failed while keeping the pairing (one selective-abort probe per signing), even
+/// when the other replica's honest round commits first and this step cannot. When the changed
+/// message arrives after the honest round committed, the engine never runs on it: it is
+/// refused for the stored round, and the pairing stays. Races are timing: each outcome is
+/// checked, however many of each a run gets.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_check_retires_the_pairing_even_when_the_other_replica_answered_first() {
+    let (first, second, route) = replicas();
+    let device = TestDevice::register(route.clone()).await;
+    let mut retired = 0;
+    for race in 0..6 {
+        let wallet = device.create_wallet(&default_pool()).await;
+        let address = device.generate_address(&wallet.wallet.name, None).await;
+        let digest = sha256(format!("race {race}").as_bytes());
+        let mut signing = device
+            .begin_signing(&wallet.pairing, &address.mpc_keys[0], &digest)
+            .await;
+        let honest = signing.send_round1(&device, &wallet.pairing).await;
+        let cheating = flip(&honest, honest.len() / 2);
+        // One after the other in the route's turn: each to another replica.
+        let (_, refused) = tokio::join!(
+            device.exchange(&signing.op, 3, &honest),
+            device.exchange(&signing.op, 3, &cheating)
+        );
+        let states = first
+            .db_query(
+                "SELECT state FROM pairings WHERE device_group = ?",
+                &[&wallet.device_group.to_string()],
+            )
+            .await;
+        // Whether a replica ran the cheating message's check: its log says so (the API never
+        // says which check failed, nor whether one ran for a message it then refused).
+        let operation = signing.operation.name.to_string();
+        let checked = [&first, &second].iter().any(|server| {
+            server
+                .logs()
+                .lines()
+                .any(|line| line.contains("failed a check") && line.contains(&operation))
+        });
+        let message = refused.error().message;
+        if checked || message == FAILED_CHECK {
+            assert_eq!(
+                states,
+                ["RETIRED"],
+                "race {race}: a failed check kept the pairing"
+            );
+            assert_eq!(message, FAILED_CHECK, "race {race}: {refused:?}");
+            retired += 1;
+        } else {
+            assert_eq!(states, ["CONFIRMED"], "race {race}: {refused:?}");
+            assert!(
+                message.contains("has finished") || message.contains("another message"),
+                "race {race}: the cheating round must be refused before the engine ran, or \
+                 fail its check and retire the pairing:\n{refused:?}"
+            );
+        }
+    }
+    eprintln!("{retired} of 6 races ran the failed check");
 }

@@ -40,7 +40,7 @@ use crate::ApiError;
 use crate::auth::{Principal, revoked};
 use crate::store::{
     Committed, NewOperation, OperationKind, OperationRecord, OperationState, PairingState,
-    StepEffect, StepUpdate, Store,
+    StepEffect, StepUpdate, Store, StoreError,
 };
 use crate::time::now_ms;
 
@@ -50,6 +50,9 @@ const SESSION: &str = "mpc-session";
 pub(super) const PAIRING: &str = "pairing";
 /// The device's last key-generation message: it has its half (see docs/protocol/operations.md).
 const KEYGEN_CONFIRM_ROUND: u8 = 5;
+/// How many times a pairing that failed a check is retired before the request is answered with
+/// the store's error ([`Services::retire_uncommitted`]).
+const RETIRE_ATTEMPTS: u32 = 5;
 /// How long a session may wait for the device's next round. Rounds follow each other within
 /// milliseconds; a session kept longer is only a liability (a restored backup could replay it).
 const SESSION_IDLE_LIMIT_MS: i64 = 10 * 60 * 1000;
@@ -140,11 +143,16 @@ impl<S: Store> Services<S> {
             Ok(step) => step,
             Err(error) => return Err(self.unless_revoked(&operation, error).await),
         };
-        match self
+        let committed = self
             .store
             .commit_step(&operation, record.round, &step)
-            .await?
+            .await;
+        if matches!(step.effect, StepEffect::RetirePairing)
+            && !matches!(committed, Ok(Committed::Yes))
         {
+            return Err(self.retire_uncommitted(&record).await);
+        }
+        match committed? {
             Committed::Yes => {}
             // Revoked while this round ran: nothing was written, nothing is sent.
             Committed::DeviceRevoked => return Err(revoked()),
@@ -178,6 +186,43 @@ impl<S: Store> Services<S> {
         }
         tracing::info!(operation = %operation, round = request.round, state = ?step.state, "exchange step");
         answer(&step)
+    }
+
+    /// The engine found the device's message failing a terminal check, but the step that retires
+    /// the pairing did not commit: another replica answered the round first (from a read before
+    /// this one's commit), or the commit failed. The check did run on the pairing's kept state,
+    /// so the pairing is retired all the same, in a transaction of its own (tried again on a
+    /// transient error): otherwise a device could race a cheating message against an honest one
+    /// on two replicas and learn whether the check failed without losing the pairing, one
+    /// selective-abort probe per signing (sign.md). Returns the answer: the failed check, or
+    /// the store's error if the pairing could not be retired.
+    async fn retire_uncommitted(&self, record: &OperationRecord) -> ApiError {
+        let failed = ApiError::new(ErrorCode::Aborted, FAILED_CHECK);
+        let Ok(error) = serde_json::to_string(&ErrorBody::new(ErrorCode::Aborted, FAILED_CHECK))
+        else {
+            return ApiError::internal("cannot write the failed check");
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .store
+                .retire_pairing(&record.device_group, &record.device, record.epoch, &error)
+                .await
+            {
+                Ok(()) => {
+                    tracing::warn!(operation = %record.name, "the pairing is retired after a failed check that another step overtook");
+                    return failed;
+                }
+                Err(StoreError::Unavailable(_)) if attempt < RETIRE_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(error) => {
+                    tracing::error!(operation = %record.name, %error, "a pairing that failed a check could not be retired");
+                    return error.into();
+                }
+            }
+        }
     }
 
     /// `error`, or the refusal of a revoked device if the operation's device was revoked since

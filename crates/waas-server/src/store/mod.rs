@@ -812,6 +812,18 @@ pub trait Store: Clone + Send + Sync + 'static {
         step: &StepUpdate,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
 
+    /// Retires the pairing (`group`, `device`, `epoch`) and fails every open operation on it with
+    /// `error` (an [`ErrorBody`](waas_api::ErrorBody) as JSON), in a transaction of its own: what
+    /// [`StepEffect::RetirePairing`] does, for a failed check whose step could not commit (another
+    /// replica answered the round first, or the commit failed). Idempotent.
+    fn retire_pairing(
+        &self,
+        group: &DeviceGroupName,
+        device: &DeviceName,
+        epoch: u64,
+        error: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// A live backup of `group`: current, or replaced at or after `replaced_since_ms` (within the
     /// retention, whether or not the sweep has run since it ran out). `None` otherwise.
     fn live_backup(

@@ -585,6 +585,19 @@ macro_rules! sql_store {
                     .await
             }
 
+            async fn retire_pairing(
+                &self,
+                group: &DeviceGroupName,
+                device: &DeviceName,
+                epoch: u64,
+                error: &str,
+            ) -> Result<(), StoreError> {
+                self.write_durably(async |writer| {
+                    retire_pairing(writer, group, device, epoch, error).await
+                })
+                .await
+            }
+
             async fn live_backup(
                 &self,
                 group: &DeviceGroupName,
@@ -1233,28 +1246,8 @@ macro_rules! sql_store {
                     .await?;
                 }
                 StepEffect::RetirePairing => {
-                    sqlx::query(
-                        "UPDATE pairings SET state = 'RETIRED'
-                             WHERE device_group = $1 AND device = $2 AND epoch = $3",
-                    )
-                    .bind(&group)
-                    .bind(&device)
-                    .bind(epoch)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = $1,
-                                 update_time_ms = $2
-                             WHERE device_group = $3 AND device = $4 AND epoch = $5
-                                 AND state IN ('PENDING', 'RUNNING')",
-                    )
-                    .bind(&step.error)
-                    .bind(now_ms())
-                    .bind(&group)
-                    .bind(&device)
-                    .bind(epoch)
-                    .execute(&mut *tx)
-                    .await?;
+                    retire_pairing_in(&mut tx, &group, &device, epoch, step.error.as_deref())
+                        .await?;
                 }
                 StepEffect::RecoveryAttempt {
                     backup,
@@ -1399,6 +1392,67 @@ macro_rules! sql_store {
                 .bind(operation)
                 .execute(connection)
                 .await?;
+            Ok(())
+        }
+
+        /// Retires the pairing (`group`, `device`, `epoch`) and fails every open operation on it
+        /// with `error`: no phase runs on it again. Idempotent.
+        async fn retire_pairing_in(
+            connection: &mut $conn,
+            group: &str,
+            device: &str,
+            epoch: i64,
+            error: Option<&str>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE pairings SET state = 'RETIRED'
+                     WHERE device_group = $1 AND device = $2 AND epoch = $3",
+            )
+            .bind(group)
+            .bind(device)
+            .bind(epoch)
+            .execute(&mut *connection)
+            .await?;
+            sqlx::query(
+                "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = $1,
+                         update_time_ms = $2
+                     WHERE device_group = $3 AND device = $4 AND epoch = $5
+                         AND state IN ('PENDING', 'RUNNING')",
+            )
+            .bind(error)
+            .bind(now_ms())
+            .bind(group)
+            .bind(device)
+            .bind(epoch)
+            .execute(&mut *connection)
+            .await?;
+            Ok(())
+        }
+
+        /// [`retire_pairing_in`] in a transaction of its own, in the store's lock order (the
+        /// device shared, then the group), as a step that retires would take them.
+        async fn retire_pairing(
+            connection: &mut $conn,
+            group: &DeviceGroupName,
+            device: &DeviceName,
+            epoch: u64,
+            error: &str,
+        ) -> Result<(), StoreError> {
+            let mut tx = begin_immediate(connection).await?;
+            sqlx::query(concat!("SELECT name FROM devices WHERE name = $1", $for_share))
+                .bind(device.to_string())
+                .execute(&mut *tx)
+                .await?;
+            lock_group(&mut tx, &group.to_string()).await?;
+            retire_pairing_in(
+                &mut tx,
+                &group.to_string(),
+                &device.to_string(),
+                epoch_value(epoch)?,
+                Some(error),
+            )
+            .await?;
+            tx.commit().await?;
             Ok(())
         }
 
