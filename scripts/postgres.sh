@@ -23,9 +23,9 @@
 # as root (CI), clusters belong to the system user `waas-pg`, created if missing, and their
 # commands run through runuser.
 #
-# Clusters run with fsync off: they are deleted afterwards, and a crash of this machine loses
-# nothing a test needs. Crashes of PostgreSQL itself (kill, pg_ctl stop -m immediate) still
-# recover from its log.
+# Clusters keep fsync and full_page_writes on, as waas-server requires of any database (it refuses
+# to start on one that could lose a commit); their default synchronous_commit is off, for the
+# tests' own connections: the server's connections set it on.
 set -euo pipefail
 # Failures inside $(…) stop the script too.
 shopt -s inherit_errexit
@@ -117,7 +117,7 @@ pg_ctl_on() {
   local dir=$1 port=$2 action=$3
   shift 3
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 "$action" "$@" -o \
-    "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    "-h 127.0.0.1 -p $port -k $dir -c synchronous_commit=off -c max_connections=300" \
     >/dev/null
 }
 

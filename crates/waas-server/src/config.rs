@@ -54,6 +54,13 @@ pub struct Config {
     )]
     pub database_max_connections: u32,
 
+    /// PostgreSQL only: start although the database streams to standbys none of which is
+    /// synchronous. A failover to such a standby loses the last commits, and with them the
+    /// guarantee that an MPC round answered once is never computed again: only for an operator
+    /// who never fails over to them (read replicas, backups).
+    #[arg(long, env = "WAAS_DATABASE_ALLOW_ASYNC_STANDBYS")]
+    pub database_allow_async_standbys: bool,
+
     /// The master key that seals shares and MPC state at rest: 32 bytes, mode 0600. Created
     /// (with its folder) on first start.
     #[arg(
@@ -116,6 +123,17 @@ pub struct Config {
         value_parser = parse_retention
     )]
     pub backup_retention: Duration,
+}
+
+impl Config {
+    /// How the PostgreSQL store is to be opened, from the `--database-…` flags.
+    pub fn pg_settings(&self) -> crate::store::PgSettings {
+        crate::store::PgSettings {
+            connect_timeout: self.database_connect_timeout,
+            max_connections: self.database_max_connections,
+            allow_async_standbys: self.database_allow_async_standbys,
+        }
+    }
 }
 
 /// Operator commands, run against the database (`--database`) while the server runs or not.

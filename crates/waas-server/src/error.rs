@@ -30,6 +30,15 @@ pub enum ServerError {
         /// What failed.
         reason: String,
     },
+    /// PostgreSQL would not keep every commit the server answers after (see the store's
+    /// durability check).
+    #[error("the database {database} does not keep commits safely: {reason}")]
+    DatabaseNotDurable {
+        /// `postgres://user@host:port/database`, never the password.
+        database: String,
+        /// Which setting, and what it risks.
+        reason: String,
+    },
     /// An operator command names a database that does not exist.
     #[error("no database at {0}")]
     NoDatabase(String),

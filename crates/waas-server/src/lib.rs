@@ -37,12 +37,7 @@ pub async fn run(
     let cors = api::cors(&config.allowed_origins)
         .map_err(|error| ServerError::Config(error.to_string()))?;
     if store::is_postgres_url(&config.database) {
-        let store = PostgresStore::open_with(
-            &config.database,
-            config.database_connect_timeout,
-            config.database_max_connections,
-        )
-        .await?;
+        let store = PostgresStore::open_with(&config.database, &config.pg_settings()).await?;
         serve(config, cors, store, shutdown).await
     } else {
         let store = SqliteStore::open(&config.database).await?;
@@ -141,7 +136,7 @@ pub async fn unlock_passcode(
 ) -> Result<String, ServerError> {
     let database = config.database.as_str();
     let before = if store::is_postgres_url(database) {
-        let store = PostgresStore::open_existing(database, config.database_connect_timeout).await?;
+        let store = PostgresStore::open_existing(database, &config.pg_settings()).await?;
         closing(&store, store.unlock_passcode(group, device).await).await?
     } else {
         let store = SqliteStore::open_existing(database).await?;
@@ -166,7 +161,7 @@ pub async fn unlock_recovery(
 ) -> Result<String, ServerError> {
     let database = config.database.as_str();
     let before = if store::is_postgres_url(database) {
-        let store = PostgresStore::open_existing(database, config.database_connect_timeout).await?;
+        let store = PostgresStore::open_existing(database, &config.pg_settings()).await?;
         closing(&store, store.unlock_recovery(group, backup).await).await?
     } else {
         let store = SqliteStore::open_existing(database).await?;

@@ -370,3 +370,41 @@ fn a_start_on_a_database_that_refuses_the_login_or_does_not_exist_fails_at_once(
         );
     }
 }
+
+/// A database that would lose a commit after the server answered (fsync or full_page_writes off:
+/// a crash of its machine) is refused at start, with the setting named: a lost commit would let
+/// an answered MPC round run again (operations.md). Set right again, the server starts on it.
+#[test]
+fn a_database_that_could_lose_commits_is_refused_at_start() {
+    let cluster = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("master.key");
+    let (_, place) = cluster.url().rsplit_once('@').unwrap();
+    let named = format!("postgres://postgres@{place}");
+    for setting in ["fsync", "full_page_writes"] {
+        cluster.set_and_reload(setting, "off");
+        let exited = run_server_until_exit(
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                cluster.url(),
+                "--master-key-file",
+                key.to_str().unwrap(),
+            ],
+            Duration::from_secs(30),
+        );
+        let stderr = &exited.stderr;
+        assert!(!exited.status.success(), "{stderr}");
+        let line = format!(
+            "waas-server: the database {named} does not keep commits safely: {setting} is off"
+        );
+        assert!(
+            stderr.lines().any(|text| text.starts_with(&line)),
+            "no line {line}… in\n{stderr}"
+        );
+        cluster.set_and_reload(setting, "on");
+    }
+    let mut server = TestServer::on_database(cluster.url(), &[]);
+    assert!(server.running());
+}

@@ -23,7 +23,7 @@ use waas_api::{
 };
 
 pub use postgres::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, PostgresStore, is_postgres_url,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, PgSettings, PostgresStore, is_postgres_url,
 };
 pub use sqlite::SqliteStore;
 pub use transient::is_transient;

@@ -74,34 +74,58 @@ pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
+/// How the server uses its PostgreSQL database (the `--database-…` flags).
+#[derive(Clone, Copy, Debug)]
+pub struct PgSettings {
+    /// How long to wait for PostgreSQL, at start and for each connection a request needs.
+    pub connect_timeout: Duration,
+    /// The most connections open at once.
+    pub max_connections: u32,
+    /// Whether to start although the database streams to standbys that do not confirm commits
+    /// ([`check_durability`]).
+    pub allow_async_standbys: bool,
+}
+
+impl Default for PgSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            allow_async_standbys: false,
+        }
+    }
+}
+
 impl PostgresStore {
     /// Connects to the database of `--database` (a `postgres://` URL; the database must exist),
-    /// migrates it to the current schema and makes sure `pools/default` exists. As
-    /// [`Self::open_with`] with the default timeout.
+    /// checks that it keeps commits, migrates it to the current schema and makes sure
+    /// `pools/default` exists. As [`Self::open_with`] with the default settings.
     pub async fn open(database: &str) -> Result<Self, ServerError> {
-        Self::open_with(database, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS).await
+        Self::open_with(database, &PgSettings::default()).await
     }
 
-    /// [`Self::open`], waiting at most `connect_timeout` for PostgreSQL, at start and later for
-    /// each connection a request needs (`--database-connect-timeout`), with at most
-    /// `max_connections` open (`--database-max-connections`).
-    pub async fn open_with(
-        database: &str,
-        connect_timeout: Duration,
-        max_connections: u32,
-    ) -> Result<Self, ServerError> {
+    /// [`Self::open`] with `settings`.
+    pub async fn open_with(database: &str, settings: &PgSettings) -> Result<Self, ServerError> {
         let options = connect_options(database)?;
-        first_connection(&options, connect_timeout)
+        let mut first = first_connection(&options, settings.connect_timeout)
             .await
             .map_err(|reason| ServerError::DatabaseConnect {
                 database: describe(&options),
                 reason,
             })?;
+        check_durability(&mut first, settings.allow_async_standbys)
+            .await
+            .map_err(|reason| ServerError::DatabaseNotDurable {
+                database: describe(&options),
+                reason,
+            })?;
+        // Its socket closes; the pool opens its own connections.
+        drop(first);
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(settings.max_connections)
             // While PostgreSQL is down every new connection fails: a request gives up after
             // this long, answered UNAVAILABLE, instead of waiting for sqlx's default 30 s.
-            .acquire_timeout(connect_timeout)
+            .acquire_timeout(settings.connect_timeout)
             // An idle connection is checked before a request gets it (sqlx's default, relied on
             // here): one that a restart of PostgreSQL closed is dropped and another one opened.
             .test_before_acquire(true)
@@ -117,12 +141,13 @@ impl PostgresStore {
 
     /// Opens the database of an operator command: as [`Self::open`] (a PostgreSQL database is
     /// never created by connecting to it, so a mistyped name fails there).
-    pub async fn open_existing(
-        database: &str,
-        connect_timeout: Duration,
-    ) -> Result<Self, ServerError> {
+    pub async fn open_existing(database: &str, settings: &PgSettings) -> Result<Self, ServerError> {
         // One command, one connection at a time.
-        Self::open_with(database, connect_timeout, 2).await
+        let settings = PgSettings {
+            max_connections: 2,
+            ..*settings
+        };
+        Self::open_with(database, &settings).await
     }
 
     async fn ensure_default_pool(&self) -> Result<(), StoreError> {
@@ -162,13 +187,15 @@ impl PostgresStore {
 /// Until then a transient failure (PostgreSQL refusing connections while it starts, or not
 /// listening yet) is tried again; any other (a wrong password, no such database) ends it at once.
 /// The reason given names no secret: sqlx's errors hold no password.
-async fn first_connection(options: &PgConnectOptions, timeout: Duration) -> Result<(), String> {
+async fn first_connection(
+    options: &PgConnectOptions,
+    timeout: Duration,
+) -> Result<PgConnection, String> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = None;
     loop {
         match tokio::time::timeout_at(deadline, PgConnection::connect_with(options)).await {
-            // Dropped: its socket closes, and the pool opens its own connections.
-            Ok(Ok(_connection)) => return Ok(()),
+            Ok(Ok(connection)) => return Ok(connection),
             Ok(Err(error)) if super::is_transient(&error) => last = Some(error),
             Ok(Err(error)) => return Err(error.to_string()),
             Err(_) => break,
@@ -184,6 +211,57 @@ async fn first_connection(options: &PgConnectOptions, timeout: Duration) -> Resu
         Some(error) => format!("{error} (tried for {waited}, --database-connect-timeout)"),
         None => format!("no answer within {waited} (--database-connect-timeout)"),
     })
+}
+
+/// Checks, on a connection as the pool's are set up, that a commit the server answers after is
+/// kept whatever happens to PostgreSQL: the server sends an MPC round's answer only after its
+/// commit, and a commit lost after the answer left lets the round run again on the session it
+/// consumed, a second output of one phase (docs/protocol/operations.md). So: `fsync` and
+/// `full_page_writes` on (without them a crash of PostgreSQL's machine can lose or tear
+/// committed pages), `synchronous_commit` on for this connection (the connect option; a pooler
+/// in between may drop it), and, if the database streams to standbys, at least one of them
+/// synchronous (`synchronous_standby_names`): a failover to an asynchronous standby loses the
+/// last commits. `allow_async_standbys` accepts the last for an operator who never fails over
+/// to such a standby. Checked at start only: a standby attached later is the operator's
+/// (docs/design-notes.md).
+async fn check_durability(
+    connection: &mut PgConnection,
+    allow_async_standbys: bool,
+) -> Result<(), String> {
+    let (fsync, full_page_writes, synchronous_commit, standby_names, standbys): (
+        String,
+        String,
+        String,
+        String,
+        i64,
+    ) = sqlx::query_as(
+        "SELECT current_setting('fsync'), current_setting('full_page_writes'),
+                current_setting('synchronous_commit'), current_setting('synchronous_standby_names'),
+                (SELECT count(*) FROM pg_stat_replication)",
+    )
+    .fetch_one(connection)
+    .await
+    .map_err(|error| format!("cannot read its durability settings: {error}"))?;
+    if fsync != "on" {
+        return Err("fsync is off: a crash of its machine can lose commits".into());
+    }
+    if full_page_writes != "on" {
+        return Err("full_page_writes is off: a crash of its machine can tear commits".into());
+    }
+    if !matches!(synchronous_commit.as_str(), "on" | "remote_apply") {
+        return Err(format!(
+            "synchronous_commit is {synchronous_commit} on the server's connections (a pooler \
+             dropping the connect option?): a commit could be answered before it is kept"
+        ));
+    }
+    if standbys > 0 && standby_names.trim().is_empty() && !allow_async_standbys {
+        return Err(format!(
+            "it streams to {standbys} standby(s), none synchronous (synchronous_standby_names \
+             is empty): a failover would lose the last commits; make one synchronous, or start \
+             with --database-allow-async-standbys if no failover ever goes to them"
+        ));
+    }
+    Ok(())
 }
 
 /// The database as an operator recognizes it, without the password:

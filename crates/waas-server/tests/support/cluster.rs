@@ -77,6 +77,31 @@ impl PgCluster {
         &self.url
     }
 
+    /// Runs `statement` as the superuser (e.g. `ALTER SYSTEM …`).
+    pub fn execute(&self, statement: &str) {
+        super::postgres::admin(&self.url, statement.to_owned());
+    }
+
+    /// Sets a setting that a reload applies (`ALTER SYSTEM`) and waits until new connections
+    /// see it: the postmaster reads the file again on its own time.
+    pub fn set_and_reload(&self, setting: &str, value: &str) {
+        self.execute(&format!("ALTER SYSTEM SET {setting} = {value}"));
+        self.execute("SELECT pg_reload_conf()");
+        // Fails while the setting still differs.
+        let check = format!(
+            "DO $$ BEGIN IF current_setting('{setting}') <> '{value}' THEN \
+             RAISE EXCEPTION 'not yet'; END IF; END $$"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while super::postgres::try_admin(&self.url, check.clone()).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{setting} not reloaded"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Creates the database `name` (a plain identifier); its superuser URL.
     pub fn create_database(&self, name: &str) -> String {
         super::postgres::admin(&self.url, format!("CREATE DATABASE {name}"));

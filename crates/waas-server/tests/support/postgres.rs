@@ -49,6 +49,11 @@ impl Drop for PgDatabase {
 /// Runs statements on a database of the server (`url`), on a thread and runtime of its own
 /// (a test's runtime may be the caller's, and cannot be blocked on).
 pub(super) fn admin(server: &str, statement: String) {
+    try_admin(server, statement.clone()).unwrap_or_else(|error| panic!("{statement}: {error}"));
+}
+
+/// [`admin`], its failure returned.
+pub(super) fn try_admin(server: &str, statement: String) -> Result<(), sqlx::Error> {
     let server = server.to_owned();
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
@@ -57,15 +62,14 @@ pub(super) fn admin(server: &str, statement: String) {
             .unwrap()
             .block_on(async {
                 let mut connection = PgConnection::connect(&server).await?;
-                sqlx::raw_sql(AssertSqlSafe(statement.clone()))
+                sqlx::raw_sql(AssertSqlSafe(statement))
                     .execute(&mut connection)
                     .await?;
                 connection.close().await
             })
-            .unwrap_or_else(|error| panic!("{statement}: {error}"));
     })
     .join()
-    .unwrap();
+    .unwrap()
 }
 
 /// Every row of every table but `skipped`, as PostgreSQL writes a row as text, in text order
