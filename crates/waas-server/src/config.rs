@@ -25,6 +25,8 @@ pub struct Config {
     #[arg(
         long,
         env = "WAAS_DATABASE",
+        // `--help` would show the variable's value, a PostgreSQL URL's password with it.
+        hide_env_values = true,
         default_value = "./data/waas.db",
         global = true
     )]

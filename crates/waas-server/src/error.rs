@@ -93,14 +93,16 @@ impl ServerError {
     /// [`ServerError::UnsupportedDatabase`] of a `--database` value, a URL's password replaced by
     /// `***` (`mysql://user:***@host/db`): the message is printed and logged.
     pub fn unsupported_database(database: &str) -> Self {
+        // The user information ends at the last `@`: a raw password may hold `@`, `/` or `:`
+        // itself, and anything up to the last `@` but the user name is hidden.
         let redacted = match database.split_once("://") {
-            Some((scheme, rest)) => match rest.split_once('@') {
-                Some((user_info, host)) if !user_info.contains('/') => {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((user_info, host)) => {
                     let user = user_info.split(':').next().unwrap_or_default();
                     let hidden = if user_info.contains(':') { ":***" } else { "" };
                     format!("{scheme}://{user}{hidden}@{host}")
                 }
-                _ => database.to_owned(),
+                None => database.to_owned(),
             },
             None => database.to_owned(),
         };
@@ -261,6 +263,11 @@ mod tests {
             ServerError::unsupported_database("mysql://waas:s3cret@db:3306/waas").to_string();
         assert!(text.contains("\"mysql://waas:***@db:3306/waas\""), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
+        // A raw password with `@` or `/` in it is hidden whole.
+        for url in ["mysql://waas:s3@cr/et@db/waas", "mysql://waas:a@b@db/waas"] {
+            let text = ServerError::unsupported_database(url).to_string();
+            assert!(text.contains("\"mysql://waas:***@db/waas\""), "{text}");
+        }
         let text = ServerError::unsupported_database("mysql://db/waas").to_string();
         assert!(text.contains("\"mysql://db/waas\""), "{text}");
     }

@@ -241,3 +241,16 @@ fn an_operator_command_on_a_database_out_of_reach_fails_within_the_connect_timeo
         assert_failed_saying(&exited, &prefix, "Connection refused", limit);
     }
 }
+
+#[test]
+fn help_never_shows_the_database_url_from_the_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_waas-server"))
+        .arg("--help")
+        .env("WAAS_DATABASE", "postgres://waas:help-s3cret@db/waas")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("WAAS_DATABASE"), "{help}");
+    assert!(!help.contains("help-s3cret"), "{help}");
+}
