@@ -91,6 +91,16 @@ pub struct Pool {
     pub export_enabled: bool,
 }
 
+/// The longest `requestId` accepted, in characters. An id is kept with its operation and
+/// indexed, so it is bounded (a random 128-bit id takes 32 hex characters).
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether the server accepts `id` as a `requestId`: 1 to [`MAX_REQUEST_ID_LEN`] printable ASCII
+/// characters (space to `~`), so that it reads the same in logs and in every store.
+pub fn is_valid_request_id(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len()) && id.bytes().all(|b| (b' '..=b'~').contains(&b))
+}
+
 /// CreateMPCWallet: `POST /v1/pools/{pool}/mpcWallets`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -98,6 +108,7 @@ pub struct CreateMpcWalletRequest {
     /// The device that will hold the other half of the key.
     pub device: DeviceName,
     /// Makes the call idempotent: the same id from the same caller returns the same operation.
+    /// See [`is_valid_request_id`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
@@ -253,6 +264,7 @@ pub struct CreateSignatureRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typed_payload: Option<TypedPayload>,
     /// Makes the call idempotent: the same id from the same caller returns the same operation.
+    /// See [`is_valid_request_id`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }

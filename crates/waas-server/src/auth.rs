@@ -99,7 +99,7 @@ pub(crate) async fn authenticate<S: Store>(
         )
         .with_reason(reason::CLOCK_SKEW));
     }
-    if claims.exp.saturating_add(CLOCK_LEEWAY_SECS) < now {
+    if is_expired(claims.exp, now_ms) {
         return Err(
             ApiError::unauthenticated("the token has expired").with_reason(reason::TOKEN_EXPIRED)
         );
@@ -125,13 +125,8 @@ pub(crate) async fn authenticate<S: Store>(
         return Err(revoked());
     }
 
-    let expires_ms = claims
-        .exp
-        .saturating_add(CLOCK_LEEWAY_SECS)
-        .saturating_mul(1000);
-    let forget_before_ms = now_ms.saturating_sub(CLOCK_LEEWAY_SECS * 1000);
     if !store
-        .use_token(&claims.sub, &claims.jti, expires_ms, forget_before_ms)
+        .use_token(&claims.sub, &claims.jti, accepted_until_ms(claims.exp))
         .await?
     {
         return Err(ApiError::unauthenticated(
@@ -140,6 +135,37 @@ pub(crate) async fn authenticate<S: Store>(
         .with_reason(reason::TOKEN_REPLAYED));
     }
     Ok(principal)
+}
+
+/// How far apart the clocks of the server's replicas may be, in seconds: the margin kept on top
+/// of a token's expiry before its id is forgotten. Each replica checks `exp` by its own clock,
+/// and the sweep that forgets ids runs on any of them: a replica whose clock ran ahead by more
+/// than this could forget an id that a replica behind it still accepts the token of, once more.
+/// Replicas are assumed to keep their clocks within this of each other (NTP keeps them within
+/// far less); it costs only rows kept a little longer (ids live a lifetime of at most a minute,
+/// plus the leeway, plus this).
+pub(crate) const REPLICA_CLOCK_MARGIN_SECS: i64 = 5 * 60;
+
+/// Whether a token with this `exp` (Unix seconds) is refused as expired at `now_ms`, allowing for
+/// the caller's clock to be behind by [`CLOCK_LEEWAY_SECS`].
+fn is_expired(exp: i64, now_ms: i64) -> bool {
+    exp.saturating_add(CLOCK_LEEWAY_SECS) < now_ms.div_euclid(1000)
+}
+
+/// When (Unix milliseconds) a token with this `exp` stops being accepted, by a clock that agrees
+/// with the checking replica's ([`is_expired`] compares whole seconds): its id is stored with it.
+fn accepted_until_ms(exp: i64) -> i64 {
+    exp.saturating_add(CLOCK_LEEWAY_SECS)
+        .saturating_add(1)
+        .saturating_mul(1000)
+}
+
+/// Forgets the ids of the tokens that no replica accepts any more at `now_ms` (this replica's
+/// clock), allowing for the replicas' clocks to differ by [`REPLICA_CLOCK_MARGIN_SECS`]: run by
+/// the periodic sweep, never by an authentication, so requests do not wait for the deletions.
+pub(crate) async fn forget_token_ids<S: Store>(store: &S, now_ms: i64) -> Result<u64, ApiError> {
+    let horizon_ms = now_ms.saturating_sub(REPLICA_CLOCK_MARGIN_SECS.saturating_mul(1000));
+    Ok(store.forget_token_ids(horizon_ms).await?)
 }
 
 /// The refusal of a revoked device's requests, with a reason the SDK reports as DEVICE_REVOKED.
@@ -389,6 +415,47 @@ mod tests {
         assert_eq!(
             replay.body().reason.as_deref(),
             Some(reason::TOKEN_REPLAYED)
+        );
+    }
+
+    #[tokio::test]
+    async fn no_replica_forgets_a_token_id_that_another_still_accepts() {
+        let fixture = fixture().await;
+        // Expired 5 s ago by this replica's clock (NOW): still accepted, within the leeway.
+        let mut late = claims(&fixture);
+        late["iat"] = json!(NOW - 35);
+        late["exp"] = json!(NOW - 5);
+        let late = token(&fixture.key, &es256(), &late);
+        check(&fixture, &late).await.unwrap();
+
+        // Another replica, whose clock runs a minute ahead, sweeps: the id stays, and the
+        // token sent again to the first replica is a replay.
+        assert_eq!(
+            forget_token_ids(&fixture.store, NOW_MS + 60_000)
+                .await
+                .unwrap(),
+            0
+        );
+        let replay = check(&fixture, &late).await.unwrap_err();
+        assert_eq!(
+            replay.body().reason.as_deref(),
+            Some(reason::TOKEN_REPLAYED)
+        );
+
+        // Forgotten once no replica within the margin accepts it: from NOW + 6 s (the leeway and
+        // the second `exp` counts in) plus the margin.
+        let last_kept_ms = (NOW + 6 + REPLICA_CLOCK_MARGIN_SECS) * 1000;
+        assert_eq!(
+            forget_token_ids(&fixture.store, last_kept_ms)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            forget_token_ids(&fixture.store, last_kept_ms + 1)
+                .await
+                .unwrap(),
+            1
         );
     }
 

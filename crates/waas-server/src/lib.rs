@@ -109,13 +109,17 @@ async fn serve<S: Store>(
 /// Fails, every half minute, the operations that waited too long for their device (deleting
 /// their sessions), forgets passcode logins past their use and deletes the backups replaced for
 /// longer than the retention, so that no MPC session, login secret or replaced d_srv outlives
-/// its use. The first sweep runs at start.
+/// its use; and forgets the ids of request tokens no replica accepts any more. The first sweep
+/// runs at start. Each replica sweeps; their sweeps pass over the rows another one holds.
 async fn expire_operations<S: Store>(services: Services<S>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
     loop {
         every.tick().await;
         if let Err(error) = services.expire_operations().await {
             tracing::warn!(%error, "could not expire operations");
+        }
+        if let Err(error) = auth::forget_token_ids(services.store(), time::now_ms()).await {
+            tracing::warn!(%error, "could not forget old request token ids");
         }
         if let Err(error) = services.forget_passcode_logins().await {
             tracing::warn!(%error, "could not forget old passcode logins");

@@ -10,7 +10,9 @@ mod support;
 use reqwest::Method;
 use serde_json::json;
 use waas_api::auth::RequestClaims;
-use waas_api::resources::{CreateMpcWalletRequest, Operation, OperationMetadata};
+use waas_api::resources::{
+    CreateMpcWalletRequest, MAX_REQUEST_ID_LEN, Operation, OperationMetadata,
+};
 use waas_api::{ErrorCode, MpcOperationName, RegistrationData};
 use waas_mpc::{Keygen, SessionId, Signing, SigningRequest};
 
@@ -257,6 +259,58 @@ async fn malformed_requests_are_invalid_argument() {
 
     // None of it got in the way of the pending key generation.
     device.complete_wallet(&pending).await;
+}
+
+/// A `requestId` is 1 to 128 printable ASCII characters: any other is refused before anything is
+/// stored (one of a few kilobytes would not fit PostgreSQL's unique index: INTERNAL, before).
+#[tokio::test(flavor = "multi_thread")]
+async fn request_ids_are_short_printable_ascii() {
+    let server = TestServer::start();
+    let device = server.device().await;
+    let (_, address) = device.create_wallet_and_address().await;
+    let key = &address.mpc_keys[0];
+    let digest = sha256(b"request ids");
+    let pool = default_pool();
+    let over = "r".repeat(MAX_REQUEST_ID_LEN + 1);
+    // Random, so that PostgreSQL cannot compress it below its index's limit.
+    let kilobytes = random_hex(1500);
+    let invalid = Expect::Code(ErrorCode::InvalidArgument, None);
+    let mut checks = Checks::new(&server);
+    for (what, id) in [
+        ("an empty requestId", ""),
+        ("a requestId of 129 characters", over.as_str()),
+        ("a requestId of 3000 characters", kilobytes.as_str()),
+        ("a requestId with a line feed", "a\nb"),
+        ("a requestId with a tab", "a\tb"),
+        ("a requestId with DEL", "a\u{7f}"),
+        ("a requestId with non-ASCII", "r\u{e9}"),
+    ] {
+        let wallet = device.create_wallet_call(&pool, Some(id));
+        checks
+            .refused(&format!("CreateMPCWallet, {what}"), wallet, invalid)
+            .await;
+        let signature = device.create_signature_call(key, &digest, Some(id));
+        checks
+            .refused(&format!("CreateSignature, {what}"), signature, invalid)
+            .await;
+    }
+    checks.finish();
+
+    // The longest, of every printable character, names one operation.
+    let longest: String = (b' '..=b'~')
+        .map(char::from)
+        .cycle()
+        .take(MAX_REQUEST_ID_LEN)
+        .collect();
+    let first: Operation = device
+        .create_signature_call(key, &digest, Some(&longest))
+        .ok()
+        .await;
+    let again: Operation = device
+        .create_signature_call(key, &digest, Some(&longest))
+        .ok()
+        .await;
+    assert_eq!(first.name, again.name);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -130,7 +130,9 @@ impl<S: Store> Services<S> {
             return answer;
         }
         if is_stale(&record, now_ms()) {
-            self.expire_operations().await?;
+            // This operation only: the periodic sweep (lib.rs) does the others, so a client
+            // sending rounds for stale operations cannot make the server sweep at will.
+            self.expire_operation(&operation).await?;
             return Err(ApiError::new(
                 ErrorCode::Aborted,
                 "the operation expired: start a new one",
@@ -564,23 +566,36 @@ impl<S: Store> Services<S> {
     /// Fails every operation that waited too long (see the limits above).
     pub(crate) async fn expire_operations(&self) -> Result<u64, ApiError> {
         let now = now_ms();
-        let error = serde_json::to_string(&ErrorBody::new(
-            ErrorCode::Aborted,
-            "the operation expired before the device finished it",
-        ))
-        .map_err(ApiError::internal)?;
         let expired = self
             .store
             .expire_operations(
                 now - OPERATION_START_LIMIT_MS,
                 now - SESSION_IDLE_LIMIT_MS,
-                &error,
+                &expiry_error()?,
             )
             .await?;
         if expired > 0 {
             tracing::info!(expired, "expired operations");
         }
         Ok(expired)
+    }
+
+    /// Fails `operation` if it waited too long (see the limits above).
+    async fn expire_operation(&self, operation: &OperationName) -> Result<(), ApiError> {
+        let now = now_ms();
+        let expired = self
+            .store
+            .expire_operation(
+                operation,
+                now - OPERATION_START_LIMIT_MS,
+                now - SESSION_IDLE_LIMIT_MS,
+                &expiry_error()?,
+            )
+            .await?;
+        if expired {
+            tracing::info!(%operation, "expired an operation");
+        }
+        Ok(())
     }
 
     /// An engine error: a message that could not be read leaves everything as it was; anything
@@ -629,6 +644,15 @@ fn failed_by_revocation(record: &OperationRecord) -> bool {
         .as_deref()
         .and_then(|json| serde_json::from_str::<ErrorBody>(json).ok())
         .is_some_and(|error| error.reason.as_deref() == Some(reason::DEVICE_REVOKED))
+}
+
+/// What an expired operation says to clients (its stored error body).
+fn expiry_error() -> Result<String, ApiError> {
+    serde_json::to_string(&ErrorBody::new(
+        ErrorCode::Aborted,
+        "the operation expired before the device finished it",
+    ))
+    .map_err(ApiError::internal)
 }
 
 /// Whether an open operation waited too long for the device (see the limits above).

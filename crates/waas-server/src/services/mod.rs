@@ -123,6 +123,21 @@ fn ensure_acts_for(caller: &Principal, device: &DeviceName) -> Result<(), ApiErr
     }
 }
 
+/// Refuses a `requestId` outside [`waas_api::resources::is_valid_request_id`], before anything
+/// is read or stored: PostgreSQL's unique index on the id takes no more than about 2.7 KB, and
+/// a body may hold a megabyte.
+fn check_request_id(request_id: Option<&str>) -> Result<(), ApiError> {
+    match request_id {
+        Some(id) if !waas_api::resources::is_valid_request_id(id) => {
+            Err(ApiError::invalid(format!(
+                "requestId must be 1 to {} printable ASCII characters",
+                waas_api::resources::MAX_REQUEST_ID_LEN
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What a create call asked for, hashed: stored with its request id, so that the same id sent
 /// with another request is refused instead of answered with the first request's operation.
 fn request_hash(parts: &[&str]) -> Vec<u8> {

@@ -9,7 +9,7 @@ use waas_api::{
 };
 
 use super::wallets::{mpc_data, new_id};
-use super::{Services, hex0x, parse_hex0x, request_hash, same_request};
+use super::{Services, check_request_id, hex0x, parse_hex0x, request_hash, same_request};
 use crate::ApiError;
 use crate::auth::Principal;
 use crate::store::{NewOperation, OperationKind, OperationRecord, Store};
@@ -24,6 +24,7 @@ impl<S: Store> Services<S> {
         key_name: &MpcKeyName,
         request: CreateSignatureRequest,
     ) -> Result<Operation, ApiError> {
+        check_request_id(request.request_id.as_deref())?;
         let group_name = key_name.device_group_name();
         self.ensure_can_read(caller, &group_name).await?;
         // Off the async threads: hashing typed data is bounded (waas-eth) but not free.

@@ -13,7 +13,7 @@ use waas_api::{
 };
 use waas_mpc::{ExtendedPublicKey, ethereum_address, parse_path};
 
-use super::{Services, ensure_acts_for, hex0x, request_hash, same_request};
+use super::{Services, check_request_id, ensure_acts_for, hex0x, request_hash, same_request};
 use crate::ApiError;
 use crate::auth::Principal;
 use crate::store::{
@@ -82,6 +82,7 @@ impl<S: Store> Services<S> {
         pool: &PoolName,
         request: CreateMpcWalletRequest,
     ) -> Result<Operation, ApiError> {
+        check_request_id(request.request_id.as_deref())?;
         ensure_acts_for(caller, &request.device)?;
         self.store
             .pool(pool)

@@ -687,15 +687,20 @@ pub trait Store: Clone + Send + Sync + 'static {
         name: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
-    /// Records a request token's id; `false` if it was used before. Forgets ids expired before
-    /// `forget_before_ms`.
+    /// Records a request token's id, which the token is accepted until `expires_ms`; `false` if
+    /// it was used before. Kept until [`Self::forget_token_ids`] forgets it.
     fn use_token(
         &self,
         subject: &str,
         jti: &str,
         expires_ms: i64,
-        forget_before_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Forgets the token ids accepted until before `expired_before_ms`; returns how many. Ids
+    /// another replica's sweep is forgetting at the same time are left to it, not waited for.
+    fn forget_token_ids(
+        &self,
+        expired_before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Creates a wallet, its device group (with the operation's device as its one member) and
     /// its key-generation operation; or, for a repeated request id, returns that operation.
@@ -795,13 +800,23 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<OperationRecord>, StoreError>> + Send;
     /// Fails every open operation created before `created_before_ms` or idle since before
     /// `idle_before_ms`, deleting their sessions (and the unconfirmed pairing of a key generation,
-    /// or the pending pairing an AddDevice made, that one only); returns how many.
+    /// or the pending pairing an AddDevice made, that one only); returns how many. An operation
+    /// that another transaction holds (a step, a revocation, another replica's sweep) is skipped,
+    /// not waited for: that transaction ends it or moves it on, or the next sweep expires it.
     fn expire_operations(
         &self,
         created_before_ms: i64,
         idle_before_ms: i64,
         error: &str,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// [`Self::expire_operations`] for the operation `name` alone: whether it expired it.
+    fn expire_operation(
+        &self,
+        name: &OperationName,
+        created_before_ms: i64,
+        idle_before_ms: i64,
+        error: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Writes one exchange step if the operation is still at `from_round` (compare and swap), its
     /// device is still active and the step's effect still may happen; otherwise nothing is
     /// written (see [`Committed`]).

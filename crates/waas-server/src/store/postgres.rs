@@ -17,7 +17,14 @@
 //!   revocations and passcode resets wait for each other instead of deadlocking.
 //!
 //! Every connection runs with `synchronous_commit = on`, whatever the server's default: a commit
-//! is on disk before the caller answers (what SQLite's `synchronous = FULL` commits give).
+//! is on disk before the caller answers (what SQLite's `synchronous = FULL` commits give). A
+//! transaction whose replica vanished (a network that drops silently) is ended by PostgreSQL
+//! after a minute idle, and its connection closed by TCP keepalives, so the rows it held are
+//! freed ([`SESSION_SETTINGS`]).
+//!
+//! The sweeps (expired operations, old token ids) lock the rows they change with `SKIP LOCKED`,
+//! outside the lock order: they never wait for a row another transaction holds, so they cannot
+//! deadlock with the writers that follow it (see `sql.rs`).
 //!
 //! PostgreSQL may go away and come back (a restart, a failover) while the server runs. The
 //! server waits for it at most `--database-connect-timeout`: at start (then it exits, saying
@@ -167,6 +174,12 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// The pool, for tests that look at its connections' settings.
+    #[cfg(test)]
+    pub(super) fn connections(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Starts a transaction (READ COMMITTED: see the module's notes on locking).
     async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
@@ -276,13 +289,33 @@ fn describe(options: &PgConnectOptions) -> String {
     )
 }
 
-/// The connection options of a `postgres://` URL, with durable commits.
+/// The settings every connection of the store runs with, whatever the server's defaults (sent
+/// at connection start, so a pooled connection never runs without them):
+/// - `synchronous_commit = on`: a commit is on disk before the caller answers;
+/// - `idle_in_transaction_session_timeout`: PostgreSQL ends a session left idle inside a
+///   transaction, which frees the rows it held. No transaction of this store waits between its
+///   statements for anything but the next statement (the MPC work runs before it begins), so a
+///   minute is far beyond any of ours: it only ends transactions whose replica vanished
+///   without closing its connection (a network that silently drops, a frozen host), which would
+///   otherwise keep blocking revocations, resets and exchange steps until TCP gave up (hours);
+/// - TCP keepalives on PostgreSQL's side (probe after 30 s idle, every 10 s, give up after 3):
+///   a connection whose replica vanished is closed within about a minute instead of the
+///   system's default of over two hours. PostgreSQL ignores them on a Unix socket.
+const SESSION_SETTINGS: [(&str, &str); 5] = [
+    ("synchronous_commit", "on"),
+    ("idle_in_transaction_session_timeout", "60s"),
+    ("tcp_keepalives_idle", "30"),
+    ("tcp_keepalives_interval", "10"),
+    ("tcp_keepalives_count", "3"),
+];
+
+/// The connection options of a `postgres://` URL, with [`SESSION_SETTINGS`].
 fn connect_options(database: &str) -> Result<PgConnectOptions, ServerError> {
     if !is_postgres_url(database) {
         return Err(ServerError::unsupported_database(database));
     }
     Ok(PgConnectOptions::from_str(database)?
-        .options([("synchronous_commit", "on")])
+        .options(SESSION_SETTINGS)
         .application_name("waas-server"))
 }
 
@@ -343,4 +376,5 @@ super::sql::sql_store!(
     for_share: " FOR SHARE",
     for_share_of_device: " FOR SHARE OF d",
     for_no_key_update: " FOR NO KEY UPDATE",
+    skip_locked: " FOR UPDATE SKIP LOCKED",
 );

@@ -16,7 +16,14 @@ pub(super) enum Lock {
     Update,
 }
 
-/// `impl Store` for `$store`, and the functions it uses.
+/// How many rows a sweep (expired operations, old token ids) changes in one transaction: the
+/// rows it holds, and the writers that would wait for one of them, are bounded by that.
+pub(super) const SWEEP_BATCH: u16 = 500;
+
+/// `impl Store` for `$store`, and the functions it uses. `$skip_locked` locks the rows a sweep
+/// selects, passing over those another transaction holds (PostgreSQL's `FOR UPDATE SKIP
+/// LOCKED`): a sweep then never waits for a row lock, so it can take no part in a deadlock with
+/// the writers that lock in the store's order (device, group, then the rest).
 macro_rules! sql_store {
     (
         store: $store:ty,
@@ -26,7 +33,8 @@ macro_rules! sql_store {
         for_update: $for_update:literal,
         for_share: $for_share:literal,
         for_share_of_device: $for_share_of_device:literal,
-        for_no_key_update: $for_no_key_update:literal $(,)?
+        for_no_key_update: $for_no_key_update:literal,
+        skip_locked: $skip_locked:literal $(,)?
     ) => {
         async fn operation_by_request(
             connection: &mut $conn,
@@ -82,6 +90,68 @@ macro_rules! sql_store {
             .fetch_one(connection)
             .await?;
             operation_row(&row)
+        }
+
+        /// Fails, in the transaction on `connection`, at most [`SWEEP_BATCH`](super::sql::SWEEP_BATCH)
+        /// open operations (`only` that one, if given) created before `created_before_ms` or idle
+        /// since before `idle_before_ms`, with the pairings they leave behind; returns how many.
+        ///
+        /// The operations are taken in id order, skipping those another transaction holds: a step
+        /// holds its own operation and may then want others on its pairing (a retirement), a
+        /// revocation holds its device and wants the device's operations, so a sweep that waited
+        /// for them, holding other operations meanwhile, could close a cycle (a deadlock, 40P01).
+        /// It still waits for the pending pairings it deletes, which closes no cycle: the
+        /// transactions that hold a pending pairing and then want an operation are the steps of
+        /// the operation that made it (key generation, a recovery), held here, and a retirement,
+        /// the one step that takes a pairing before other operations, retires confirmed ones.
+        async fn expire_batch(
+            connection: &mut $conn,
+            only: Option<&str>,
+            created_before_ms: i64,
+            idle_before_ms: i64,
+            error: &str,
+        ) -> Result<u64, StoreError> {
+            let expired: Vec<(String, String, String, i64, String)> = sqlx::query_as(concat!(
+                "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = $1,
+                     update_time_ms = $2
+                 WHERE id IN (
+                     SELECT id FROM operations
+                     WHERE ((state = 'PENDING' AND create_time_ms < $3)
+                            OR (state = 'RUNNING' AND update_time_ms < $4))
+                         AND ($5 IS NULL OR id = $6)
+                     ORDER BY id LIMIT $7",
+                $skip_locked,
+                ")
+                 RETURNING id, device_group, device, epoch, kind"
+            ))
+            .bind(error)
+            .bind(now_ms())
+            .bind(created_before_ms)
+            .bind(idle_before_ms)
+            .bind(only)
+            .bind(only)
+            .bind(i64::from(super::sql::SWEEP_BATCH))
+            .fetch_all(&mut *connection)
+            .await?;
+            for (id, group, device, epoch, kind) in &expired {
+                if kind == kind_text(OperationKind::CreateDeviceGroup) {
+                    // The device never confirmed: the server's half of that key is deleted.
+                    sqlx::query(
+                        "DELETE FROM pairings WHERE device_group = $1 AND device = $2 AND epoch = $3
+                         AND state = 'PENDING'",
+                    )
+                    .bind(group)
+                    .bind(device)
+                    .bind(epoch)
+                    .execute(&mut *connection)
+                    .await?;
+                } else if kind == kind_text(OperationKind::AddDevice) {
+                    // Only the pending pairing this recovery made (round 7 names it): another
+                    // AddDevice of the same device may have made the pending one, and still be live.
+                    delete_recovered_pairing(&mut *connection, id).await?;
+                }
+            }
+            Ok(u64::try_from(expired.len()).unwrap_or(u64::MAX))
         }
 
         impl Store for $store {
@@ -202,13 +272,9 @@ macro_rules! sql_store {
                 subject: &str,
                 jti: &str,
                 expires_ms: i64,
-                forget_before_ms: i64,
             ) -> Result<bool, StoreError> {
-                let mut tx = self.write().await?;
-                sqlx::query("DELETE FROM request_tokens WHERE expires_ms < $1")
-                    .bind(forget_before_ms)
-                    .execute(&mut *tx)
-                    .await?;
+                // Old ids are forgotten by the periodic sweep, not here: an authentication waits
+                // for no other request's deletions.
                 let inserted = sqlx::query(
                     "INSERT INTO request_tokens (subject, jti, expires_ms) VALUES ($1, $2, $3)
                      ON CONFLICT DO NOTHING",
@@ -216,10 +282,32 @@ macro_rules! sql_store {
                 .bind(subject)
                 .bind(jti)
                 .bind(expires_ms)
-                .execute(&mut *tx)
+                .execute(&self.writer)
                 .await?;
-                tx.commit().await?;
                 Ok(inserted.rows_affected() > 0)
+            }
+
+            async fn forget_token_ids(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
+                let mut forgotten = 0_u64;
+                loop {
+                    // One statement per batch; two replicas sweeping at once share the rows out.
+                    let deleted = sqlx::query(concat!(
+                        "DELETE FROM request_tokens WHERE (subject, jti) IN (
+                             SELECT subject, jti FROM request_tokens WHERE expires_ms < $1
+                             ORDER BY expires_ms LIMIT $2",
+                        $skip_locked,
+                        ")"
+                    ))
+                    .bind(expired_before_ms)
+                    .bind(i64::from(super::sql::SWEEP_BATCH))
+                    .execute(&self.writer)
+                    .await?
+                    .rows_affected();
+                    forgotten = forgotten.saturating_add(deleted);
+                    if deleted < u64::from(super::sql::SWEEP_BATCH) {
+                        return Ok(forgotten);
+                    }
+                }
             }
 
             async fn create_wallet(
@@ -539,40 +627,38 @@ macro_rules! sql_store {
                 idle_before_ms: i64,
                 error: &str,
             ) -> Result<u64, StoreError> {
-                let mut tx = self.write().await?;
-                let expired: Vec<(String, String, String, i64, String)> = sqlx::query_as(
-                    "UPDATE operations SET state = 'FAILED', session_sealed = NULL, error = $1,
-                         update_time_ms = $2
-                     WHERE (state = 'PENDING' AND create_time_ms < $3)
-                        OR (state = 'RUNNING' AND update_time_ms < $4)
-                     RETURNING id, device_group, device, epoch, kind",
-                )
-                .bind(error)
-                .bind(now_ms())
-                .bind(created_before_ms)
-                .bind(idle_before_ms)
-                .fetch_all(&mut *tx)
-                .await?;
-                for (id, group, device, epoch, kind) in &expired {
-                    if kind == kind_text(OperationKind::CreateDeviceGroup) {
-                        // The device never confirmed: the server's half of that key is deleted.
-                        sqlx::query(
-                            "DELETE FROM pairings WHERE device_group = $1 AND device = $2 AND epoch = $3
-                             AND state = 'PENDING'",
-                        )
-                        .bind(group)
-                        .bind(device)
-                        .bind(epoch)
-                        .execute(&mut *tx)
-                        .await?;
-                    } else if kind == kind_text(OperationKind::AddDevice) {
-                        // Only the pending pairing this recovery made (round 7 names it): another
-                        // AddDevice of the same device may have made the pending one, and still be live.
-                        delete_recovered_pairing(&mut tx, id).await?;
+                let mut expired = 0_u64;
+                loop {
+                    let mut tx = self.write().await?;
+                    let batch =
+                        expire_batch(&mut tx, None, created_before_ms, idle_before_ms, error).await?;
+                    tx.commit().await?;
+                    expired = expired.saturating_add(batch);
+                    // A batch expires rows that no longer match: the loop ends once fewer are left.
+                    if batch < u64::from(super::sql::SWEEP_BATCH) {
+                        return Ok(expired);
                     }
                 }
+            }
+
+            async fn expire_operation(
+                &self,
+                name: &OperationName,
+                created_before_ms: i64,
+                idle_before_ms: i64,
+                error: &str,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.write().await?;
+                let expired = expire_batch(
+                    &mut tx,
+                    Some(name.operation().as_str()),
+                    created_before_ms,
+                    idle_before_ms,
+                    error,
+                )
+                .await?;
                 tx.commit().await?;
-                Ok(u64::try_from(expired.len()).unwrap_or(u64::MAX))
+                Ok(expired == 1)
             }
 
             async fn commit_step(
@@ -1597,9 +1683,13 @@ macro_rules! sql_store {
             group: &DeviceGroupName,
             key: &KeyRecord,
         ) -> Result<KeyRecord, StoreError> {
+            // Any conflict means the key exists: its name derives from its group and path, so a
+            // row with either key is this key. Naming no constraint matters when another
+            // transaction inserts it at the same time: PostgreSQL then checks the name's key too,
+            // which would otherwise fail instead of waiting for the other to commit.
             sqlx::query(
                 "INSERT INTO mpc_keys (name, device_group, derivation_path, public_key, address, create_time_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_group, derivation_path) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .bind(key.name.to_string())
             .bind(group.to_string())

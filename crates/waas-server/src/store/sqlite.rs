@@ -177,6 +177,7 @@ super::sql::sql_store!(
     for_share: "",
     for_share_of_device: "",
     for_no_key_update: "",
+    skip_locked: "",
 );
 
 /// The file path of a `--database` value: a plain path or a `sqlite:` URL.

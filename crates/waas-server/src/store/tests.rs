@@ -12,9 +12,9 @@ use waas_api::resources::DeviceState;
 use waas_api::{DeviceGroupName, DeviceName, MpcOperationName, OperationName, PoolName};
 
 use super::{
-    Attempts, Committed, Created, DEFAULT_POOL, DeviceRecord, LoginState, LoginUse, NewBackup,
-    NewLogin, NewOperation, NewWallet, OperationKind, OperationState, PostgresStore, Replacement,
-    Revocation, SqliteStore, StepEffect, StepUpdate, Store, StoreError,
+    Attempts, Committed, Created, DEFAULT_POOL, DeviceRecord, KeyRecord, LoginState, LoginUse,
+    NewBackup, NewLogin, NewOperation, NewWallet, OperationKind, OperationState, PostgresStore,
+    Replacement, Revocation, SqliteStore, StepEffect, StepUpdate, Store, StoreError,
 };
 
 /// A database for one test: a SQLite file in a temporary folder, or a PostgreSQL database
@@ -183,13 +183,68 @@ on_both_stores!(
     a_round_computed_before_a_revocation_does_not_commit_after_it,
     backups_are_replaced_kept_for_the_retention_then_swept_and_a_revocation_restores_them,
     a_token_id_is_accepted_once_and_forgotten_after_it_expires,
+    two_replicas_forget_every_old_token_id_once,
+    a_request_expires_its_own_operation_only,
+    two_replicas_create_one_key_for_one_path,
     two_replicas_create_one_operation_for_one_request_id,
     two_replicas_accept_a_token_id_once,
     two_replicas_count_every_passcode_attempt,
     two_replicas_commit_a_round_once,
+    a_revocation_and_a_retiring_step_race_sweeps_of_the_same_operations,
     migrating_to_several_backups_a_group_keeps_every_backup_current,
     migrating_to_counts_per_backup_keeps_a_groups_lock_on_each_of_its_backups,
 );
+
+/// Every pooled connection of the PostgreSQL store commits durably and has abandoned
+/// transactions ended, whatever the database's own defaults say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_commit_durably_and_end_abandoned_transactions() {
+    let db = TestDb::postgres().await;
+    let (server, name) = db.postgres.clone().unwrap();
+    let mut admin = PgConnection::connect(&server).await.unwrap();
+    for setting in [
+        "synchronous_commit = off",
+        "idle_in_transaction_session_timeout = 0",
+        "tcp_keepalives_idle = 0",
+    ] {
+        sqlx::query(AssertSqlSafe(format!(
+            "ALTER DATABASE {name} SET {setting}"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    admin.close().await.unwrap();
+
+    let store = PostgresStore::open_db(&db).await;
+    let settings: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit',
+             'idle_in_transaction_session_timeout', 'tcp_keepalives_idle',
+             'tcp_keepalives_interval', 'tcp_keepalives_count') ORDER BY name",
+    )
+    .fetch_all(store.connections())
+    .await
+    .unwrap();
+    let (tcp,): (bool,) = sqlx::query_as("SELECT inet_client_addr() IS NOT NULL")
+        .fetch_one(store.connections())
+        .await
+        .unwrap();
+    // PostgreSQL reports no keepalives on a Unix socket, where they do not apply.
+    let keepalives = |value: &'static str| if tcp { value } else { "0" };
+    let expected = [
+        ("idle_in_transaction_session_timeout", "60000"),
+        ("synchronous_commit", "on"),
+        ("tcp_keepalives_count", keepalives("3")),
+        ("tcp_keepalives_idle", keepalives("30")),
+        ("tcp_keepalives_interval", keepalives("10")),
+    ];
+    let settings: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    assert_eq!(settings, expected);
+    store.close().await;
+}
 
 /// The pool `pools/p`, the device `devices/d` and its active group `pools/p/deviceGroups/g`,
 /// as every migration since 0003 keeps them.
@@ -204,19 +259,30 @@ const OLD_GROUP: [&str; 3] = [
 /// How many calls race in the tests of two replicas.
 const RACERS: usize = 12;
 
-/// Each racer waits here until all are ready, so their calls overlap.
-fn start_line() -> std::sync::Arc<tokio::sync::Barrier> {
-    std::sync::Arc::new(tokio::sync::Barrier::new(RACERS))
+/// Runs `call(store, i)` for [`RACERS`] racers `i` at once, on the two replicas in turn, each
+/// waiting until all are ready so that their calls overlap; returns what each returned.
+async fn race<S, F>(stores: &[S; 2], call: impl Fn(S, usize) -> F) -> Vec<F::Output>
+where
+    S: Store,
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
+    let mut racing = JoinSet::new();
+    for i in 0..RACERS {
+        let (racer, start) = (call(stores[i % 2].clone(), i), start.clone());
+        racing.spawn(async move {
+            start.wait().await;
+            racer.await
+        });
+    }
+    racing.join_all().await
 }
 
 async fn two_replicas_create_one_operation_for_one_request_id<S: Backend>(db: &TestDb) {
     let stores = [S::open_db(db).await, S::open_db(db).await];
     let (device, group) = add_wallet(&stores[0]).await;
-    let mut racing = JoinSet::new();
-    let start = start_line();
-    for i in 0..RACERS {
-        let store = stores[i % 2].clone();
-        let start = start.clone();
+    let created = race(&stores, |store, i| {
         // Each retry of the request would mint another operation id.
         let mut operation = new_operation(
             &format!("r{i}"),
@@ -225,12 +291,9 @@ async fn two_replicas_create_one_operation_for_one_request_id<S: Backend>(db: &T
             &device,
         );
         operation.request_id = Some("request-1".into());
-        racing.spawn(async move {
-            start.wait().await;
-            store.create_operation(&operation).await.unwrap()
-        });
-    }
-    let created = racing.join_all().await;
+        async move { store.create_operation(&operation).await.unwrap() }
+    })
+    .await;
     let new: Vec<_> = created
         .iter()
         .filter_map(|created| match created {
@@ -249,17 +312,10 @@ async fn two_replicas_create_one_operation_for_one_request_id<S: Backend>(db: &T
 
 async fn two_replicas_accept_a_token_id_once<S: Backend>(db: &TestDb) {
     let stores = [S::open_db(db).await, S::open_db(db).await];
-    let mut racing = JoinSet::new();
-    let start = start_line();
-    for i in 0..RACERS {
-        let store = stores[i % 2].clone();
-        let start = start.clone();
-        racing.spawn(async move {
-            start.wait().await;
-            store.use_token("devices/d", "j1", 1_000, 0).await.unwrap()
-        });
-    }
-    let accepted = racing.join_all().await;
+    let accepted = race(&stores, |store, _| async move {
+        store.use_token("devices/d", "j1", 1_000).await.unwrap()
+    })
+    .await;
     assert_eq!(accepted.iter().filter(|accepted| **accepted).count(), 1);
     for store in &stores {
         store.close().await;
@@ -269,15 +325,10 @@ async fn two_replicas_accept_a_token_id_once<S: Backend>(db: &TestDb) {
 async fn two_replicas_count_every_passcode_attempt<S: Backend>(db: &TestDb) {
     let stores = [S::open_db(db).await, S::open_db(db).await];
     let (device, group) = add_wallet(&stores[0]).await;
-    let mut racing = JoinSet::new();
-    let start = start_line();
-    for i in 0..RACERS {
-        let store = stores[i % 2].clone();
-        let start = start.clone();
+    race(&stores, |store, i| {
         let (device, group) = (device.clone(), group.clone());
         let at = i64::try_from(i).unwrap() + 1;
-        racing.spawn(async move {
-            start.wait().await;
+        async move {
             store
                 .count_passcode_attempt(
                     &group,
@@ -289,9 +340,9 @@ async fn two_replicas_count_every_passcode_attempt<S: Backend>(db: &TestDb) {
                 )
                 .await
                 .unwrap();
-        });
-    }
-    racing.join_all().await;
+        }
+    })
+    .await;
     // None lost: every attempt counted on top of the one before it, and the fifth locked.
     let counted = stores[1].passcode_attempts(&group, &device).await.unwrap();
     assert_eq!(
@@ -307,28 +358,21 @@ async fn two_replicas_commit_a_round_once<S: Backend>(db: &TestDb) {
     let stores = [S::open_db(db).await, S::open_db(db).await];
     let (_, _) = add_wallet(&stores[0]).await;
     let o1: OperationName = "operations/o1".parse().unwrap();
-    let mut racing = JoinSet::new();
-    let start = start_line();
-    for i in 0..RACERS {
-        let store = stores[i % 2].clone();
-        let start = start.clone();
+    let committed = race(&stores, |store, i| {
         let o1 = o1.clone();
-        racing.spawn(async move {
-            let step = StepUpdate {
-                round: 1,
-                input_hash: vec![u8::try_from(i).unwrap()],
-                reply: Some(format!("{{\"racer\":{i}}}")),
-                session_sealed: Some(vec![7]),
-                state: OperationState::Running,
-                response: None,
-                error: None,
-                effect: StepEffect::None,
-            };
-            start.wait().await;
-            (i, store.commit_step(&o1, 0, &step).await.unwrap())
-        });
-    }
-    let committed = racing.join_all().await;
+        let step = StepUpdate {
+            round: 1,
+            input_hash: vec![u8::try_from(i).unwrap()],
+            reply: Some(format!("{{\"racer\":{i}}}")),
+            session_sealed: Some(vec![7]),
+            state: OperationState::Running,
+            response: None,
+            error: None,
+            effect: StepEffect::None,
+        };
+        async move { (i, store.commit_step(&o1, 0, &step).await.unwrap()) }
+    })
+    .await;
     let winners: Vec<usize> = committed
         .iter()
         .filter(|(_, committed)| *committed == Committed::Yes)
@@ -352,6 +396,209 @@ async fn two_replicas_commit_a_round_once<S: Backend>(db: &TestDb) {
     );
     for store in &stores {
         store.close().await;
+    }
+}
+
+async fn a_request_expires_its_own_operation_only<S: Backend>(db: &TestDb) {
+    let store = S::open_db(db).await;
+    let (device, group) = add_wallet(&store).await;
+    let o1: OperationName = "operations/o1".parse().unwrap();
+    let o2 = new_operation("o2", OperationKind::CreateSignature, &group, &device);
+    store.create_operation(&o2).await.unwrap();
+    let state = async |name: &OperationName| store.operation(name).await.unwrap().unwrap();
+
+    // Not stale by the limits given: nothing happens.
+    assert!(!store.expire_operation(&o2.name, 0, 0, "e").await.unwrap());
+    assert!(
+        store
+            .expire_operation(&o2.name, i64::MAX, i64::MAX, "e")
+            .await
+            .unwrap()
+    );
+    let failed = state(&o2.name).await;
+    assert_eq!(
+        (failed.state, failed.error.as_deref()),
+        (OperationState::Failed, Some("e"))
+    );
+    assert_eq!(state(&o1).await.state, OperationState::Pending);
+    // Failed already: not again.
+    assert!(
+        !store
+            .expire_operation(&o2.name, i64::MAX, i64::MAX, "f")
+            .await
+            .unwrap()
+    );
+
+    // A key generation with the server's half pending: expired with it.
+    let finished = running_step(
+        3,
+        StepEffect::KeygenFinished {
+            pairing_id: vec![3],
+            pairing_sealed: vec![4],
+            root_public_key: vec![5],
+            chain_code_sealed: vec![6],
+        },
+    );
+    assert_eq!(
+        store.commit_step(&o1, 0, &finished).await.unwrap(),
+        Committed::Yes
+    );
+    assert!(store.pairing(&group, &device, 0).await.unwrap().is_some());
+    assert!(
+        store
+            .expire_operation(&o1, i64::MAX, i64::MAX, "e")
+            .await
+            .unwrap()
+    );
+    assert_eq!(state(&o1).await.state, OperationState::Failed);
+    assert_eq!(store.pairing(&group, &device, 0).await.unwrap(), None);
+
+    // The sweep takes more than a batch, in batches.
+    let many = usize::from(super::sql::SWEEP_BATCH) + 3;
+    for i in 0..many {
+        let operation = new_operation(
+            &format!("m{i}"),
+            OperationKind::CreateSignature,
+            &group,
+            &device,
+        );
+        store.create_operation(&operation).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .expire_operations(i64::MAX, i64::MAX, "e")
+            .await
+            .unwrap(),
+        u64::try_from(many).unwrap()
+    );
+    assert_eq!(
+        store
+            .expire_operations(i64::MAX, i64::MAX, "e")
+            .await
+            .unwrap(),
+        0
+    );
+    store.close().await;
+}
+
+async fn two_replicas_create_one_key_for_one_path<S: Backend>(db: &TestDb) {
+    let stores = [S::open_db(db).await, S::open_db(db).await];
+    let (_, group) = add_wallet(&stores[0]).await;
+    // Several paths: each race is short.
+    for index in 0..10_u8 {
+        let key = KeyRecord {
+            name: format!("{group}/mpcKeys/m-0-{index}").parse().unwrap(),
+            derivation_path: format!("0/{index}"),
+            public_key: vec![2, index],
+            address: format!("0x{index:040x}"),
+        };
+        let stored = race(&stores, |store, _| {
+            let (group, key) = (group.clone(), key.clone());
+            async move { store.put_key(&group, &key).await }
+        })
+        .await;
+        for stored in stored {
+            assert_eq!(stored.unwrap(), key, "path 0/{index}");
+        }
+    }
+    assert_eq!(stores[1].keys(&group).await.unwrap().len(), 10);
+    for store in &stores {
+        store.close().await;
+    }
+}
+
+/// How many rounds of [`a_revocation_and_a_retiring_step_race_sweeps_of_the_same_operations`].
+const SWEEP_RACES: u8 = 30;
+/// How many open operations each of its devices has.
+const SWEPT_OPERATIONS: usize = 16;
+
+async fn a_revocation_and_a_retiring_step_race_sweeps_of_the_same_operations<S: Backend>(
+    db: &TestDb,
+) {
+    let stores = [S::open_db(db).await, S::open_db(db).await];
+    let (_, group) = add_wallet(&stores[0]).await;
+    let error = "{}";
+    for race in 0..SWEEP_RACES {
+        // A device with stale operations, pending and running in turn, so that the sweep (by
+        // state) and the revocation (by device) would reach them in different orders.
+        let device = add_device(&stores[0], &format!("devices/r{race}"), race + 10).await;
+        let mut names = Vec::new();
+        for i in 0..SWEPT_OPERATIONS {
+            let operation = new_operation(
+                &format!("r{race}-{i}"),
+                OperationKind::CreateSignature,
+                &group,
+                &device,
+            );
+            stores[0].create_operation(&operation).await.unwrap();
+            if i % 2 == 1 {
+                let running = running_step(1, StepEffect::None);
+                let committed = stores[0].commit_step(&operation.name, 0, &running).await;
+                assert_eq!(committed.unwrap(), Committed::Yes);
+            }
+            names.push(operation.name);
+        }
+        // A step failing a check holds its own operation, then fails the pairing's others; the
+        // revocation fails all of the device's; two sweeps (one per replica) fail every stale
+        // one. None of them may fail (a deadlock would: 40P01).
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(4));
+        let mut racing = JoinSet::new();
+        for store in &stores {
+            let (store, start) = (store.clone(), start.clone());
+            racing.spawn(async move {
+                start.wait().await;
+                store
+                    .expire_operations(i64::MAX, i64::MAX, error)
+                    .await
+                    .map(|_| ())
+            });
+        }
+        let (store, ready, revoked) = (stores[0].clone(), start.clone(), device.clone());
+        racing.spawn(async move {
+            ready.wait().await;
+            store.revoke_device(&revoked, None, error).await.map(|_| ())
+        });
+        let (store, start, retiring) = (stores[1].clone(), start.clone(), names[4].clone());
+        racing.spawn(async move {
+            let retire = StepUpdate {
+                round: 1,
+                input_hash: vec![1],
+                reply: None,
+                session_sealed: None,
+                state: OperationState::Failed,
+                response: None,
+                error: Some(error.into()),
+                effect: StepEffect::RetirePairing,
+            };
+            start.wait().await;
+            store.commit_step(&retiring, 0, &retire).await.map(|_| ())
+        });
+        for outcome in racing.join_all().await {
+            if let Err(error) = outcome {
+                panic!("race {race}: {error:?}");
+            }
+        }
+        for name in &names {
+            let state = stores[1].operation(name).await.unwrap().unwrap().state;
+            assert_eq!(state, OperationState::Failed, "race {race}: {name}");
+        }
+    }
+    for store in &stores {
+        store.close().await;
+    }
+}
+
+/// A round that leaves its operation running, with `effect`.
+fn running_step(round: u8, effect: StepEffect) -> StepUpdate {
+    StepUpdate {
+        round,
+        input_hash: vec![round],
+        reply: Some("{}".into()),
+        session_sealed: Some(vec![7]),
+        state: OperationState::Running,
+        response: None,
+        error: None,
+        effect,
     }
 }
 
@@ -504,16 +751,7 @@ async fn server_secrets_passcode_attempts_and_old_logins<S: Backend>(db: &TestDb
 async fn a_round_computed_before_a_revocation_does_not_commit_after_it<S: Backend>(db: &TestDb) {
     let store = S::open_db(db).await;
     let (device, group) = add_wallet(&store).await;
-    let step = |round, effect| StepUpdate {
-        round,
-        input_hash: vec![round],
-        reply: Some("{}".into()),
-        session_sealed: Some(vec![7]),
-        state: OperationState::Running,
-        response: None,
-        error: None,
-        effect,
-    };
+    let step = running_step;
     let o1: OperationName = "operations/o1".parse().unwrap();
     assert_eq!(
         store
@@ -736,18 +974,51 @@ async fn backups_are_replaced_kept_for_the_retention_then_swept_and_a_revocation
 
 async fn a_token_id_is_accepted_once_and_forgotten_after_it_expires<S: Backend>(db: &TestDb) {
     let store = S::open_db(db).await;
-    assert!(store.use_token("devices/d", "j1", 1_000, 0).await.unwrap());
-    assert!(!store.use_token("devices/d", "j1", 1_000, 0).await.unwrap());
+    assert!(store.use_token("devices/d", "j1", 1_000).await.unwrap());
+    assert!(!store.use_token("devices/d", "j1", 1_000).await.unwrap());
     // Another subject may pick the same id.
-    assert!(store.use_token("devices/e", "j1", 1_000, 0).await.unwrap());
-    // Once expired it is forgotten (the token itself is refused by its exp by then).
-    assert!(
-        store
-            .use_token("devices/d", "j1", 5_000, 2_000)
-            .await
-            .unwrap()
-    );
+    assert!(store.use_token("devices/e", "j1", 1_000).await.unwrap());
+    // Kept until the sweep forgets it, and only once it expired before the sweep's horizon.
+    assert!(!store.use_token("devices/d", "j1", 5_000).await.unwrap());
+    assert_eq!(store.forget_token_ids(1_000).await.unwrap(), 0);
+    assert_eq!(store.forget_token_ids(1_001).await.unwrap(), 2);
+    assert!(store.use_token("devices/d", "j1", 5_000).await.unwrap());
     store.close().await;
+}
+
+async fn two_replicas_forget_every_old_token_id_once<S: Backend>(db: &TestDb) {
+    let stores = [S::open_db(db).await, S::open_db(db).await];
+    // More than a batch each, and some not old enough.
+    let old = 3 * usize::from(super::sql::SWEEP_BATCH) + 7;
+    for i in 0..old {
+        let expires = i64::try_from(i % 100).unwrap();
+        assert!(
+            stores[0]
+                .use_token("devices/d", &format!("o{i}"), expires)
+                .await
+                .unwrap()
+        );
+    }
+    for i in 0..5 {
+        assert!(
+            stores[0]
+                .use_token("devices/d", &format!("n{i}"), 100)
+                .await
+                .unwrap()
+        );
+    }
+    let forgotten: u64 = race(&stores, |store, _| async move {
+        store.forget_token_ids(100).await.unwrap()
+    })
+    .await
+    .into_iter()
+    .sum();
+    assert_eq!(forgotten, u64::try_from(old).unwrap());
+    assert!(!stores[1].use_token("devices/d", "n0", 100).await.unwrap());
+    assert!(stores[1].use_token("devices/d", "o0", 100).await.unwrap());
+    for store in &stores {
+        store.close().await;
+    }
 }
 
 async fn migrating_to_several_backups_a_group_keeps_every_backup_current<S: Backend>(db: &TestDb) {
