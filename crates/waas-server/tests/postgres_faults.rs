@@ -379,6 +379,8 @@ fn a_database_that_could_lose_commits_is_refused_at_start() {
     let cluster = PgCluster::start();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("master.key");
+    // Its files in the test's folder, should the server start after all.
+    let api_key = dir.path().join("dev-api-key.json");
     let (_, place) = cluster.url().rsplit_once('@').unwrap();
     let named = format!("postgres://postgres@{place}");
     for setting in ["fsync", "full_page_writes"] {
@@ -391,6 +393,8 @@ fn a_database_that_could_lose_commits_is_refused_at_start() {
                 cluster.url(),
                 "--master-key-file",
                 key.to_str().unwrap(),
+                "--dev-api-key-file",
+                api_key.to_str().unwrap(),
             ],
             Duration::from_secs(30),
         );
