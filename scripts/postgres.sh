@@ -71,7 +71,8 @@ if [ "$(id -u)" -eq 0 ]; then
   if ! id -u "$owner" >/dev/null 2>&1; then
     useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$owner"
   fi
-  as_owner() { runuser -u "$owner" -- "$@"; }
+  # From /: the owner may not enter the caller's folder (a private temporary one, say).
+  as_owner() { (cd / && runuser -u "$owner" -- "$@"); }
 else
   owner=$(id -un)
   as_owner() { "$@"; }

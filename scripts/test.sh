@@ -82,9 +82,12 @@ run_suite clippy-wasm check bash -c 'cargo clippy -p waas-sdk -p waas-mpc --lib 
 run_suite native-tests cargo bash scripts/postgres.sh cargo test --workspace
 # The server's integration suites again, on PostgreSQL: each test server on a database of its
 # own (api.rs alone builds its app in-process on SQLite; the store's tests, replicas.rs and
-# postgres_faults.rs ran on PostgreSQL above). A new suite is added here too.
+# postgres_faults.rs ran on PostgreSQL above). A new suite is added here too. `--workspace`, not
+# `-p waas-server`: the features resolve as in the run above, so its build is reused (with -p,
+# three minutes of dependencies compile again); it also runs waas-mpc's archive, backup and
+# recovery suites again, which share the names (a few seconds, counted here too).
 run_suite server-postgres cargo bash scripts/postgres.sh env WAAS_TEST_DATABASE=postgres bash -c '
-  cargo test -p waas-server --test archive --test backup --test bad_input --test concurrency \
+  cargo test --workspace --test archive --test backup --test bad_input --test concurrency \
     --test cors --test crash --test ethereum --test flow --test passcode --test recovery \
     --test review_fixes --test revoke'
 run_suite build check bash scripts/build.sh

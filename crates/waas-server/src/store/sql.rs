@@ -161,8 +161,10 @@ macro_rules! sql_store {
             }
 
             async fn close(&self) {
+                // Both pools (the same one on PostgreSQL): SQLite's writer closing last
+                // checkpoints its write-ahead log into the database file.
                 self.pool.close().await;
-                self.pool.close().await;
+                self.writer.close().await;
             }
 
             async fn pool(&self, name: &PoolName) -> Result<Option<PoolRecord>, StoreError> {
