@@ -71,11 +71,6 @@ fn assert_rounds_alternate(route: &Route, op: &MpcOperationName, servers: [&Test
     );
 }
 
-/// The MPC operation of a started wallet, signature, archive or backup operation.
-fn op_of(operation: &Operation) -> MpcOperationName {
-    mpc_operation_of(operation)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_kind_of_operation_completes_with_its_rounds_on_both_replicas() {
     let (first, second, route) = replicas();
@@ -86,7 +81,7 @@ async fn every_kind_of_operation_completes_with_its_rounds_on_both_replicas() {
     let (wallet, address) = wallet_with_passcode(&owner).await;
     let group = &wallet.device_group;
     let keygen = owner.get_operation(&wallet.operation).await;
-    assert_rounds_alternate(&route, &op_of(&keygen), both);
+    assert_rounds_alternate(&route, &mpc_operation_of(&keygen), both);
 
     // Signing.
     let digest = sha256(b"rounds in turn");
@@ -97,7 +92,7 @@ async fn every_kind_of_operation_completes_with_its_rounds_on_both_replicas() {
         .complete_signature(&wallet.pairing, &signing, &digest)
         .await;
     assert_signed_by(&digest, &signed.signature.signed_payload, &address.address);
-    assert_rounds_alternate(&route, &op_of(&signing), both);
+    assert_rounds_alternate(&route, &mpc_operation_of(&signing), both);
 
     // The device archive (PrepareDeviceArchive).
     let archive = owner.prepare_archive(group).await;

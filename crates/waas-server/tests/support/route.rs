@@ -5,8 +5,8 @@
 //! A [`Trap`] kills a replica (SIGKILL) right after a chosen request is answered and takes it
 //! out of the rotation: the next request of the same operation goes to another replica, so a test
 //! can stop a replica in the middle of any operation without driving its rounds by hand. The
-//! route also keeps which server answered what ([`Route::served`]), so a test can check that an
-//! operation's rounds really went to different replicas.
+//! route also keeps which server answered what ([`Route::served_where`]), so a test can check
+//! that an operation's rounds really went to different replicas.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,16 +85,6 @@ impl Route {
         let address = servers[n].clone();
         let url = address.read().unwrap().clone();
         (address, url)
-    }
-
-    /// The paths of the requests `server` answered through this route, in order.
-    pub fn served(&self, server: &Address) -> Vec<String> {
-        let served = self.inner.served.lock().unwrap();
-        served
-            .iter()
-            .filter(|(by, _)| Arc::ptr_eq(by, server))
-            .map(|(_, path)| path.clone())
-            .collect()
     }
 
     /// The servers that answered the requests whose path contains `path`, in order.
