@@ -152,7 +152,7 @@ impl<S: Store> Services<S> {
         if matches!(step.effect, StepEffect::RetirePairing)
             && !matches!(committed, Ok(Committed::Yes))
         {
-            return Err(self.retire_uncommitted(&record).await);
+            return Err(self.retire_uncommitted(&record, &step).await);
         }
         match committed? {
             Committed::Yes => {}
@@ -197,19 +197,19 @@ impl<S: Store> Services<S> {
     /// transient error): otherwise a device could race a cheating message against an honest one
     /// on two replicas and learn whether the check failed without losing the pairing, one
     /// selective-abort probe per signing (sign.md). Returns the answer: the failed check, or
-    /// the store's error if the pairing could not be retired.
-    async fn retire_uncommitted(&self, record: &OperationRecord) -> ApiError {
+    /// the store's error if the pairing could not be retired. `step` is the failed check's
+    /// (see [`Self::failed_round`]): its error is what the other operations fail with.
+    async fn retire_uncommitted(&self, record: &OperationRecord, step: &StepUpdate) -> ApiError {
         let failed = ApiError::new(ErrorCode::Aborted, FAILED_CHECK);
-        let Ok(error) = serde_json::to_string(&ErrorBody::new(ErrorCode::Aborted, FAILED_CHECK))
-        else {
-            return ApiError::internal("cannot write the failed check");
+        let Some(error) = step.error.as_deref() else {
+            return ApiError::internal("a failed check without its error");
         };
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self
                 .store
-                .retire_pairing(&record.device_group, &record.device, record.epoch, &error)
+                .retire_pairing(&record.device_group, &record.device, record.epoch, error)
                 .await
             {
                 Ok(()) => {
